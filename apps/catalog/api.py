@@ -1,0 +1,127 @@
+"""`/api/v1/products` and `/api/v1/prices`: anyone reads what is on sale; staff write through the services."""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.response import Response
+
+from apps.catalog import selectors, services
+from apps.catalog.filters import PriceFilter, ProductFilter
+from apps.catalog.serializers import (
+    PriceInputSerializer,
+    PriceOutputSerializer,
+    ProductInputSerializer,
+    ProductOutputSerializer,
+)
+
+
+class IsStaffOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+def _is_staff(request) -> bool:
+    return bool(request.user and request.user.is_staff)
+
+
+class CatalogViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Reads through selectors, writes through services; `DELETE` archives."""
+
+    permission_classes = (IsStaffOrReadOnly,)
+    input_serializer_class: type
+    output_serializer_class: type
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update"):
+            return self.input_serializer_class
+        return self.output_serializer_class
+
+    def _write(self, request, instance=None, partial=False):
+        serializer = self.input_serializer_class(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        saved = self.service_save(instance=instance, data=serializer.validated_data)
+        return self.output_serializer_class(self.read_back(saved)).data
+
+    def create(self, request, *args, **kwargs):
+        return Response(self._write(request), status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        return Response(self._write(request, self.get_object(), partial=kwargs.get("partial", False)))
+
+    def destroy(self, request, *args, **kwargs):
+        self.service_archive(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def service_save(self, *, instance, data):
+        raise NotImplementedError
+
+    def service_archive(self, instance) -> None:
+        raise NotImplementedError
+
+    def read_back(self, instance):
+        return instance
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List products on sale (staff: filter `active=false` for archived)"),
+    retrieve=extend_schema(summary="A product with its active prices"),
+    create=extend_schema(responses={201: ProductOutputSerializer}),
+    update=extend_schema(responses=ProductOutputSerializer),
+    partial_update=extend_schema(responses=ProductOutputSerializer),
+    destroy=extend_schema(summary="Archive a product"),
+)
+class ProductViewSet(CatalogViewSet):
+    input_serializer_class = ProductInputSerializer
+    output_serializer_class = ProductOutputSerializer
+    filterset_class = ProductFilter
+    search_fields = ("name",)
+    ordering_fields = ("name", "created_at", "updated_at")
+
+    def get_queryset(self):
+        return selectors.product_list(include_archived=_is_staff(self.request))
+
+    def service_save(self, *, instance, data):
+        if instance is None:
+            return services.product_create(**data)
+        return services.product_update(product=instance, data=data)
+
+    def service_archive(self, instance) -> None:
+        services.product_archive(product=instance)
+
+    def read_back(self, instance):
+        return selectors.product_get(product_id=instance.pk, include_archived=True)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List prices on sale (staff: filter `active=false` for archived)"),
+    create=extend_schema(responses={201: PriceOutputSerializer}),
+    update=extend_schema(responses=PriceOutputSerializer),
+    partial_update=extend_schema(responses=PriceOutputSerializer),
+    destroy=extend_schema(summary="Archive a price"),
+)
+class PriceViewSet(CatalogViewSet):
+    input_serializer_class = PriceInputSerializer
+    output_serializer_class = PriceOutputSerializer
+    filterset_class = PriceFilter
+    search_fields = ("product__name",)
+    ordering_fields = ("unit_amount", "currency", "created_at", "updated_at")
+
+    def get_queryset(self):
+        return selectors.price_list(include_archived=_is_staff(self.request))
+
+    def service_save(self, *, instance, data):
+        if instance is None:
+            return services.price_create(**data)
+        data = {field: value for field, value in data.items() if field != "product"}
+        return services.price_update(price=instance, data=data)
+
+    def service_archive(self, instance) -> None:
+        services.price_archive(price=instance)

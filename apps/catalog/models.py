@@ -1,0 +1,117 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from apps.catalog.currencies import STRIPE_CURRENCIES
+
+# Stripe's ceiling for an amount in minor units (eight digits).
+MAX_UNIT_AMOUNT = 99_999_999
+METADATA_MAX_KEYS = 49  # Stripe allows 50; the mirror adds `app_ref`.
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+RESERVED_METADATA_KEYS = frozenset({"app_ref"})
+
+
+def validate_currency(value: str) -> None:
+    if value not in STRIPE_CURRENCIES:
+        raise ValidationError(
+            "%(value)s is not a currency Stripe supports (ISO 4217, lowercase, e.g. usd).",
+            code="invalid_currency",
+            params={"value": value},
+        )
+
+
+def validate_metadata(value) -> None:
+    """Metadata is mirrored to Stripe, so it obeys Stripe's limits."""
+    if not isinstance(value, dict):
+        raise ValidationError("Metadata must be an object of string keys and string values.", code="invalid")
+    if len(value) > METADATA_MAX_KEYS:
+        raise ValidationError(f"At most {METADATA_MAX_KEYS} metadata keys.", code="too_many_keys")
+    for key, item in value.items():
+        if key in RESERVED_METADATA_KEYS:
+            raise ValidationError(f"The metadata key {key!r} is reserved.", code="reserved_key")
+        if not key or len(key) > METADATA_MAX_KEY_LENGTH or "[" in key or "]" in key:
+            raise ValidationError(
+                f"Metadata keys are 1 to {METADATA_MAX_KEY_LENGTH} characters without square brackets.",
+                code="invalid_key",
+            )
+        if not isinstance(item, str) or len(item) > METADATA_MAX_VALUE_LENGTH:
+            raise ValidationError(
+                f"Metadata values are strings of at most {METADATA_MAX_VALUE_LENGTH} characters.", code="invalid_value"
+            )
+
+
+class RecurringInterval(models.TextChoices):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=250)
+    description = models.TextField(blank=True, max_length=5000)
+    active = models.BooleanField(default=True, help_text="Archived products are hidden from shoppers.")
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["active", "-created_at"], name="catalog_prod_active_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def app_ref(self) -> str:
+        return f"{self._meta.label_lower}:{self.pk}"
+
+
+class Price(models.Model):
+    """An amount of money in minor units (cents for usd, yen for jpy) for one product."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="prices")
+    unit_amount = models.PositiveIntegerField(
+        help_text="In the currency's minor unit, e.g. 1999 for $19.99.",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_UNIT_AMOUNT)],
+    )
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    # Null, not "", for a one-off price: the API and Stripe both say `null`.
+    recurring_interval = models.CharField(  # noqa: DJ001
+        max_length=5,
+        choices=RecurringInterval.choices,
+        null=True,
+        blank=True,
+        help_text="Empty for a one-off price.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unit_amount__gte=1, unit_amount__lte=MAX_UNIT_AMOUNT),
+                name="catalog_price_unit_amount_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(currency__regex=r"^[a-z]{3}$"),
+                name="catalog_price_currency_lowercase",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recurring_interval__isnull=True)
+                | models.Q(recurring_interval__in=RecurringInterval.values),
+                name="catalog_price_recurring_interval_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["product", "active"], name="catalog_price_prod_active_idx")]
+
+    def __str__(self) -> str:
+        interval = f"/{self.recurring_interval}" if self.recurring_interval else ""
+        return f"{self.product_id}: {self.unit_amount} {self.currency}{interval}"
+
+    @property
+    def app_ref(self) -> str:
+        return f"{self._meta.label_lower}:{self.pk}"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class MailConfig(AppConfig):
+    """Owns every outgoing message; other apps send signals and mail decides."""
+
+    name = "apps.mail"
+    label = "mail"
+    verbose_name = "Mail"

@@ -1,0 +1,70 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
+
+from apps.users.serializers import (
+    LogoutInputSerializer,
+    MeOutputSerializer,
+    MeUpdateInputSerializer,
+    RegisterInputSerializer,
+    UserOutputSerializer,
+)
+from apps.users.services import user_create, user_delete, user_update
+from apps.users.throttles import AuthRateThrottle, LoginEmailRateThrottle
+
+
+class RegisterApi(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = (AuthRateThrottle,)
+
+    @extend_schema(request=RegisterInputSerializer, responses={201: UserOutputSerializer}, tags=["auth"])
+    def post(self, request):
+        serializer = RegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_create(**serializer.validated_data)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["auth"])
+class TokenObtainApi(TokenObtainPairView):
+    throttle_classes = (AuthRateThrottle, LoginEmailRateThrottle)
+
+
+@extend_schema(tags=["auth"])
+class TokenRefreshApi(TokenRefreshView):
+    throttle_classes = (AuthRateThrottle,)
+
+
+class LogoutApi(TokenBlacklistView):
+    """Blacklist a refresh token; the access token expires on its own within minutes."""
+
+    throttle_classes = (AuthRateThrottle,)
+
+    @extend_schema(request=LogoutInputSerializer, responses={204: None}, tags=["auth"])
+    def post(self, request, *args, **kwargs):
+        super().post(request, *args, **kwargs)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(responses=MeOutputSerializer, tags=["users"])
+    def get(self, request):
+        return Response(MeOutputSerializer(request.user).data)
+
+    @extend_schema(request=MeUpdateInputSerializer, responses=MeOutputSerializer, tags=["users"])
+    def patch(self, request):
+        serializer = MeUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = user_update(user=request.user, data=serializer.validated_data)
+        return Response(MeOutputSerializer(user).data)
+
+    @extend_schema(responses={204: None}, tags=["users"])
+    def delete(self, request):
+        user_delete(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

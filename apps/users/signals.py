@@ -1,0 +1,15 @@
+"""Signals the users app sends. Sent by `users.services` inside the write's
+transaction, after the write, so a receiver can record work in the same
+transaction and schedule it with `transaction.on_commit`.
+"""
+
+from django.dispatch import Signal
+
+user_registered = Signal()
+"""A user signed up. Arguments: `user_id`."""
+
+user_changed = Signal()
+"""A user's profile changed. Arguments: `user_id`, `fields` (names of the changed fields)."""
+
+user_deleted = Signal()
+"""A user was deleted; the row is gone. Arguments: `user_id`, `email`."""

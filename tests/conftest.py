@@ -1,0 +1,83 @@
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from tests.users.factories import UserFactory
+
+STALE_DB_PREFIX = "test_commerce_"
+
+
+def _drop_stale_test_databases() -> None:
+    """Drop test databases built from older migrations (their name carries another fingerprint).
+
+    A database still in use (another run at the same moment) refuses to drop; it is left alone.
+    """
+    db = settings.DATABASES["default"]
+    current = db["TEST"]["NAME"]
+    params = {
+        "dbname": "postgres",
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
+        names = [
+            row[0]
+            for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [STALE_DB_PREFIX + "%"])
+        ]
+        for name in names:
+            if name.startswith(current):
+                continue
+            try:
+                conn.execute(f'DROP DATABASE "{name}"')
+            except psycopg.errors.ObjectInUse:
+                continue
+
+
+def pytest_sessionstart(session) -> None:
+    if not hasattr(session.config, "workerinput"):  # once, not once per xdist worker
+        _drop_stale_test_databases()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the cache; each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def client_for(user) -> APIClient:
+    """An API client that authenticates with a real JWT access token for `user`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    return client
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return UserFactory(is_staff=True)
+
+
+@pytest.fixture
+def user_client(user) -> APIClient:
+    return client_for(user)
+
+
+@pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    return client_for(staff_user)

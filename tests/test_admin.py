@@ -1,0 +1,135 @@
+import pytest
+
+from apps.catalog.models import Price, Product
+from apps.catalog.signals import price_changed, product_changed, product_deleted
+from apps.users.models import User
+from apps.users.signals import user_registered
+from tests.catalog.factories import PriceFactory, ProductFactory
+from tests.signal_recorder import SignalRecorder
+from tests.users.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+INLINE = "prices"
+
+
+@pytest.fixture
+def operator_client(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def _inline_management(prefix: str, total: int, initial: int) -> dict:
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/users/user/",
+        "/admin/catalog/product/",
+        "/admin/catalog/price/",
+        "/admin/users/user/?q=example",
+        "/admin/catalog/product/?active__exact=0",
+        "/admin/catalog/price/?currency=usd",
+    ],
+)
+def test_changelists_open(operator_client, url):
+    ProductFactory.create_batch(2)
+    PriceFactory()
+
+    assert operator_client.get(url).status_code == 200
+
+
+def test_adding_a_product_with_an_inline_price_goes_through_the_services(operator_client):
+    form = {
+        "name": "Kettle",
+        "description": "",
+        "active": "on",
+        "metadata": "{}",
+        **_inline_management(INLINE, total=1, initial=0),
+        f"{INLINE}-0-unit_amount": "4500",
+        f"{INLINE}-0-currency": "eur",
+        f"{INLINE}-0-recurring_interval": "",
+        f"{INLINE}-0-active": "on",
+    }
+
+    with SignalRecorder(product_changed) as products, SignalRecorder(price_changed) as prices:
+        response = operator_client.post("/admin/catalog/product/add/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    product = Product.objects.get()
+    price = Price.objects.get()
+    assert (price.product, price.unit_amount, price.currency) == (product, 4500, "eur")
+    assert [call["product_id"] for call in products.calls] == [product.pk]
+    assert [call["price_id"] for call in prices.calls] == [price.pk]
+
+
+def test_admin_refuses_an_active_price_on_an_archived_product(operator_client):
+    product = ProductFactory(active=False)
+
+    response = operator_client.post(
+        "/admin/catalog/price/add/",
+        {"product": product.pk, "unit_amount": "100", "currency": "usd", "recurring_interval": "", "active": "on"},
+    )
+
+    assert response.status_code == 200
+    assert "archived" in response.content.decode()
+    assert not Price.objects.exists()
+
+
+def test_archive_action_archives_and_signals(operator_client):
+    products = ProductFactory.create_batch(2)
+
+    with SignalRecorder(product_deleted) as recorder:
+        operator_client.post(
+            "/admin/catalog/product/",
+            {"action": "archive_selected", "_selected_action": [p.pk for p in products]},
+        )
+
+    assert Product.objects.filter(active=True).count() == 0
+    assert len(recorder.calls) == 2
+
+
+def test_adding_a_user_in_the_admin_sends_user_registered(operator_client):
+    with SignalRecorder(user_registered) as recorder:
+        response = operator_client.post(
+            "/admin/users/user/add/",
+            {
+                "email": "New@Example.com",
+                "name": "New",
+                "password1": "a-long-passphrase-9",
+                "password2": "a-long-passphrase-9",
+            },
+        )
+
+    assert response.status_code == 302
+    user = User.objects.get(email="new@example.com")
+    assert user.check_password("a-long-passphrase-9")
+    assert recorder.calls == [{"user_id": user.pk}]
+
+
+def test_editing_a_product_in_the_admin_signals_the_changed_fields(operator_client):
+    product = ProductFactory(name="Old")
+
+    with SignalRecorder(product_changed) as recorder:
+        response = operator_client.post(
+            f"/admin/catalog/product/{product.pk}/change/",
+            {
+                "name": "New",
+                "description": product.description,
+                "active": "on",
+                "metadata": "{}",
+                **_inline_management(INLINE, total=0, initial=0),
+            },
+        )
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.name == "New"
+    assert recorder.calls == [{"product_id": product.pk, "created": False, "fields": ["name"]}]
