@@ -31,7 +31,8 @@ run: $(VENV)/.runtime
 	mkdir -p var
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py dev_admin
-	GUNICORN_CMD_ARGS="--reload $$GUNICORN_CMD_ARGS" $(BIN)/honcho start -f Procfile -p $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" GUNICORN_CMD_ARGS="--reload $$GUNICORN_CMD_ARGS" \
+		$(BIN)/honcho start -f Procfile -p $(PORT)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input

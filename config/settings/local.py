@@ -5,5 +5,6 @@ from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # Only good on a developer's machine; production.py refuses to start without a real key.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
+# An empty variable (docker-compose passes one through) counts as unset.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or "dev-only-insecure-key-never-use-in-production"
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
