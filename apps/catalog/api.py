@@ -70,14 +70,19 @@ class CatalogViewSet(
         return instance
 
 
-@extend_schema_view(
-    list=extend_schema(summary="List products on sale (staff: filter `active=false` for archived)"),
-    retrieve=extend_schema(summary="A product with its active prices"),
-    create=extend_schema(responses={201: ProductOutputSerializer}),
-    update=extend_schema(responses=ProductOutputSerializer),
-    partial_update=extend_schema(responses=ProductOutputSerializer),
-    destroy=extend_schema(summary="Archive a product"),
-)
+def _catalog_schema(noun: str, output_serializer: type):
+    """Writes take the input serializer and answer with the output one; say so in the schema."""
+    return extend_schema_view(
+        list=extend_schema(summary=f"List {noun}s on sale (staff: filter `active=false` for archived)"),
+        retrieve=extend_schema(summary=f"One {noun}"),
+        create=extend_schema(responses={201: output_serializer}),
+        update=extend_schema(responses=output_serializer),
+        partial_update=extend_schema(responses=output_serializer),
+        destroy=extend_schema(summary=f"Archive a {noun}"),
+    )
+
+
+@_catalog_schema("product", ProductOutputSerializer)
 class ProductViewSet(CatalogViewSet):
     input_serializer_class = ProductInputSerializer
     output_serializer_class = ProductOutputSerializer
@@ -100,13 +105,7 @@ class ProductViewSet(CatalogViewSet):
         return selectors.product_get(product_id=instance.pk, include_archived=True)
 
 
-@extend_schema_view(
-    list=extend_schema(summary="List prices on sale (staff: filter `active=false` for archived)"),
-    create=extend_schema(responses={201: PriceOutputSerializer}),
-    update=extend_schema(responses=PriceOutputSerializer),
-    partial_update=extend_schema(responses=PriceOutputSerializer),
-    destroy=extend_schema(summary="Archive a price"),
-)
+@_catalog_schema("price", PriceOutputSerializer)
 class PriceViewSet(CatalogViewSet):
     input_serializer_class = PriceInputSerializer
     output_serializer_class = PriceOutputSerializer
