@@ -4,15 +4,19 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+STRIPE_EMULATOR_PORT ?= 12111
+# The emulator's own test key: make run gives it to the app when no real key is set.
+EMULATOR_SECRET_KEY := sk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services clean help
+.PHONY: run test lint migrate services clean help bench-emulator
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
 	@echo "make test   - lint + the whole suite against the local PostgreSQL and Redis"
 	@echo "make lint   - ruff (lint, format check) and import contracts"
+	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +31,30 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+# Without STRIPE_API_BASE or STRIPE_SECRET_KEY, the Stripe emulator runs beside the app
+# (its state kept in var/), the app is pointed at it, and it delivers webhooks to
+# /stripe/webhook/ signed with STRIPE_WEBHOOK_SECRET (generated once into var/).
 run: $(VENV)/.runtime
 	mkdir -p var
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py dev_admin
+	@if [ -z "$$STRIPE_API_BASE" ] && [ -z "$$STRIPE_SECRET_KEY" ]; then \
+		secret="$${STRIPE_WEBHOOK_SECRET:-$$(cat var/stripe-webhook-secret 2>/dev/null)}"; \
+		if [ -z "$$secret" ]; then \
+			secret="whsec_$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))')"; \
+			(umask 077; echo "$$secret" > var/stripe-webhook-secret); \
+		fi; \
+		export STRIPE_API_BASE="http://127.0.0.1:$(STRIPE_EMULATOR_PORT)" STRIPE_SECRET_KEY="$(EMULATOR_SECRET_KEY)" \
+			STRIPE_WEBHOOK_SECRET="$$secret"; \
+		{ cat Procfile; echo "stripe: python -m tools.stripe_emulator --port $(STRIPE_EMULATOR_PORT)" \
+			"--webhook-url http://127.0.0.1:$(PORT)/stripe/webhook/ --webhook-secret $$secret" \
+			"--state-file var/stripe-emulator.json"; } > var/Procfile.run; \
+		echo "Stripe emulator on $$STRIPE_API_BASE (checkout pages open in a browser)"; \
+	else \
+		cp Procfile var/Procfile.run; \
+	fi; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" GUNICORN_CMD_ARGS="--reload $$GUNICORN_CMD_ARGS" \
-		$(BIN)/honcho start -f Procfile -p $(PORT)
+		$(BIN)/honcho start -f var/Procfile.run -d . -p $(PORT)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
@@ -52,6 +74,9 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev services lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(ARGS)
+
+bench-emulator: $(VENV)/.dev
+	@$(BIN)/python -m tools.bench.emulator
 
 clean:
 	rm -rf $(VENV) var

@@ -1,11 +1,14 @@
 import psycopg
 import pytest
+import stripe
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from tests.emulator_process import EmulatorProcess
 from tests.users.factories import UserFactory
+from tests.webhook_receiver import WebhookReceiver
 
 STALE_DB_PREFIX = "test_commerce_"
 
@@ -81,3 +84,32 @@ def user_client(user) -> APIClient:
 @pytest.fixture
 def staff_client(staff_user) -> APIClient:
     return client_for(staff_user)
+
+
+# --- the Stripe emulator, a real process over HTTP -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator():
+    process = EmulatorProcess().start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def emulator(stripe_emulator):
+    """The emulator, emptied: no objects, faults, limits or webhook endpoints left by another test."""
+    stripe_emulator.reset()
+    return stripe_emulator
+
+
+@pytest.fixture
+def stripe_client(emulator):
+    return stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}, max_network_retries=0)
+
+
+@pytest.fixture
+def webhook_receiver():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

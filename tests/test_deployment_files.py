@@ -17,7 +17,9 @@ def _compose() -> dict:
 def test_compose_runs_the_whole_stack():
     services = _compose()["services"]
 
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "beat", "stripe-emulator"} <= set(services)
+    assert services["stripe-emulator"]["command"][:3] == ["python", "-m", "tools.stripe_emulator"]
+    assert services["web"]["environment"]["STRIPE_API_BASE"].endswith("stripe-emulator:12111}")
     assert services["web"]["command"][:2] == ["gunicorn", "config.wsgi"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]

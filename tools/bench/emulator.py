@@ -1,0 +1,137 @@
+"""`make bench-emulator`: requests/s the Stripe emulator sustains through the official SDK, as JSON.
+
+Two client processes (the SDK's own CPU cost would otherwise be what is measured)
+of several threads each create customers, then retrieve them, against an emulator
+started for the run on a free port.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "sk_test_benchmarkKey00000000000000000"
+TARGET_RPS = 500
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_emulator(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.stripe_emulator", "--port", str(port), "--log-level", "WARNING"], cwd=ROOT
+    )
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/health", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the emulator did not start")
+
+
+def _client_run(args) -> dict:
+    """One client process: create `count` customers, then retrieve each, with `threads` threads."""
+    import stripe
+
+    url, count, threads, offset, start_at = args
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": url}, max_network_retries=0)
+    results: dict = {}
+
+    def timed(call):
+        started = time.perf_counter()
+        try:
+            value = call()
+            return time.perf_counter() - started, value, None
+        except stripe.StripeError as error:
+            return time.perf_counter() - started, None, error.__class__.__name__
+
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for phase in ("create", "retrieve"):
+        if phase == "create":
+            calls = [
+                lambda n=n: client.v1.customers.create(params={"email": f"bench{offset + n}@example.com"})
+                for n in range(count)
+            ]
+        else:
+            ids = results["create"]["ids"]
+            calls = [lambda customer_id=customer_id: client.v1.customers.retrieve(customer_id) for customer_id in ids]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            outcomes = list(pool.map(timed, calls))
+        results[phase] = {
+            "elapsed": time.perf_counter() - started,
+            "latencies": [latency for latency, _, _ in outcomes],
+            "errors": sum(1 for _, _, error in outcomes if error),
+            "ids": [value.id for _, value, _ in outcomes if value is not None],
+        }
+    return results
+
+
+def _summary(phase: str, per_process: list[dict]) -> dict:
+    latencies = sorted(latency for result in per_process for latency in result[phase]["latencies"])
+    requests = len(latencies)
+    elapsed = max(result[phase]["elapsed"] for result in per_process)
+    return {
+        "requests": requests,
+        "requests_per_second": round(requests / elapsed, 1),
+        "latency_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "latency_p99_ms": round(latencies[int(requests * 0.99) - 1] * 1000, 2),
+        "errors": sum(result[phase]["errors"] for result in per_process),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=4000, help="customers created (and then retrieved)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
+    args = parser.parse_args()
+
+    port = _free_port()
+    emulator = _start_emulator(port)
+    try:
+        per_process_count = args.requests // args.processes
+        start_at = time.time() + 1.0
+        jobs = [
+            (f"http://127.0.0.1:{port}", per_process_count, args.threads, n * per_process_count, start_at)
+            for n in range(args.processes)
+        ]
+        with multiprocessing.Pool(args.processes) as pool:
+            per_process = pool.map(_client_run, jobs)
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=10)
+
+    create = _summary("create", per_process)
+    retrieve = _summary("retrieve", per_process)
+    report = {
+        "benchmark": "stripe-emulator",
+        "machine": {"cpus": os.cpu_count()},
+        "clients": {"processes": args.processes, "threads_per_process": args.threads, "sdk": "stripe-python"},
+        "customer_create": create,
+        "customer_retrieve": retrieve,
+        "target_requests_per_second": TARGET_RPS,
+        "meets_target": min(create["requests_per_second"], retrieve["requests_per_second"]) >= TARGET_RPS,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

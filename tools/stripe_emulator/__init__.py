@@ -1,0 +1,1 @@
+"""An offline, stateful Stripe: `python -m tools.stripe_emulator`. Standard library only; no Django inside."""

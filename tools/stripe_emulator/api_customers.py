@@ -1,0 +1,162 @@
+"""`/v1/customers` and `/v1/account`."""
+
+import re
+
+from .errors import ParamError, no_such
+from .listing import paginate, search
+from .params import apply_metadata, as_dict, check_known, string, string_list
+from .routing import Call, Router
+from .store import new_id, now
+
+router = Router()
+
+WRITABLE = frozenset({"address", "description", "email", "metadata", "name", "phone", "preferred_locales", "shipping"})
+CREATE_ONLY = frozenset({"payment_method", "tax_exempt", "invoice_settings"})
+SEARCH_FIELDS = {"created", "email", "metadata", "name", "phone"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def _address(value, param: str) -> dict:
+    raw = as_dict(value, param)
+    check_known(raw, set(_ADDRESS_FIELDS), prefix=param)
+    return {field: raw.get(field) or None for field in _ADDRESS_FIELDS}
+
+
+def _profile(params: dict) -> dict:
+    """The customer fields a create or update sets."""
+    fields: dict = {}
+    for name in ("description", "name", "phone"):
+        if name in params:
+            fields[name] = string(params, name, max_length=350) or None
+    if "email" in params:
+        email = string(params, "email", max_length=512) or None
+        if email and not _EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", param="email", code="email_invalid")
+        fields["email"] = email
+    if "address" in params:
+        fields["address"] = _address(params["address"], "address") if params["address"] else None
+    if "shipping" in params:
+        fields["shipping"] = as_dict(params["shipping"], "shipping") or None
+    if "preferred_locales" in params:
+        fields["preferred_locales"] = string_list(params, "preferred_locales")
+    return fields
+
+
+def _customer(customer_id: str, fields: dict, metadata: dict) -> dict:
+    customer = {
+        "id": customer_id,
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": now(),
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": None,
+        "invoice_prefix": customer_id[4:12].upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": metadata,
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+    customer.update(fields)
+    return customer
+
+
+def _live_customer(call: Call, param: str = "id") -> dict:
+    customer = call.store.get("customer", call.args["id"])
+    if customer is None or customer.get("deleted"):
+        raise no_such("customer", call.args["id"], param=param)
+    return customer
+
+
+def create_customer(store, params: dict, call: Call | None = None) -> dict:
+    """Also used when Checkout creates a customer for a guest."""
+    customer = _customer(new_id("customer"), _profile(params), apply_metadata({}, params))
+    store.add(customer)
+    if call:
+        call.emit("customer.created", customer)
+    else:
+        store.emit("customer.created", customer)
+    return customer
+
+
+@router.add("POST", "/v1/customers")
+def customers_create(call: Call) -> dict:
+    check_known(call.params, WRITABLE | CREATE_ONLY)
+    return call.expanded(create_customer(call.store, call.params, call))
+
+
+@router.add("GET", "/v1/customers/search")
+def customers_search(call: Call) -> dict:
+    live = [c for c in call.store.newest_first("customer") if not c.get("deleted")]
+    return search(live, call.params, "/v1/customers/search", SEARCH_FIELDS)
+
+
+@router.add("GET", "/v1/customers/{id}")
+def customers_retrieve(call: Call) -> dict:
+    customer = call.store.get("customer", call.args["id"])
+    if customer is None:
+        raise no_such("customer", call.args["id"])
+    # A deleted customer is still answered, as a stub saying so.
+    return customer if customer.get("deleted") else call.expanded(customer)
+
+
+@router.add("POST", "/v1/customers/{id}")
+def customers_update(call: Call) -> dict:
+    check_known(call.params, WRITABLE | {"invoice_settings", "tax_exempt"})
+    customer = _live_customer(call)
+    changes = _profile(call.params)
+    changes["metadata"] = apply_metadata(customer["metadata"], call.params)
+    previous = {key: customer[key] for key, value in changes.items() if customer[key] != value}
+    if previous:
+        customer.update(changes)
+        call.emit("customer.updated", customer, previous)
+    return call.expanded(customer)
+
+
+@router.add("DELETE", "/v1/customers/{id}")
+def customers_delete(call: Call) -> dict:
+    customer = _live_customer(call)
+    stub = {"id": customer["id"], "object": "customer", "deleted": True}
+    call.store.add(stub)
+    call.emit("customer.deleted", customer)
+    return stub
+
+
+@router.add("GET", "/v1/customers")
+def customers_list(call: Call) -> dict:
+    email = string(call.params, "email")
+    customers = [
+        c
+        for c in call.store.newest_first("customer")
+        if not c.get("deleted") and (email is None or (c.get("email") or "") == email)
+    ]
+    page = paginate(customers, call.params, "/v1/customers")
+    return call.expanded(page)
+
+
+@router.add("GET", "/v1/account")
+def account_retrieve(call: Call) -> dict:
+    return call.store.account
+
+
+@router.add("GET", "/v1/accounts/{id}")
+def accounts_retrieve(call: Call) -> dict:
+    if call.args["id"] != call.store.account["id"]:
+        raise no_such("account", call.args["id"])
+    return call.store.account

@@ -1,0 +1,188 @@
+"""`/_emulator/...`: what tests, benchmarks and the demo use to steer the emulator. No API key needed."""
+
+import copy
+import json
+from urllib.parse import parse_qsl
+
+from . import api_checkout
+from .errors import ParamError, StripeError, no_such
+from .routing import Router
+
+router = Router()
+
+
+def read_body(body: bytes, content_type: str) -> dict:
+    if not body:
+        return {}
+    if "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise ParamError("The body is not valid JSON.") from exc
+        if not isinstance(data, dict):
+            raise ParamError("The body must be a JSON object.")
+        return data
+    return dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+
+class ControlCall:
+    def __init__(self, emulator, args: dict, body: dict, query: dict):
+        self.emulator = emulator
+        self.store = emulator.store
+        self.args = args
+        self.body = body
+        self.query = query
+
+
+@router.add("GET", "/_emulator/health")
+def health(call: ControlCall):
+    return {"ok": True}
+
+
+@router.add("POST", "/_emulator/reset")
+def reset(call: ControlCall):
+    call.emulator.reset()
+    return {"reset": True}
+
+
+# --- faults and rate limits ---------------------------------------------------------------------
+
+
+@router.add("POST", "/_emulator/faults")
+def faults_add(call: ControlCall):
+    try:
+        return call.emulator.faults.add(**call.body)
+    except (TypeError, ValueError) as exc:
+        raise ParamError(f"Invalid fault: {exc}") from exc
+
+
+@router.add("GET", "/_emulator/faults")
+def faults_list(call: ControlCall):
+    return {"data": call.emulator.faults.list()}
+
+
+@router.add("DELETE", "/_emulator/faults")
+def faults_clear(call: ControlCall):
+    call.emulator.faults.clear()
+    return {"data": []}
+
+
+@router.add("POST", "/_emulator/rate_limit")
+def rate_limit_set(call: ControlCall):
+    try:
+        return call.emulator.limiter.configure(
+            per_second=call.body.get("per_second"), per_endpoint_per_second=call.body.get("per_endpoint_per_second")
+        )
+    except (TypeError, ValueError) as exc:
+        raise ParamError(f"Invalid rate limit: {exc}") from exc
+
+
+@router.add("GET", "/_emulator/rate_limit")
+def rate_limit_get(call: ControlCall):
+    return call.emulator.limiter.status()
+
+
+@router.add("DELETE", "/_emulator/rate_limit")
+def rate_limit_clear(call: ControlCall):
+    return call.emulator.limiter.configure()
+
+
+# --- webhook delivery ----------------------------------------------------------------------------------
+
+
+@router.add("GET", "/_emulator/webhooks")
+def webhooks_status(call: ControlCall):
+    return call.emulator.dispatcher.status()
+
+
+@router.add("POST", "/_emulator/webhooks")
+def webhooks_configure(call: ControlCall):
+    try:
+        call.emulator.dispatcher.configure(**call.body)
+    except KeyError as exc:
+        raise ParamError(f"Unknown webhook option: {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ParamError(f"Invalid webhook option: {exc}") from exc
+    return call.emulator.dispatcher.status()
+
+
+@router.add("POST", "/_emulator/webhooks/flush")
+def webhooks_flush(call: ControlCall):
+    return {"flushed": call.emulator.dispatcher.flush()}
+
+
+@router.add("POST", "/_emulator/webhooks/wait")
+def webhooks_wait(call: ControlCall):
+    timeout = float(call.body.get("timeout", 10))
+    return {"idle": call.emulator.dispatcher.wait_idle(timeout), **call.emulator.dispatcher.status()}
+
+
+@router.add("GET", "/_emulator/webhooks/attempts")
+def webhooks_attempts(call: ControlCall):
+    attempts = list(call.emulator.dispatcher.attempts)
+    event = call.query.get("event")
+    if event:
+        attempts = [a for a in attempts if a["event"] == event]
+    return {"data": attempts}
+
+
+# --- requests seen ------------------------------------------------------------------------------------
+
+
+@router.add("GET", "/_emulator/requests")
+def requests_list(call: ControlCall):
+    return call.emulator.requests.query(call.query)
+
+
+@router.add("DELETE", "/_emulator/requests")
+def requests_clear(call: ControlCall):
+    call.emulator.requests.clear()
+    return {"data": []}
+
+
+# --- what a customer does ----------------------------------------------------------------------------------
+
+
+def _session(call: ControlCall) -> dict:
+    session = call.store.get("checkout.session", call.args["id"])
+    if session is None:
+        raise no_such("checkout.session", call.args["id"])
+    return session
+
+
+@router.add("POST", "/_emulator/checkout/sessions/{id}/complete")
+def session_complete(call: ControlCall):
+    outcome = call.body.get("outcome", "paid")
+    with call.store.lock:
+        session = api_checkout.complete_session(
+            call.store, _session(call), outcome, email=call.body.get("email"), name=call.body.get("name")
+        )
+        return copy.deepcopy(session)
+
+
+@router.add("POST", "/_emulator/checkout/sessions/{id}/settle")
+def session_settle(call: ControlCall):
+    outcome = call.body.get("outcome", "succeeded")
+    if outcome not in ("succeeded", "failed"):
+        raise ParamError("outcome must be succeeded or failed", param="outcome")
+    with call.store.lock:
+        return copy.deepcopy(api_checkout.settle_session(call.store, _session(call), outcome == "succeeded"))
+
+
+@router.add("POST", "/_emulator/checkout/sessions/{id}/expire")
+def session_expire(call: ControlCall):
+    with call.store.lock:
+        return copy.deepcopy(api_checkout.expire_session(call.store, _session(call), call.store.emit))
+
+
+@router.add("POST", "/_emulator/payment_links/{id}/sessions")
+def payment_link_session(call: ControlCall):
+    with call.store.lock:
+        link = call.store.get("payment_link", call.args["id"])
+        if link is None:
+            raise no_such("payment_link", call.args["id"])
+        return copy.deepcopy(api_checkout.session_for_link(call.store, call.emulator.public_url, link))
+
+
+def not_found(method: str, path: str) -> StripeError:
+    return StripeError(404, f"Unrecognized emulator control request ({method}: {path}).")

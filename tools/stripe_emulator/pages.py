@@ -1,0 +1,109 @@
+"""The hosted pages a customer sees: a Checkout Session's payment page and a payment link's entry."""
+
+from html import escape
+from urllib.parse import parse_qs
+
+from . import api_checkout
+from .errors import StripeError
+
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+
+STYLE = """
+body { font-family: system-ui, sans-serif; background: #f6f9fc; color: #1a1f36; margin: 0; }
+main { max-width: 460px; margin: 48px auto; background: #fff; border-radius: 8px; padding: 32px;
+       box-shadow: 0 2px 8px rgba(0,0,0,.08); }
+.badge { font-size: 12px; color: #697386; text-transform: uppercase; letter-spacing: .05em; }
+table { width: 100%; border-collapse: collapse; margin: 24px 0; }
+td { padding: 8px 0; border-bottom: 1px solid #e3e8ee; }
+td.amount { text-align: right; white-space: nowrap; }
+tr.total td { font-weight: 600; border-bottom: none; font-size: 18px; }
+button { width: 100%; padding: 12px; border: 0; border-radius: 6px; font-size: 16px; cursor: pointer; margin-top: 8px; }
+.pay { background: #635bff; color: #fff; } .decline { background: #e3e8ee; color: #1a1f36; }
+.cancel { display: block; text-align: center; margin-top: 16px; color: #697386; }
+.note { color: #697386; font-size: 13px; }
+"""
+
+
+def money(amount: int, currency: str) -> str:
+    if currency in ZERO_DECIMAL:
+        return f"{amount:,} {currency.upper()}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def _page(title: str, body: str, status: int = 200) -> tuple[int, str]:
+    html = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style></head>"
+        f"<body><main><div class=badge>Stripe emulator &middot; test mode</div>{body}</main></body></html>"
+    )
+    return status, html
+
+
+def checkout_page(store, session_id: str) -> tuple[int, str]:
+    session = store.get("checkout.session", session_id)
+    if session is None:
+        return _page("Not found", "<h1>This checkout link is not valid.</h1>", 404)
+    if session["status"] != "open":
+        return _page(
+            "Checkout closed",
+            f"<h1>This checkout is {escape(session['status'])}.</h1><p class=note>Nothing more can be paid here.</p>",
+            410,
+        )
+    rows = "".join(
+        f"<tr><td>{escape(item['description'] or '')} &times; {item['quantity']}</td>"
+        f"<td class=amount>{money(item['amount_total'], item['currency'])}</td></tr>"
+        for item in store.line_items.get(session_id, [])
+    )
+    total = money(session["amount_total"], session["currency"])
+    cancel = (
+        f"<a class=cancel href='{escape(session['cancel_url'])}'>Cancel and go back</a>"
+        if session["cancel_url"]
+        else ""
+    )
+    email = escape(session["customer_email"] or "")
+    body = f"""
+<h1>Pay {total}</h1>
+<table>{rows}<tr class=total><td>Total</td><td class=amount>{total}</td></tr></table>
+<form method=post>
+  <label class=note>Email <input name=email type=email value="{email}" placeholder="you@example.com"></label>
+  <button class=pay name=outcome value=paid>Pay {total}</button>
+  <button class=decline name=outcome value=declined>Decline (card 4000 0000 0000 0002)</button>
+</form>{cancel}
+<p class=note>No card is charged: this page belongs to the local Stripe emulator.</p>"""
+    return _page(f"Pay {total}", body)
+
+
+def submit_checkout(store, session_id: str, form_body: bytes) -> tuple[int, str, str | None]:
+    """Pay or decline from the hosted page; answers (status, html, redirect location)."""
+    form = {key: values[0] for key, values in parse_qs(form_body.decode()).items()}
+    session = store.get("checkout.session", session_id)
+    if session is None:
+        status, html = _page("Not found", "<h1>This checkout link is not valid.</h1>", 404)
+        return status, html, None
+    outcome = form.get("outcome", "paid")
+    try:
+        api_checkout.complete_session(store, session, outcome, email=form.get("email") or None)
+    except StripeError as error:
+        status, html = _page("Payment failed", f"<h1>{escape(error.message)}</h1>", 400)
+        return status, html, None
+    if outcome == "declined":
+        return 303, "", session["cancel_url"] or f"/c/pay/{session_id}"
+    location = (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session_id)
+    return 303, "", location
+
+
+def payment_link_entry(store, public_url: str, slug: str) -> tuple[int, str, str | None]:
+    link = store.get("payment_link", f"plink_{slug}")
+    if link is None:
+        status, html = _page("Not found", "<h1>This payment link is not valid.</h1>", 404)
+        return status, html, None
+    try:
+        session = api_checkout.session_for_link(store, public_url, link)
+    except StripeError as error:
+        status, html = _page("Unavailable", f"<h1>{escape(error.message)}</h1>", 410)
+        return status, html, None
+    return 303, "", session["url"]
+
+
+def thanks_page() -> tuple[int, str]:
+    return _page("Thank you", "<h1>Thanks for your payment.</h1><p class=note>A receipt is on its way.</p>")
