@@ -1,7 +1,7 @@
 """`/v1/products`, `/v1/prices` and `/v1/products/{id}/features`."""
 
 from .currencies import MAX_AMOUNT, SUPPORTED
-from .errors import ParamError, StripeError, missing, no_such, unknown_param
+from .errors import ParamError, StripeError, missing, unknown_param
 from .listing import paginate, search
 from .params import apply_metadata, as_dict, boolean, check_known, choice, integer, string, string_list
 from .routing import Call, Router
@@ -133,10 +133,7 @@ def build_price(product_id: str, data: dict, *, parent: str | None = None) -> di
 
 
 def _live_product(store, product_id: str, param: str) -> dict:
-    product = store.get("product", product_id)
-    if product is None:
-        raise no_such("product", product_id, param=param, status=400 if param != "id" else 404)
-    return product
+    return store.require("product", product_id, param=param, status=400 if param != "id" else 404)
 
 
 @router.add("POST", "/v1/prices")
@@ -174,9 +171,7 @@ def prices_search(call: Call) -> dict:
 
 @router.add("GET", "/v1/prices/{id}")
 def prices_retrieve(call: Call) -> dict:
-    price = call.store.get("price", call.args["id"])
-    if price is None:
-        raise no_such("price", call.args["id"])
+    price = call.store.require("price", call.args["id"])
     return call.expanded(price)
 
 
@@ -186,9 +181,7 @@ def prices_update(call: Call) -> dict:
         if immutable in call.params:
             raise unknown_param(immutable)
     check_known(call.params, PRICE_UPDATABLE)
-    price = call.store.get("price", call.args["id"])
-    if price is None:
-        raise no_such("price", call.args["id"])
+    price = call.store.require("price", call.args["id"])
     changes = {"metadata": apply_metadata(price["metadata"], call.params)}
     if "active" in call.params:
         changes["active"] = boolean(call.params, "active")
@@ -197,10 +190,7 @@ def prices_update(call: Call) -> dict:
             changes[name] = string(call.params, name) or None
     if "tax_behavior" in call.params:
         changes["tax_behavior"] = choice(call.params, "tax_behavior", ("exclusive", "inclusive", "unspecified"))
-    previous = {key: price[key] for key, value in changes.items() if price[key] != value}
-    if previous:
-        price.update(changes)
-        call.emit("price.updated", price, previous)
+    call.apply_changes(price, changes, "price.updated")
     return call.expanded(price)
 
 
@@ -336,12 +326,9 @@ def products_update(call: Call) -> dict:
             if not price["active"]:
                 raise ParamError("The price must be active to be set as the default price.", param="default_price")
         changes["default_price"] = price_id
-    previous = {key: product[key] for key, value in changes.items() if product[key] != value}
-    if previous:
-        product.update(changes)
-        previous["updated"] = product["updated"]
-        product["updated"] = now()
-        call.emit("product.updated", product, previous)
+    if any(product[key] != value for key, value in changes.items()):
+        changes["updated"] = now()
+    call.apply_changes(product, changes, "product.updated")
     return call.expanded(product)
 
 

@@ -282,21 +282,14 @@ def sessions_create(call: Call) -> dict:
     return call.expanded(session)
 
 
-def _session(store: Store, session_id: str) -> dict:
-    session = store.get("checkout.session", session_id)
-    if session is None:
-        raise no_such("checkout.session", session_id)
-    return session
-
-
 @router.add("GET", "/v1/checkout/sessions/{id}")
 def sessions_retrieve(call: Call) -> dict:
-    return call.expanded(_session(call.store, call.args["id"]))
+    return call.expanded(call.store.require("checkout.session", call.args["id"]))
 
 
 @router.add("GET", "/v1/checkout/sessions/{id}/line_items")
 def sessions_line_items(call: Call) -> dict:
-    session = _session(call.store, call.args["id"])
+    session = call.store.require("checkout.session", call.args["id"])
     items = call.store.line_items.get(session["id"], [])
     return call.expanded(paginate(items, call.params, f"/v1/checkout/sessions/{session['id']}/line_items"))
 
@@ -330,7 +323,8 @@ def expire_session(store: Store, session: dict, emit) -> dict:
 @router.add("POST", "/v1/checkout/sessions/{id}/expire")
 def sessions_expire(call: Call) -> dict:
     check_known(call.params, set())
-    return call.expanded(expire_session(call.store, _session(call.store, call.args["id"]), call.emit))
+    session = call.store.require("checkout.session", call.args["id"])
+    return call.expanded(expire_session(call.store, session, call.emit))
 
 
 def expire_due_sessions(store: Store) -> int:
@@ -422,13 +416,6 @@ def settle_session(store: Store, session: dict, succeeded: bool) -> dict:
 # --- payment links ----------------------------------------------------------------------------------------
 
 
-def _link(store: Store, link_id: str) -> dict:
-    link = store.get("payment_link", link_id)
-    if link is None:
-        raise no_such("payment_link", link_id)
-    return link
-
-
 @router.add("POST", "/v1/payment_links")
 def payment_links_create(call: Call) -> dict:
     params = call.params
@@ -501,26 +488,23 @@ def payment_links_create(call: Call) -> dict:
 
 @router.add("GET", "/v1/payment_links/{id}")
 def payment_links_retrieve(call: Call) -> dict:
-    return call.expanded(_link(call.store, call.args["id"]))
+    return call.expanded(call.store.require("payment_link", call.args["id"]))
 
 
 @router.add("POST", "/v1/payment_links/{id}")
 def payment_links_update(call: Call) -> dict:
     check_known(call.params, {"active", "metadata"})
-    link = _link(call.store, call.args["id"])
+    link = call.store.require("payment_link", call.args["id"])
     changes = {"metadata": apply_metadata(link["metadata"], call.params)}
     if "active" in call.params:
         changes["active"] = boolean(call.params, "active")
-    previous = {key: link[key] for key, value in changes.items() if link[key] != value}
-    if previous:
-        link.update(changes)
-        call.emit("payment_link.updated", link, previous)
+    call.apply_changes(link, changes, "payment_link.updated")
     return call.expanded(link)
 
 
 @router.add("GET", "/v1/payment_links/{id}/line_items")
 def payment_links_line_items(call: Call) -> dict:
-    link = _link(call.store, call.args["id"])
+    link = call.store.require("payment_link", call.args["id"])
     return call.expanded(
         paginate(call.store.line_items.get(link["id"], []), call.params, f"/v1/payment_links/{link['id']}/line_items")
     )

@@ -122,10 +122,7 @@ def customers_update(call: Call) -> dict:
     customer = _live_customer(call)
     changes = _profile(call.params)
     changes["metadata"] = apply_metadata(customer["metadata"], call.params)
-    previous = {key: customer[key] for key, value in changes.items() if customer[key] != value}
-    if previous:
-        customer.update(changes)
-        call.emit("customer.updated", customer, previous)
+    call.apply_changes(customer, changes, "customer.updated")
     return call.expanded(customer)
 
 

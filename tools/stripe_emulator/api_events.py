@@ -2,7 +2,7 @@
 
 import secrets
 
-from .errors import ParamError, missing, no_such
+from .errors import ParamError, missing
 from .listing import paginate
 from .params import apply_metadata, boolean, check_known, string, string_list
 from .routing import Call, Router
@@ -13,10 +13,7 @@ router = Router()
 
 @router.add("GET", "/v1/events/{id}")
 def events_retrieve(call: Call) -> dict:
-    event = call.store.get("event", call.args["id"])
-    if event is None:
-        raise no_such("event", call.args["id"])
-    return event
+    return call.store.require("event", call.args["id"])
 
 
 @router.add("GET", "/v1/events")
@@ -95,22 +92,15 @@ def endpoints_create(call: Call) -> dict:
     return {**endpoint, "secret": call.store.webhook_secrets[endpoint["id"]]}
 
 
-def _endpoint(call: Call) -> dict:
-    endpoint = call.store.get("webhook_endpoint", call.args["id"])
-    if endpoint is None:
-        raise no_such("webhook_endpoint", call.args["id"])
-    return endpoint
-
-
 @router.add("GET", "/v1/webhook_endpoints/{id}")
 def endpoints_retrieve(call: Call) -> dict:
-    return _endpoint(call)
+    return call.store.require("webhook_endpoint", call.args["id"])
 
 
 @router.add("POST", "/v1/webhook_endpoints/{id}")
 def endpoints_update(call: Call) -> dict:
     check_known(call.params, {"url", "enabled_events", "description", "metadata", "disabled"})
-    endpoint = _endpoint(call)
+    endpoint = call.store.require("webhook_endpoint", call.args["id"])
     url = _endpoint_url(call, required=False)
     enabled = _enabled_events(call, required=False)
     if url:
@@ -128,7 +118,7 @@ def endpoints_update(call: Call) -> dict:
 
 @router.add("DELETE", "/v1/webhook_endpoints/{id}")
 def endpoints_delete(call: Call) -> dict:
-    endpoint = _endpoint(call)
+    endpoint = call.store.require("webhook_endpoint", call.args["id"])
     call.store.remove("webhook_endpoint", endpoint["id"])
     call.store.webhook_secrets.pop(endpoint["id"], None)
     return {"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True}

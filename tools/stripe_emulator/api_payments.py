@@ -334,13 +334,6 @@ def cancel_intent(intent: dict, emit: Emit, reason: str | None = None) -> None:
 # --- payment intents ------------------------------------------------------------------------------
 
 
-def _intent(call: Call) -> dict:
-    intent = call.store.get("payment_intent", call.args["id"])
-    if intent is None:
-        raise no_such("payment_intent", call.args["id"])
-    return intent
-
-
 def _confirm(call: Call, intent: dict, payment_method: str | None) -> None:
     if payment_method is None:
         raise ParamError(
@@ -401,27 +394,24 @@ def payment_intents_create(call: Call) -> dict:
 
 @router.add("GET", "/v1/payment_intents/{id}")
 def payment_intents_retrieve(call: Call) -> dict:
-    return call.expanded(_intent(call))
+    return call.expanded(call.store.require("payment_intent", call.args["id"]))
 
 
 @router.add("POST", "/v1/payment_intents/{id}")
 def payment_intents_update(call: Call) -> dict:
     check_known(call.params, {"metadata", "description", "receipt_email"})
-    intent = _intent(call)
+    intent = call.store.require("payment_intent", call.args["id"])
     changes = {"metadata": apply_metadata(intent["metadata"], call.params)}
     if "description" in call.params:
         changes["description"] = string(call.params, "description") or None
-    previous = {key: intent[key] for key, value in changes.items() if intent[key] != value}
-    if previous:
-        intent.update(changes)
-        call.emit("payment_intent.updated", intent, previous)
+    call.apply_changes(intent, changes, "payment_intent.updated")
     return call.expanded(intent)
 
 
 @router.add("POST", "/v1/payment_intents/{id}/confirm")
 def payment_intents_confirm(call: Call) -> dict:
     check_known(call.params, {"payment_method", "return_url"})
-    intent = _intent(call)
+    intent = call.store.require("payment_intent", call.args["id"])
     if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
         raise ParamError(
             f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
@@ -435,7 +425,7 @@ def payment_intents_confirm(call: Call) -> dict:
 @router.add("POST", "/v1/payment_intents/{id}/cancel")
 def payment_intents_cancel(call: Call) -> dict:
     check_known(call.params, {"cancellation_reason"})
-    intent = _intent(call)
+    intent = call.store.require("payment_intent", call.args["id"])
     if intent["status"] in ("succeeded", "canceled", "processing"):
         raise StripeError(
             400,
@@ -459,29 +449,19 @@ def payment_intents_list(call: Call) -> dict:
 # --- charges ---------------------------------------------------------------------------------------
 
 
-def _charge(store: Store, charge_id: str, param: str = "id", status: int = 404) -> dict:
-    charge = store.get("charge", charge_id)
-    if charge is None:
-        raise no_such("charge", charge_id, param=param, status=status)
-    return charge
-
-
 @router.add("GET", "/v1/charges/{id}")
 def charges_retrieve(call: Call) -> dict:
-    return call.expanded(_charge(call.store, call.args["id"]))
+    return call.expanded(call.store.require("charge", call.args["id"]))
 
 
 @router.add("POST", "/v1/charges/{id}")
 def charges_update(call: Call) -> dict:
     check_known(call.params, {"metadata", "description"})
-    charge = _charge(call.store, call.args["id"])
+    charge = call.store.require("charge", call.args["id"])
     changes = {"metadata": apply_metadata(charge["metadata"], call.params)}
     if "description" in call.params:
         changes["description"] = string(call.params, "description") or None
-    previous = {key: charge[key] for key, value in changes.items() if charge[key] != value}
-    if previous:
-        charge.update(changes)
-        call.emit("charge.updated", charge, previous)
+    call.apply_changes(charge, changes, "charge.updated")
     return call.expanded(charge)
 
 
@@ -516,10 +496,10 @@ def _refunded_charge(call: Call) -> dict:
                 code="charge_not_refundable",
                 param="payment_intent",
             )
-        return _charge(call.store, intent["latest_charge"], "payment_intent", 400)
+        return call.store.require("charge", intent["latest_charge"], param="payment_intent", status=400)
     if not charge_id:
         raise missing("charge")
-    return _charge(call.store, charge_id, "charge", 400)
+    return call.store.require("charge", charge_id, param="charge", status=400)
 
 
 @router.add("POST", "/v1/refunds")
@@ -586,27 +566,16 @@ def refunds_create(call: Call) -> dict:
     return call.expanded(refund)
 
 
-def _refund(call: Call) -> dict:
-    refund = call.store.get("refund", call.args["id"])
-    if refund is None:
-        raise no_such("refund", call.args["id"])
-    return refund
-
-
 @router.add("GET", "/v1/refunds/{id}")
 def refunds_retrieve(call: Call) -> dict:
-    return call.expanded(_refund(call))
+    return call.expanded(call.store.require("refund", call.args["id"]))
 
 
 @router.add("POST", "/v1/refunds/{id}")
 def refunds_update(call: Call) -> dict:
     check_known(call.params, {"metadata"})
-    refund = _refund(call)
-    metadata = apply_metadata(refund["metadata"], call.params)
-    if metadata != refund["metadata"]:
-        previous = {"metadata": refund["metadata"]}
-        refund["metadata"] = metadata
-        call.emit("refund.updated", refund, previous)
+    refund = call.store.require("refund", call.args["id"])
+    call.apply_changes(refund, {"metadata": apply_metadata(refund["metadata"], call.params)}, "refund.updated")
     return call.expanded(refund)
 
 
@@ -627,10 +596,7 @@ def refunds_list(call: Call) -> dict:
 
 @router.add("GET", "/v1/balance_transactions/{id}")
 def balance_transactions_retrieve(call: Call) -> dict:
-    txn = call.store.get("balance_transaction", call.args["id"])
-    if txn is None:
-        raise no_such("balance transaction", call.args["id"])
-    return call.expanded(txn)
+    return call.expanded(call.store.require("balance_transaction", call.args["id"]))
 
 
 @router.add("GET", "/v1/balance_transactions")
@@ -642,7 +608,4 @@ def balance_transactions_list(call: Call) -> dict:
 
 @router.add("GET", "/v1/payment_methods/{id}")
 def payment_methods_retrieve(call: Call) -> dict:
-    method = call.store.get("payment_method", call.args["id"])
-    if method is None:
-        raise no_such("PaymentMethod", call.args["id"])
-    return call.expanded(method)
+    return call.expanded(call.store.require("payment_method", call.args["id"]))

@@ -5,7 +5,7 @@ import json
 from urllib.parse import parse_qsl
 
 from . import api_checkout
-from .errors import ParamError, StripeError, no_such
+from .errors import ParamError, StripeError
 from .routing import Router
 
 router = Router()
@@ -143,19 +143,16 @@ def requests_clear(call: ControlCall):
 # --- what a customer does ----------------------------------------------------------------------------------
 
 
-def _session(call: ControlCall) -> dict:
-    session = call.store.get("checkout.session", call.args["id"])
-    if session is None:
-        raise no_such("checkout.session", call.args["id"])
-    return session
-
-
 @router.add("POST", "/_emulator/checkout/sessions/{id}/complete")
 def session_complete(call: ControlCall):
     outcome = call.body.get("outcome", "paid")
     with call.store.lock:
         session = api_checkout.complete_session(
-            call.store, _session(call), outcome, email=call.body.get("email"), name=call.body.get("name")
+            call.store,
+            call.store.require("checkout.session", call.args["id"]),
+            outcome,
+            email=call.body.get("email"),
+            name=call.body.get("name"),
         )
         return copy.deepcopy(session)
 
@@ -166,21 +163,27 @@ def session_settle(call: ControlCall):
     if outcome not in ("succeeded", "failed"):
         raise ParamError("outcome must be succeeded or failed", param="outcome")
     with call.store.lock:
-        return copy.deepcopy(api_checkout.settle_session(call.store, _session(call), outcome == "succeeded"))
+        return copy.deepcopy(
+            api_checkout.settle_session(
+                call.store, call.store.require("checkout.session", call.args["id"]), outcome == "succeeded"
+            )
+        )
 
 
 @router.add("POST", "/_emulator/checkout/sessions/{id}/expire")
 def session_expire(call: ControlCall):
     with call.store.lock:
-        return copy.deepcopy(api_checkout.expire_session(call.store, _session(call), call.store.emit))
+        return copy.deepcopy(
+            api_checkout.expire_session(
+                call.store, call.store.require("checkout.session", call.args["id"]), call.store.emit
+            )
+        )
 
 
 @router.add("POST", "/_emulator/payment_links/{id}/sessions")
 def payment_link_session(call: ControlCall):
     with call.store.lock:
-        link = call.store.get("payment_link", call.args["id"])
-        if link is None:
-            raise no_such("payment_link", call.args["id"])
+        link = call.store.require("payment_link", call.args["id"])
         return copy.deepcopy(api_checkout.session_for_link(call.store, call.emulator.public_url, link))
 
 

@@ -27,6 +27,14 @@ class Call:
             event_type, obj, previous=previous, request={"id": self.request_id, "idempotency_key": self.idempotency_key}
         )
 
+    def apply_changes(self, obj: dict, changes: dict, event_type: str) -> dict:
+        """Set what differs and emit the update event with `previous_attributes`; an unchanged update emits nothing."""
+        previous = {key: obj[key] for key, value in changes.items() if obj[key] != value}
+        if previous:
+            obj.update(changes)
+            self.emit(event_type, obj, previous)
+        return previous
+
     def expanded(self, obj: dict) -> dict:
         return expand(obj, string_list(self.params, "expand"), self.store.find, includable.resolver(self.store))
 

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import no_such
+
 ALPHABET = string.ascii_letters + string.digits
 API_VERSION = "2026-08-26.dahlia"
 
@@ -28,6 +30,8 @@ PREFIXES = {
     "webhook_endpoint": "we",
 }
 TYPE_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
+# How Stripe names a type in "No such ..." errors, where it differs from the object name.
+ERROR_NAMES = {"balance_transaction": "balance transaction", "payment_method": "PaymentMethod"}
 _random = random.Random()
 
 
@@ -70,6 +74,13 @@ class Store:
 
     def get(self, kind: str, object_id: str) -> dict | None:
         return self.objects[kind].get(object_id)
+
+    def require(self, kind: str, object_id: str, *, param: str = "id", status: int = 404) -> dict:
+        """The object, or Stripe's `No such <kind>` error (400 when it names a parameter of a request)."""
+        obj = self.objects[kind].get(object_id)
+        if obj is None:
+            raise no_such(ERROR_NAMES.get(kind, kind), object_id, param=param, status=status)
+        return obj
 
     def find(self, object_id: str) -> dict | None:
         kind = type_of_id(object_id)
