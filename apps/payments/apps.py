@@ -12,8 +12,13 @@ class PaymentsConfig(AppConfig):
         import stripe
         from django.conf import settings
 
+        from apps.payments import receivers  # noqa: F401 - connects the signal receivers
+        from apps.payments.stripe_client import install_for_module_level_calls
+
         # dj-stripe calls Stripe through the SDK's module-level settings: point them
-        # at STRIPE_API_BASE (the emulator in development and tests) when it is set.
+        # at STRIPE_API_BASE (the emulator in development and tests) when it is set,
+        # and through the same rate budget and circuit breaker as our own calls.
         if settings.STRIPE_API_BASE:
             stripe.api_base = settings.STRIPE_API_BASE.rstrip("/")
         stripe.api_version = settings.STRIPE_API_VERSION
+        install_for_module_level_calls()

@@ -203,6 +203,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker that is down must not hold a web request for long: the beat task re-sends what was not queued.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -218,6 +220,31 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_VERSION = "2026-08-26.dahlia"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
+
+# --- The mirror (local users, products and prices -> Stripe) ------------------------------
+
+# Off without a key, so a checkout with no Stripe at all still works locally.
+STRIPE_MIRROR_ENABLED = env.bool("STRIPE_MIRROR_ENABLED", default=bool(STRIPE_SECRET_KEY))
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# Retries inside one call (429, 409, 5xx, connection errors), before the task retries later.
+STRIPE_MAX_RETRIES = env.int("STRIPE_MAX_RETRIES", default=3)
+# The budget every worker shares, below Stripe's limits (100/s live, 25/s test, 25/s per endpoint).
+STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=90.0 if STRIPE_LIVE_MODE else 25.0)
+STRIPE_RATE_LIMIT_PER_ENDPOINT = env.float("STRIPE_RATE_LIMIT_PER_ENDPOINT", default=20.0)
+# Where the budget and the circuit breaker live; empty keeps them per process (no Redis in `make run`).
+STRIPE_BUDGET_REDIS_URL = env.str(
+    "STRIPE_BUDGET_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+STRIPE_CIRCUIT_FAILURES = env.int("STRIPE_CIRCUIT_FAILURES", default=10)
+STRIPE_CIRCUIT_COOLDOWN_SECONDS = env.float("STRIPE_CIRCUIT_COOLDOWN_SECONDS", default=15.0)
+MIRROR_STALE_AFTER_SECONDS = env.int("MIRROR_STALE_AFTER_SECONDS", default=60)
+# Longest wait between task retries; far below the broker's visibility timeout.
+MIRROR_RETRY_MAX_SECONDS = env.int("MIRROR_RETRY_MAX_SECONDS", default=300)
+MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)
+CELERY_BEAT_SCHEDULE["mirror-requeue-stale"] = {
+    "task": "apps.payments.tasks.mirror_requeue_stale_task",
+    "schedule": 30.0,
+}
 
 # --- Mail -------------------------------------------------------------------------------------
 

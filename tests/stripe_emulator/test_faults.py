@@ -146,3 +146,23 @@ def test_reset_forgets_everything(emulator, stripe_client):
     assert stripe_client.v1.products.list().data == []
     assert len(emulator.requests_seen()) == 2
     assert requests.get(f"{emulator.url}/_emulator/faults", timeout=5).json()["data"] == []
+
+
+def test_stripe_refusing_one_object(emulator, stripe_client):
+    emulator.add_fault(
+        status=400,
+        body_contains="currency=huf",
+        message="Currency huf is not enabled on this account.",
+        param="currency",
+    )
+    product = stripe_client.v1.products.create(params={"name": "Tea"})
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.prices.create(params={"product": product.id, "currency": "huf", "unit_amount": 100})
+    accepted = stripe_client.v1.prices.create(params={"product": product.id, "currency": "eur", "unit_amount": 100})
+
+    assert (refused.value.param, refused.value.user_message) == (
+        "currency",
+        "Currency huf is not enabled on this account.",
+    )
+    assert accepted.currency == "eur"

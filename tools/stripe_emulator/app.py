@@ -12,10 +12,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from . import api_catalog, api_checkout, api_customers, api_events, api_payments, control, pages
-from .errors import StripeError, UnsavedError, rate_limited, server_error, unauthenticated
+from .errors import ParamError, StripeError, UnsavedError, rate_limited, server_error, unauthenticated
 from .faults import Faults, RateLimiter
 from .idempotency import IdempotencyCache
 from .params import decode
@@ -200,7 +200,7 @@ class Emulator:
             reason = self.limiter.check(f"{method} {endpoint}")
             if reason:
                 raise rate_limited(reason)
-            latency, fault = self.faults.pick(method, path)
+            latency, fault = self.faults.pick(method, path, unquote_plus(body.decode(errors="replace")))
             if fault is not None and fault.phase == "before":
                 time.sleep(latency / 1000)
                 raise self._fault_error(fault)
@@ -267,6 +267,8 @@ class Emulator:
 
     @staticmethod
     def _fault_error(fault, saved: bool = False) -> StripeError:
+        if fault.status == 400:
+            return ParamError(fault.message or "Invalid request.", param=fault.param, code=None)
         if fault.status == 429:
             return rate_limited("global-rate", fault.code)
         if fault.status == 409:

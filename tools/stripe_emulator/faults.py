@@ -14,7 +14,9 @@ class Fault:
     """A rule: requests whose method and path match get `latency_ms` and, if `status` is set, that error.
 
     `count` limits the rule to the next N matching requests, `ratio` to a random
-    share of them (neither: all). `phase` says when the error strikes: `before`
+    share of them (neither: all); `body_contains` to requests whose form body holds
+    that text (`currency=huf`). A 400 is Stripe refusing the object itself, with
+    `message` and `param`. `phase` says when the error strikes: `before`
     the endpoint runs (nothing happens, nothing is remembered), `after` it ran (the
     change is made and remembered for the idempotency key, the client only sees
     the error, as when a response is lost), or `saved` (the error itself is
@@ -30,10 +32,17 @@ class Fault:
     path_prefix: str = "/v1/"
     method: str | None = None
     phase: str = "before"
+    body_contains: str | None = None
+    message: str | None = None
+    param: str | None = None
     hits: int = field(default=0)
 
-    def matches(self, method: str, path: str) -> bool:
-        return path.startswith(self.path_prefix) and (self.method is None or self.method == method)
+    def matches(self, method: str, path: str, body: str) -> bool:
+        return (
+            path.startswith(self.path_prefix)
+            and (self.method is None or self.method == method)
+            and (self.body_contains is None or self.body_contains in body)
+        )
 
     def fires(self) -> bool:
         if self.count is not None:
@@ -51,8 +60,8 @@ class Faults:
 
     def add(self, **spec) -> dict:
         status = spec.get("status")
-        if status is not None and status not in (409, 429, 500, 502, 503):
-            raise ValueError("status must be one of 409, 429, 500, 502, 503")
+        if status is not None and status not in (400, 409, 429, 500, 502, 503):
+            raise ValueError("status must be one of 400, 409, 429, 500, 502, 503")
         if spec.get("phase", "before") not in PHASES:
             raise ValueError(f"phase must be one of {', '.join(PHASES)}")
         if spec.get("code", "rate_limit") not in ("rate_limit", "lock_timeout"):
@@ -70,6 +79,9 @@ class Faults:
             path_prefix=spec.get("path_prefix") or "/v1/",
             method=(spec.get("method") or None) and spec["method"].upper(),
             phase=spec.get("phase", "before"),
+            body_contains=spec.get("body_contains") or None,
+            message=spec.get("message") or None,
+            param=spec.get("param") or None,
         )
         with self._lock:
             self._rules.append(fault)
@@ -83,12 +95,12 @@ class Faults:
         with self._lock:
             return [asdict(rule) for rule in self._rules]
 
-    def pick(self, method: str, path: str) -> tuple[int, Fault | None]:
+    def pick(self, method: str, path: str, body: str = "") -> tuple[int, Fault | None]:
         """The latency to add and the error rule (if any) for one request."""
         latency, error_rule = 0, None
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(method, path) or not rule.fires():
+                if not rule.matches(method, path, body) or not rule.fires():
                     continue
                 if rule.count is not None:
                     rule.count -= 1

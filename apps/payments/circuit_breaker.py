@@ -1,0 +1,81 @@
+"""Stop hammering Stripe after repeated failures; let work resume by itself after a cool-down.
+
+Failures (429s, 5xx, connection errors) are counted in a sliding window shared by all
+workers through Redis; past the threshold the circuit opens for the cool-down, during
+which calls fail fast without reaching Stripe. Once it closes, the next calls are the
+probe: a success resets the count.
+"""
+
+import threading
+import time
+from functools import cache
+
+import redis
+from django.conf import settings
+
+WINDOW_SECONDS = 30
+
+
+class CircuitOpen(Exception):
+    """Stripe failed too often lately; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"Stripe circuit is open for {retry_after:.1f}s more after repeated failures")
+        self.retry_after = retry_after
+
+
+class CircuitBreaker:
+    def __init__(self, threshold: int, cooldown: float, redis_url: str = ""):
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._lock = threading.Lock()
+        self._failures: list[float] = []
+        self._open_until = 0.0
+
+    def check(self) -> None:
+        """Raise `CircuitOpen` while the circuit is open."""
+        if self._redis is not None:
+            remaining_ms = self._redis.pttl("stripe:circuit:open")
+            if remaining_ms and remaining_ms > 0:
+                raise CircuitOpen(remaining_ms / 1000)
+            return
+        with self._lock:
+            remaining = self._open_until - time.monotonic()
+        if remaining > 0:
+            raise CircuitOpen(remaining)
+
+    def record_success(self) -> None:
+        if self._redis is not None:
+            self._redis.delete("stripe:circuit:failures")
+            return
+        with self._lock:
+            self._failures.clear()
+
+    def record_failure(self) -> None:
+        if self._redis is not None:
+            pipe = self._redis.pipeline()
+            pipe.incr("stripe:circuit:failures")
+            pipe.expire("stripe:circuit:failures", WINDOW_SECONDS)
+            failures, _ = pipe.execute()
+            if failures >= self.threshold:
+                self._redis.set("stripe:circuit:open", "1", px=int(self.cooldown * 1000), nx=True)
+                self._redis.delete("stripe:circuit:failures")
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._failures = [at for at in self._failures if now - at < WINDOW_SECONDS] + [now]
+            if len(self._failures) >= self.threshold:
+                self._open_until = now + self.cooldown
+                self._failures.clear()
+
+
+@cache
+def _breaker(threshold: int, cooldown: float, redis_url: str) -> CircuitBreaker:
+    return CircuitBreaker(threshold, cooldown, redis_url)
+
+
+def circuit_breaker() -> CircuitBreaker:
+    return _breaker(
+        settings.STRIPE_CIRCUIT_FAILURES, settings.STRIPE_CIRCUIT_COOLDOWN_SECONDS, settings.STRIPE_BUDGET_REDIS_URL
+    )

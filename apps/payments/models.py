@@ -1,0 +1,65 @@
+from django.db import models
+
+
+class MirrorKind(models.TextChoices):
+    """What is mirrored, named like the `app_ref` it carries in Stripe (`catalog.price:31`)."""
+
+    USER = "users.user", "User → Customer"
+    PRODUCT = "catalog.product", "Product → Product"
+    PRICE = "catalog.price", "Price → Price"
+
+
+class MirrorState(models.TextChoices):
+    PENDING = "pending"
+    SYNCED = "synced"
+    FAILED = "failed"
+
+
+class MirrorRecord(models.Model):
+    """That a local object must reach Stripe, and how far it got.
+
+    `version` counts local changes; `synced_version` is the one Stripe holds. A task
+    pushing a version holds a lease on the row, so one object is never written to
+    Stripe by two workers at once and a newer state is never followed by an older one.
+    """
+
+    kind = models.CharField(max_length=20, choices=MirrorKind.choices)
+    object_id = models.BigIntegerField()
+    version = models.PositiveIntegerField(default=1)
+    synced_version = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=MirrorState.choices, default=MirrorState.PENDING)
+    deleted = models.BooleanField(default=False, help_text="The local object is gone; Stripe's is deleted or archived.")
+    stripe_id = models.CharField(max_length=255, blank=True, help_text="The Stripe object that mirrors it now.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # Bumped when Stripe's memory of an idempotency key cannot be trusted any more
+    # (a day old, or it replays a failure); a create then looks for the object first.
+    key_generation = models.PositiveSmallIntegerField(default=0)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    pending_since = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # What we last wrote, for what Stripe will not tell us cheaply (metadata keys to
+    # remove, a price's immutable fields).
+    pushed = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-updated_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id"], name="payments_mirror_one_row_per_object"),
+            # One Stripe object per local object, ever: a customer is never shared by two users.
+            models.UniqueConstraint(
+                fields=["stripe_id"], condition=~models.Q(stripe_id=""), name="payments_mirror_stripe_id_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "pending_since"], name="payments_mirror_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.app_ref} ({self.state})"
+
+    @property
+    def app_ref(self) -> str:
+        return f"{self.kind}:{self.object_id}"

@@ -1,0 +1,52 @@
+"""A real Celery worker process for integration tests: the test database, Redis, the Stripe emulator."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    def __init__(self, environment: dict[str, str], concurrency: int = 2, name: str = "test-worker"):
+        self.environment = environment
+        self.concurrency = concurrency
+        self.name = f"{name}-{os.getpid()}@localhost"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--pool", "prefork", "--concurrency", str(self.concurrency),
+            "--hostname", self.name, "--loglevel", "WARNING",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.environment})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}")
+            if celery_app.control.ping(destination=[self.name], timeout=0.5):
+                return self
+        raise RuntimeError("the Celery worker did not answer within 30 s")
+
+    def child_pids(self) -> list[int]:
+        """The pool processes that run the tasks."""
+        output = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(pid) for pid in output.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

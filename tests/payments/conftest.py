@@ -1,0 +1,108 @@
+import time
+from urllib.parse import quote
+
+import pytest
+import redis
+import stripe
+from django.conf import settings as django_settings
+from django.db import connection
+
+from apps.payments.models import MirrorRecord, MirrorState
+from config.celery import app as celery_app
+from tests.celery_worker import WorkerProcess
+
+FAST_BUDGET = "1000"
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def settled() -> bool:
+    """True once no mirror row is pending (each is synced or failed)."""
+    return not MirrorRecord.objects.filter(state=MirrorState.PENDING).exists()
+
+
+def current_database_url() -> str:
+    """The URL of the database this test run uses, for processes started beside it."""
+    db = connection.settings_dict
+    auth = db["USER"] or ""
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "", safe="")
+    netloc = f"{auth}@{host}" if auth else host
+    if db["PORT"]:
+        netloc += f":{db['PORT']}"
+    return f"postgres://{netloc}/{db['NAME']}"
+
+
+def worker_environment(emulator, **overrides) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": current_database_url(),
+        "STRIPE_API_BASE": emulator.url,
+        "STRIPE_SECRET_KEY": emulator.api_key,
+        "STRIPE_MIRROR_ENABLED": "true",
+        "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
+        "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator):
+    """One real worker for the session; tests that kill workers start their own."""
+    with django_db_blocker.unblock():
+        environment = worker_environment(stripe_emulator)
+    celery_app.control.purge()
+    worker = WorkerProcess(environment).start()
+    yield worker
+    worker.stop()
+
+
+def _clear_shared_state() -> None:
+    celery_app.control.purge()
+    client = redis.Redis.from_url(django_settings.STRIPE_BUDGET_REDIS_URL)
+    for key in client.scan_iter("stripe:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def mirror_on(emulator, settings, monkeypatch):
+    """The mirror enabled in this process too (receivers record; commands and checks call the emulator)."""
+    settings.STRIPE_MIRROR_ENABLED = True
+    settings.STRIPE_SECRET_KEY = emulator.api_key
+    settings.STRIPE_API_BASE = emulator.url
+    settings.STRIPE_RATE_LIMIT_PER_SECOND = float(FAST_BUDGET)
+    settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = float(FAST_BUDGET)
+    monkeypatch.setattr(stripe, "api_base", emulator.url)
+    _clear_shared_state()
+    yield emulator
+    _clear_shared_state()
+
+
+@pytest.fixture
+def mirror(mirror_on, mirror_worker, transactional_db):
+    """Everything real: committed data, a worker consuming Redis, the emulator over HTTP."""
+    return mirror_on
+
+
+def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
+    """Stripe's side: ids of each `app_ref`, to count duplicates."""
+    client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
+    service = getattr(client.v1, resource)
+    found: dict[str, list[str]] = {}
+    for obj in service.list(params={"limit": 100}).auto_paging_iter():
+        if getattr(obj, "deleted", False):
+            continue
+        ref = (obj.metadata or {}).get("app_ref")
+        if ref:
+            found.setdefault(ref, []).append(obj.id)
+    return found
