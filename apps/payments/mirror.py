@@ -14,7 +14,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 
 import stripe
 from django.conf import settings
@@ -58,20 +57,24 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False) ->
     if deleted:
         changes["deleted"] = True
     rows = MirrorRecord.objects.filter(kind=kind, object_id=object_id)
-    if not rows.update(**changes):
+    existed = bool(rows.update(**changes))
+    if not existed:
         try:
             with transaction.atomic():
                 MirrorRecord.objects.create(kind=kind, object_id=object_id, deleted=deleted, pending_since=now)
         except IntegrityError:  # created by a concurrent write a moment ago
             rows.update(**changes)
     record_id = rows.values_list("pk", flat=True).get()
-    transaction.on_commit(partial(enqueue, record_id), robust=True)
+    # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
+    delay = settings.MIRROR_COALESCE_SECONDS if existed else 0
+    # robust: a broker that is down must not fail the write; beat queues the row later.
+    transaction.on_commit(lambda: enqueue(record_id, delay=delay), robust=True)
 
 
-def enqueue(record_id: int) -> None:
+def enqueue(record_id: int, delay: float = 0) -> None:
     from apps.payments.tasks import mirror_sync_task  # tasks import this module
 
-    mirror_sync_task.delay(record_id)
+    mirror_sync_task.apply_async((record_id,), countdown=delay or None)
 
 
 def mirror_again(*, record: MirrorRecord) -> None:
@@ -131,6 +134,7 @@ def mirror_sync(*, record_id: int, owner: str | None = None) -> str:
             result = PUSHERS[record.kind](record, owner)
         except MirrorRejected as error:
             _finish(record_id, owner, failure=str(error))
+            _release_waiting_prices(record)
             return "failed"
         except stripe.StripeError as error:
             if classify(error) != PERMANENT:
@@ -140,6 +144,7 @@ def mirror_sync(*, record_id: int, owner: str | None = None) -> str:
             message = f"{error.user_message or error} (request {getattr(error, 'request_id', None)})"
             log.warning("mirror rejected app_ref=%s error=%s", record.app_ref, message)
             _finish(record_id, owner, failure=message)
+            _release_waiting_prices(record)
             return "failed"
         except Exception as error:
             _finish(record_id, owner, error=error)
@@ -370,28 +375,38 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
             lambda options: gw.v1.products.create(params=params, options=options),
             idempotency_key=_key(record, "create"),
         )
+        djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        if claimed is not None:
+            djstripe_models.Price.sync_from_stripe_data(stripe_product.default_price)
     except Exception as error:
+        # The claimed price goes back; a retry of this task claims it again and replays the same create.
         if claimed is not None:
             _finish(claimed[0].pk, owner, error=error)
         raise
-    default_price = stripe_product.default_price
-    djstripe_models.Product.sync_from_stripe_data(stripe_product)
     if claimed is not None:
         price_record, price = claimed
-        djstripe_models.Price.sync_from_stripe_data(default_price)
+        default_price = stripe_product.default_price
         settled = _complete(
             price_record.pk, owner, price_record.version, Pushed(default_price.id, {"immutable": _immutable(price)})
         )
         if not settled:  # the price changed while its product was created: its own task takes over
             _finish(price_record.pk, owner)
             enqueue(price_record.pk)
-    # Prices that waited for their product can go now.
-    for waiting in MirrorRecord.objects.filter(
-        kind=MirrorKind.PRICE, state=MirrorState.PENDING, object_id__in=product.prices.values("pk")
-    ).values_list("pk", flat=True):
-        if claimed is None or waiting != claimed[0].pk:
-            transaction.on_commit(partial(enqueue, waiting), robust=True)
+    _release_waiting_prices(record, except_record_id=claimed[0].pk if claimed else None)
     return Pushed(stripe_product.id, pushed)
+
+
+def _release_waiting_prices(product_record: MirrorRecord, except_record_id: int | None = None) -> None:
+    """Prices that waited for their product go once it is in Stripe (or fail once it cannot be)."""
+    if product_record.kind != MirrorKind.PRODUCT:
+        return
+    waiting = MirrorRecord.objects.filter(
+        kind=MirrorKind.PRICE,
+        state=MirrorState.PENDING,
+        object_id__in=Price.objects.filter(product_id=product_record.object_id).values("pk"),
+    ).exclude(pk=except_record_id)
+    for record_id in waiting.values_list("pk", flat=True):
+        transaction.on_commit(lambda record_id=record_id: enqueue(record_id), robust=True)
 
 
 def _claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Price] | None:
@@ -404,7 +419,8 @@ def _claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Pric
             )
             if price_record is None or price_record.stripe_id or price_record.state != MirrorState.PENDING:
                 continue
-            if price_record.lease_owner and price_record.lease_until and price_record.lease_until > now:
+            held = price_record.lease_owner and price_record.lease_owner != owner
+            if held and price_record.lease_until and price_record.lease_until > now:
                 continue
             price_record.lease_owner, price_record.lease_until = owner, now + _lease_length()
             price_record.first_attempt_at = price_record.first_attempt_at or now

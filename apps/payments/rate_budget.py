@@ -15,7 +15,8 @@ from django.conf import settings
 
 # A short burst only: a full second of tokens on top of the refill could pass Stripe's one-second window.
 BURST_SECONDS = 0.2
-_ID_SEGMENT = re.compile(r"^(?:[a-z]+_)+[A-Za-z0-9]+$")
+# Stripe ids (`prod_Ab12...`) carry digits or capitals; resource names (`payment_intents`) never do.
+_ID_SEGMENT = re.compile(r"^[a-z]+(?:_[a-z]+)*_(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]+$")
 
 _TAKE_BOTH = """
 local now_parts = redis.call('TIME')

@@ -238,6 +238,8 @@ STRIPE_BUDGET_REDIS_URL = env.str(
 STRIPE_CIRCUIT_FAILURES = env.int("STRIPE_CIRCUIT_FAILURES", default=10)
 STRIPE_CIRCUIT_COOLDOWN_SECONDS = env.float("STRIPE_CIRCUIT_COOLDOWN_SECONDS", default=15.0)
 MIRROR_STALE_AFTER_SECONDS = env.int("MIRROR_STALE_AFTER_SECONDS", default=60)
+# Edits within this many seconds of each other reach Stripe as one update.
+MIRROR_COALESCE_SECONDS = env.float("MIRROR_COALESCE_SECONDS", default=1.0)
 # Longest wait between task retries; far below the broker's visibility timeout.
 MIRROR_RETRY_MAX_SECONDS = env.int("MIRROR_RETRY_MAX_SECONDS", default=300)
 MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)

@@ -1,4 +1,5 @@
 import time
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -6,6 +7,7 @@ import redis
 import stripe
 from django.conf import settings as django_settings
 from django.db import connection
+from kombu import pools
 
 from apps.payments.models import MirrorRecord, MirrorState
 from config.celery import app as celery_app
@@ -21,7 +23,12 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    pending = list(
+        MirrorRecord.objects.exclude(state=MirrorState.SYNCED).values(
+            "kind", "object_id", "state", "version", "synced_version", "attempts", "lease_owner", "last_error"
+        )
+    )
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; rows not synced: {pending}")
 
 
 def settled() -> bool:
@@ -67,6 +74,25 @@ def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator):
     worker.stop()
 
 
+@contextmanager
+def broker_unreachable():
+    """Messages sent meanwhile go nowhere, as when the broker is down at commit time."""
+    real = celery_app.conf.broker_url
+
+    def reconnect(url: str) -> None:
+        celery_app.conf.broker_url = url
+        # Kombu keeps pools per connection in a registry of its own; drop them all.
+        pools.reset()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    reconnect("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        reconnect(real)
+
+
 def _clear_shared_state() -> None:
     celery_app.control.purge()
     client = redis.Redis.from_url(django_settings.STRIPE_BUDGET_REDIS_URL)
@@ -88,10 +114,18 @@ def mirror_on(emulator, settings, monkeypatch):
     _clear_shared_state()
 
 
+def worker_idle() -> bool:
+    active = celery_app.control.inspect(timeout=1).active() or {}
+    return not any(active.values())
+
+
 @pytest.fixture
 def mirror(mirror_on, mirror_worker, transactional_db):
     """Everything real: committed data, a worker consuming Redis, the emulator over HTTP."""
-    return mirror_on
+    yield mirror_on
+    # The database is emptied after the test: not while the worker is still writing to it.
+    celery_app.control.purge()
+    wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
 
 
 def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:

@@ -100,6 +100,8 @@ class Faults:
         latency, error_rule = 0, None
         with self._lock:
             for rule in self._rules:
+                if rule.status is not None and error_rule is not None:
+                    continue  # one error per request; the next rule keeps its count for the next one
                 if not rule.matches(method, path, body) or not rule.fires():
                     continue
                 if rule.count is not None:
