@@ -7,6 +7,7 @@ from config.health import health
 api_v1 = [
     path("", include("apps.users.urls")),
     path("", include("apps.catalog.urls")),
+    path("", include("apps.payments.urls")),
 ]
 
 urlpatterns = [

@@ -41,8 +41,8 @@ def _lease_length() -> timedelta:
 # --- recording changes (receivers, inside the write's transaction) ------------------------------
 
 
-def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False) -> None:
-    """Note that the object changed and queue its mirroring once the transaction commits."""
+def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, queue: bool = True) -> None:
+    """Note that the object changed and (with `queue`) queue its mirroring once the transaction commits."""
     if not settings.STRIPE_MIRROR_ENABLED:
         return
     now = timezone.now()
@@ -64,6 +64,8 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False) ->
                 MirrorRecord.objects.create(kind=kind, object_id=object_id, deleted=deleted, pending_since=now)
         except IntegrityError:  # created by a concurrent write a moment ago
             rows.update(**changes)
+    if not queue:
+        return
     record_id = rows.values_list("pk", flat=True).get()
     # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
     delay = settings.MIRROR_COALESCE_SECONDS if existed else 0
@@ -77,10 +79,10 @@ def enqueue(record_id: int, delay: float = 0) -> None:
     mirror_sync_task.apply_async((record_id,), countdown=delay or None)
 
 
-def mirror_again(*, record: MirrorRecord) -> None:
+def mirror_again(*, record: MirrorRecord, queue: bool = True) -> None:
     """An operator's retry: a new version, so Stripe does not replay the failure it remembers."""
     with transaction.atomic():
-        mirror_record_change(kind=record.kind, object_id=record.object_id, deleted=record.deleted)
+        mirror_record_change(kind=record.kind, object_id=record.object_id, deleted=record.deleted, queue=queue)
 
 
 def requeue_stale(*, older_than: timedelta) -> int:
@@ -146,7 +148,7 @@ def mirror_sync(*, record_id: int, owner: str | None = None) -> str:
             _finish(record_id, owner, failure=message)
             _release_waiting_prices(record)
             return "failed"
-        except Exception as error:
+        except BaseException as error:  # Ctrl-C in a command too: the lease goes back at once
             _finish(record_id, owner, error=error)
             raise
         if result == WAITING:

@@ -1,0 +1,157 @@
+"""The backfill and the reconciler (inline, over HTTP to the emulator), and what staff see."""
+
+from io import StringIO
+
+import pytest
+import stripe
+from django.core.management import call_command
+from django.db import transaction
+
+from apps.catalog import services as catalog
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.users import services as users
+from tests.payments.conftest import stripe_objects_by_ref
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "a-long-unusual-passphrase-42"
+
+
+def _client(emulator) -> stripe.StripeClient:
+    return stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
+
+
+@pytest.fixture
+def existing_data(settings):
+    """A database from before the mirror: nothing of it is in Stripe."""
+    enabled, settings.STRIPE_MIRROR_ENABLED = settings.STRIPE_MIRROR_ENABLED, False
+    products = []
+    for n in range(3):
+        with transaction.atomic():
+            product = catalog.product_create(name=f"Old product {n}")
+            catalog.price_create(product=product, unit_amount=100 * (n + 1), currency="usd")
+        products.append(product)
+    people = [users.user_create(email=f"old{n}@example.com", password=PASSWORD) for n in range(2)]
+    settings.STRIPE_MIRROR_ENABLED = enabled
+    return products, people
+
+
+def _run(*args) -> str:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
+class TestStripeMirror:
+    def test_backfills_everything_with_a_progress_bar_and_a_summary(self, mirror_on, existing_data):
+        output = _run("stripe_mirror", "--all")
+
+        assert "Mirrored 5, already in Stripe 3" in output  # the 3 prices went inside their products
+        assert "Product → Product" in output
+        assert "3/3" in output
+        assert len(stripe_objects_by_ref(mirror_on, "products")) == 3
+        assert len(stripe_objects_by_ref(mirror_on, "prices")) == 3
+        assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
+        # One write per product and its price: the backfill embeds prices too.
+        assert len([r for r in mirror_on.requests_seen(method="POST") if r["endpoint"] == "/v1/prices"]) == 0
+
+    def test_a_second_run_continues_where_the_first_stopped(self, mirror_on, existing_data):
+        _run("stripe_mirror", "--model", "catalog.product")  # as if Ctrl-C came after the products
+
+        output = _run("stripe_mirror", "--all")
+
+        assert "already in Stripe 6" in output  # 3 products, and their 3 prices embedded in them
+        assert "Mirrored 2" in output
+        assert len(stripe_objects_by_ref(mirror_on, "products")) == 3
+
+    def test_force_pushes_again(self, mirror_on, existing_data):
+        _run("stripe_mirror", "--all")
+
+        output = _run("stripe_mirror", "--model", "users.user", "--force")
+
+        assert "Mirrored 2, already in Stripe 0" in output
+        assert len([r for r in mirror_on.requests_seen(method="POST") if r["endpoint"] == "/v1/customers/{id}"]) == 2
+        assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
+
+    def test_refuses_without_stripe(self, settings):
+        settings.STRIPE_MIRROR_ENABLED = False
+
+        with pytest.raises(Exception, match="The mirror is off"):
+            _run("stripe_mirror", "--all")
+
+
+class TestStripeReconcile:
+    def test_reports_and_repairs_missing_extra_and_differing(self, mirror_on, existing_data):
+        products, people = existing_data
+        _run("stripe_mirror", "--all")
+        client = _client(mirror_on)
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[0].pk)
+        client.v1.products.update(record.stripe_id, params={"name": "Renamed in the dashboard"})  # differing
+        gone = MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=people[0].pk)
+        client.v1.customers.delete(gone.stripe_id)  # missing
+        stray = client.v1.customers.create(
+            params={"email": "x@example.com", "metadata": {"app_ref": "users.user:999999"}}
+        )
+
+        report = _run("stripe_reconcile", "--dry-run")
+        repaired = _run("stripe_reconcile")
+        clean = _run("stripe_reconcile", "--dry-run")
+
+        assert f"differing: catalog.product:{products[0].pk}" in report
+        assert f"missing: users.user:{people[0].pk}" in report
+        assert f"extra: users.user:999999 {stray.id}" in report
+        assert "Dry run: nothing was changed." in report
+        assert client.v1.products.retrieve(record.stripe_id).name == products[0].name
+        assert client.v1.customers.retrieve(stray.id).deleted is True
+        assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
+        for drift in ("missing:", "extra:", "differing:"):
+            assert drift not in clean
+        assert "repaired" in repaired
+
+
+class TestStaffApi:
+    URL = "/api/v1/payments/mirror/"
+
+    def test_staff_list_failed_rows_and_send_them_again(self, staff_client, settings):
+        settings.STRIPE_MIRROR_ENABLED = True
+        settings.STRIPE_SECRET_KEY = "sk_test_notUsedBecauseNothingIsQueued000"
+        product = catalog.product_create(name="Tea")
+        MirrorRecord.objects.filter(object_id=product.pk).update(state=MirrorState.FAILED, last_error="refused")
+
+        listed = staff_client.get(self.URL, {"state": "failed"})
+        retried = staff_client.post(f"{self.URL}{listed.json()['results'][0]['id']}/retry")
+
+        assert listed.status_code == 200
+        [row] = listed.json()["results"]
+        assert (row["app_ref"], row["state"], row["last_error"]) == (
+            f"catalog.product:{product.pk}",
+            "failed",
+            "refused",
+        )
+        assert retried.status_code == 202
+        assert retried.json()["state"] == "pending"
+        assert retried.json()["version"] == 2
+
+    def test_only_staff(self, user_client, api_client):
+        assert user_client.get(self.URL).status_code == 403
+        assert api_client.get(self.URL).status_code == 401
+
+    def test_bad_filter_is_400(self, staff_client):
+        assert staff_client.get(self.URL, {"state": "sideways"}).status_code == 400
+
+
+def test_admin_lists_rows_filters_failed_and_mirrors_again(client, settings):
+    from tests.users.factories import UserFactory
+
+    settings.STRIPE_MIRROR_ENABLED = True
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    product = catalog.product_create(name="Tea")
+    record = MirrorRecord.objects.get(object_id=product.pk)
+    MirrorRecord.objects.filter(pk=record.pk).update(state=MirrorState.FAILED, last_error="Currency refused")
+
+    page = client.get("/admin/payments/mirrorrecord/", {"state__exact": "failed"})
+    client.post("/admin/payments/mirrorrecord/", {"action": "mirror_again", "_selected_action": [record.pk]})
+
+    assert page.status_code == 200
+    assert "Currency refused" in page.content.decode()
+    record.refresh_from_db()
+    assert (record.state, record.version) == (MirrorState.PENDING, 2)
