@@ -262,6 +262,13 @@ def _metadata(record: MirrorRecord, current: dict) -> dict:
     return {**removed, **current}
 
 
+def _may_be_in_stripe_already(record: MirrorRecord, created_at) -> bool:
+    """Worth a search before creating: a day-old retry (Stripe forgot the key), or an object older
+    than its mirror row (made before the mirror tracked it, so perhaps put in Stripe another way).
+    A brand-new object has no twin to find; its own retries are covered by its idempotency key."""
+    return record.key_generation > 0 or created_at < record.created_at - timedelta(seconds=2)
+
+
 def _search_by_ref(resource, app_ref: str):
     gw = gateway()
     found = gw.call(
@@ -293,7 +300,9 @@ def _push_user(record: MirrorRecord, owner: str) -> Pushed | str:
             log.warning("mirror customer gone in Stripe, making a new one app_ref=%s", record.app_ref)
     if customer is None:
         # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
-        existing = _search_by_ref(gw.v1.customers, record.app_ref)
+        existing = None
+        if record.stripe_id or _may_be_in_stripe_already(record, user.date_joined):
+            existing = _search_by_ref(gw.v1.customers, record.app_ref)
         if existing is not None:
             customer = gw.call(
                 lambda options: gw.v1.customers.update(existing.id, params=fields, options=options),
@@ -350,7 +359,7 @@ def _push_product(record: MirrorRecord, owner: str) -> Pushed | str:
         except stripe.InvalidRequestError as error:
             if not _missing(error):
                 raise
-    elif record.key_generation:
+    elif _may_be_in_stripe_already(record, product.created_at):
         existing = _search_by_ref(gw.v1.products, record.app_ref)
         if existing is not None:
             stripe_product = gw.call(
@@ -460,7 +469,7 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
     """Amount, currency and recurrence never change in Stripe: a new Price, made the default in the old one's place."""
     old_id = record.stripe_id
     stripe_price = None
-    if not old_id and record.key_generation:
+    if not old_id and _may_be_in_stripe_already(record, price.created_at):
         stripe_price = _search_by_ref(gw.v1.prices, record.app_ref)
     if stripe_price is None:
         params = {**_price_params(price, record.app_ref), "product": stripe_product_id, "active": price.active}

@@ -10,11 +10,11 @@ from apps.users.signals import user_changed, user_deleted, user_registered
 UPDATABLE_FIELDS = ("email", "name")
 
 
-def _save_unique_email(user: User) -> None:
+def _save_unique_email(user: User, update_fields: list[str] | None = None) -> None:
     """Save, turning a lost race for the same email into a field error instead of a 500."""
     try:
         with transaction.atomic():
-            user.save()
+            user.save(update_fields=update_fields)
     except IntegrityError as exc:
         if User.objects.filter(email=user.email).exclude(pk=user.pk).exists():
             raise ValidationError({"email": [EMAIL_TAKEN]}) from exc
@@ -64,7 +64,8 @@ def user_update(*, user: User, data: dict) -> User:
     for field in changed:
         setattr(user, field, data[field])
     user.full_clean(exclude=["password"])
-    _save_unique_email(user)
+    # Only what changed: a concurrent write to other fields is not overwritten with stale values.
+    _save_unique_email(user, update_fields=[*changed, "updated_at"])
     user_changed.send(sender=User, user_id=user.pk, fields=changed)
     return user
 

@@ -1,8 +1,11 @@
 """The mirror end to end: a real Celery worker on Redis and PostgreSQL, the Stripe emulator over HTTP."""
 
+from datetime import timedelta
+
 import pytest
 import stripe
 from django.db import transaction
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
@@ -64,6 +67,9 @@ class TestUsers:
     def test_a_customer_already_in_stripe_for_the_user_is_adopted(self, mirror, settings):
         settings.STRIPE_MIRROR_ENABLED = False
         user = users.user_create(email="ada@example.com", password=PASSWORD)
+        User.objects.filter(pk=user.pk).update(
+            date_joined=timezone.now() - timedelta(days=30)
+        )  # from before the mirror
         settings.STRIPE_MIRROR_ENABLED = True
         earlier = _client(mirror).v1.customers.create(
             params={"email": "old@example.com", "metadata": {"app_ref": f"users.user:{user.pk}"}}

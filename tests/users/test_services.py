@@ -89,3 +89,14 @@ def test_two_concurrent_registrations_for_one_email_give_one_user_and_one_field_
 
     assert sorted(outcomes) == ["created", "refused:['email']"]
     assert User.objects.filter(email="race@example.com").count() == 1
+
+
+@pytest.mark.django_db
+def test_update_writes_only_the_changed_fields():
+    user = UserFactory(name="Old")
+    User.objects.filter(pk=user.pk).update(is_staff=True)  # changed elsewhere meanwhile
+
+    services.user_update(user=user, data={"name": "New"})
+
+    user.refresh_from_db()
+    assert (user.name, user.is_staff) == ("New", True)
