@@ -10,13 +10,14 @@ EMULATOR_SECRET_KEY := sk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services clean help bench-emulator
+.PHONY: run test lint migrate services clean help bench-emulator bench-mirror
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
 	@echo "make test   - lint + the whole suite against the local PostgreSQL and Redis"
 	@echo "make lint   - ruff (lint, format check) and import contracts"
 	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
+	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,9 @@ test: $(VENV)/.dev services lint
 
 bench-emulator: $(VENV)/.dev
 	@$(BIN)/python -m tools.bench.emulator
+
+bench-mirror: $(VENV)/.dev services
+	@$(BIN)/python tools/bench/mirror.py
 
 clean:
 	rm -rf $(VENV) var

@@ -14,6 +14,8 @@ import redis
 from django.conf import settings
 
 WINDOW_SECONDS = 30
+# A circuit opened by another worker is seen within this long; checking Redis on every request costs more.
+CHECK_EVERY_SECONDS = 0.5
 
 
 class CircuitOpen(Exception):
@@ -31,21 +33,27 @@ class CircuitBreaker:
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
         self._lock = threading.Lock()
         self._failures: list[float] = []
-        self._open_until = 0.0
+        self._open_until = 0.0  # as last seen, on this process's monotonic clock
+        self._checked_at = float("-inf")
+        self._failed_since_success = False
 
     def check(self) -> None:
         """Raise `CircuitOpen` while the circuit is open."""
-        if self._redis is not None:
+        now = time.monotonic()
+        if self._redis is not None and now - self._checked_at >= CHECK_EVERY_SECONDS:
             remaining_ms = self._redis.pttl("stripe:circuit:open")
-            if remaining_ms and remaining_ms > 0:
-                raise CircuitOpen(remaining_ms / 1000)
-            return
+            with self._lock:
+                self._checked_at = now
+                self._open_until = now + remaining_ms / 1000 if remaining_ms and remaining_ms > 0 else 0.0
         with self._lock:
-            remaining = self._open_until - time.monotonic()
+            remaining = self._open_until - now
         if remaining > 0:
             raise CircuitOpen(remaining)
 
     def record_success(self) -> None:
+        if not self._failed_since_success:
+            return  # nothing of ours to reset; another worker's failures age out of the window
+        self._failed_since_success = False
         if self._redis is not None:
             self._redis.delete("stripe:circuit:failures")
             return
@@ -53,6 +61,7 @@ class CircuitBreaker:
             self._failures.clear()
 
     def record_failure(self) -> None:
+        self._failed_since_success = True
         if self._redis is not None:
             pipe = self._redis.pipeline()
             pipe.incr("stripe:circuit:failures")
@@ -61,6 +70,7 @@ class CircuitBreaker:
             if failures >= self.threshold:
                 self._redis.set("stripe:circuit:open", "1", px=int(self.cooldown * 1000), nx=True)
                 self._redis.delete("stripe:circuit:failures")
+                self._checked_at = float("-inf")  # see it at once here
             return
         with self._lock:
             now = time.monotonic()

@@ -64,13 +64,21 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, qu
                 MirrorRecord.objects.create(kind=kind, object_id=object_id, deleted=deleted, pending_since=now)
         except IntegrityError:  # created by a concurrent write a moment ago
             rows.update(**changes)
-    if not queue:
+    if not queue or (kind == MirrorKind.PRICE and _product_on_its_way(object_id)):
         return
     record_id = rows.values_list("pk", flat=True).get()
     # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
     delay = settings.MIRROR_COALESCE_SECONDS if existed else 0
     # robust: a broker that is down must not fail the write; beat queues the row later.
     transaction.on_commit(lambda: enqueue(record_id, delay=delay), robust=True)
+
+
+def _product_on_its_way(price_id: int) -> bool:
+    """The price's product is being created in Stripe: its task carries the price along or queues it after."""
+    product_id = Price.objects.filter(pk=price_id).values_list("product_id", flat=True).first()
+    return MirrorRecord.objects.filter(
+        kind=MirrorKind.PRODUCT, object_id=product_id, state=MirrorState.PENDING, stripe_id=""
+    ).exists()
 
 
 def enqueue(record_id: int, delay: float = 0) -> None:
@@ -193,8 +201,26 @@ def _acquire(record_id: int, owner: str) -> MirrorRecord | None:
         record.first_attempt_at = record.first_attempt_at or now
         record.lease_owner, record.lease_until = owner, now + _lease_length()
         record.attempts += 1
-        record.save()
+        record.save(
+            update_fields=["lease_owner", "lease_until", "attempts", "first_attempt_at", "key_generation", "updated_at"]
+        )
         return record
+
+
+COMPLETION_FIELDS = [
+    "stripe_id",
+    "pushed",
+    "synced_version",
+    "synced_at",
+    "last_error",
+    "state",
+    "lease_owner",
+    "lease_until",
+    "pending_since",
+    "first_attempt_at",
+    "attempts",
+    "updated_at",
+]
 
 
 def _complete(record_id: int, owner: str, version: int, result: Pushed) -> bool:
@@ -218,7 +244,7 @@ def _complete(record_id: int, owner: str, version: int, result: Pushed) -> bool:
             record.attempts = 0
         try:
             with transaction.atomic():
-                record.save()
+                record.save(update_fields=COMPLETION_FIELDS)
         except IntegrityError:
             # Another local object already mirrors to this Stripe object.
             MirrorRecord.objects.filter(pk=record_id).update(

@@ -1,0 +1,226 @@
+"""`make bench-mirror`: the mirror's throughput against Stripe's live rate limits, as JSON.
+
+2,000 products, each created together with one price in one transaction through the
+catalog services, and 1,000 users, mirrored by two Celery workers into the Stripe
+emulator with its limiter at Stripe's live limits (100/s account, 25/s per endpoint)
+and the budget configured to match. Runs on a database of its own (kept between runs,
+emptied at the start), Redis databases 11 and 12, and an emulator started for the run.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
+
+API_KEY = "sk_test_benchmarkKey00000000000000000"
+ACCOUNT_LIMIT, ENDPOINT_LIMIT = 100, 25
+BROKER_URL = "redis://127.0.0.1:6379/12"
+BUDGET_URL = "redis://127.0.0.1:6379/11"
+PASSWORD = "bench-passphrase-long-enough"  # noqa: S105 - the benchmark's throwaway users
+
+
+def _environment(database_url: str, emulator_url: str) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "STRIPE_BUDGET_REDIS_URL": BUDGET_URL,
+        "STRIPE_API_BASE": emulator_url,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_MIRROR_ENABLED": "true",
+        "STRIPE_RATE_LIMIT_PER_SECOND": str(ACCOUNT_LIMIT),
+        "STRIPE_RATE_LIMIT_PER_ENDPOINT": str(ENDPOINT_LIMIT),
+    }
+
+
+def _prepare_database(name: str) -> str:
+    """A database of the current schema: created (migrated) the first time, emptied afterwards."""
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgres:///{name}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*manage, "flush", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
+    return url
+
+
+def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str]) -> list[subprocess.Popen]:
+    workers = []
+    for n in range(count):
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool,
+            "--concurrency", str(concurrency), "--hostname", f"bench{n}@%h", "--loglevel", "WARNING",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        # Only the JSON report goes to stdout.
+        workers.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+    return workers
+
+
+def _stripe_side(emulator_url: str) -> dict[str, Counter]:
+    import stripe
+
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
+    counts = {}
+    for resource in ("customers", "products", "prices"):
+        refs = Counter()
+        for obj in getattr(client.v1, resource).list(params={"limit": 100}).auto_paging_iter():
+            ref = (obj.metadata or {}).get("app_ref")
+            if ref and not getattr(obj, "deleted", False):
+                refs[ref] += 1
+        counts[resource] = refs
+    return counts
+
+
+def _control(url: str, method: str, path: str, body: dict | None = None) -> dict:
+    import requests
+
+    response = requests.request(method, f"{url}/_emulator/{path}", json=body, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def _rate(entries: list[dict]) -> float:
+    if len(entries) < 2:
+        return 0.0
+    span = max(e["at"] for e in entries) - min(e["at"] for e in entries)
+    return (len(entries) - 1) / span if span else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--concurrency", type=int, default=8, help="threads (or processes) per worker")
+    parser.add_argument("--timeout", type=int, default=900)
+    args = parser.parse_args()
+
+    import redis
+
+    for url in (BROKER_URL, BUDGET_URL):
+        redis.Redis.from_url(url).flushdb()
+    port = _free_port()
+    emulator = _start_emulator(port)
+    emulator_url = f"http://127.0.0.1:{port}"
+    _control(
+        emulator_url, "POST", "rate_limit", {"per_second": ACCOUNT_LIMIT, "per_endpoint_per_second": ENDPOINT_LIMIT}
+    )
+    database_url = _prepare_database("bench_commerce")
+    env = _environment(database_url, emulator_url)
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from apps.catalog import services as catalog
+    from apps.payments.models import MirrorRecord, MirrorState
+    from apps.users import services as users
+
+    # All the work is queued first (workers not yet running), then drained: the
+    # measure is how fast the mirror empties a full queue, not how fast we create.
+    creating = time.time()
+    for n in range(max(args.products, args.users)):
+        if n < args.products:
+            with transaction.atomic():
+                product = catalog.product_create(name=f"Bench product {n}")
+                catalog.price_create(product=product, unit_amount=100 + n, currency="usd")
+        if n < args.users:
+            users.user_create(email=f"bench{n}@example.com", password=PASSWORD, name=f"Bench {n}")
+    created = time.time()
+    expected = args.products * 2 + args.users
+    workers = _start_workers(args.workers, args.concurrency, args.pool, env)
+    try:
+        started = time.time()
+        deadline = started + args.timeout
+        while time.time() < deadline:
+            if not MirrorRecord.objects.filter(state=MirrorState.PENDING).exists():
+                break
+            time.sleep(0.5)
+        finished = time.time()
+        states = Counter(MirrorRecord.objects.values_list("state", flat=True))
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=30)
+
+    seen = _control(emulator_url, "GET", "requests")["data"]
+    _control(emulator_url, "DELETE", "rate_limit")  # counting Stripe's side must not be throttled
+    stripe_side = _stripe_side(emulator_url)
+    emulator.send_signal(signal.SIGTERM)
+    emulator.wait(timeout=10)
+
+    by_endpoint = Counter(f"{e['method']} {e['endpoint']}" for e in seen)
+    rejected = [e for e in seen if e["status"] == 429]
+    writes = [e for e in seen if e["method"] == "POST" and e["status"] == 200]
+    catalog_writes = sum(1 for e in writes if e["endpoint"].startswith(("/v1/products", "/v1/prices")))
+    customer_writes = sum(1 for e in writes if e["endpoint"].startswith("/v1/customers"))
+    product_posts = [e for e in writes if e["endpoint"] == "/v1/products"]
+    customer_posts = [e for e in writes if e["endpoint"] == "/v1/customers"]
+    duplicates = sum(count - 1 for refs in stripe_side.values() for count in refs.values() if count > 1)
+    lost = expected - sum(len(refs) for refs in stripe_side.values())
+    elapsed = finished - started
+    account_rate = _rate([e for e in seen if e["status"] == 200])
+    report = {
+        "benchmark": "mirror",
+        "machine": {"cpus": os.cpu_count()},
+        "setup": {
+            "products_with_one_price": args.products,
+            "users": args.users,
+            "workers": args.workers,
+            "pool": args.pool,
+            "concurrency_per_worker": args.concurrency,
+            "stripe_limits": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
+            "budget": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
+        },
+        "seconds": {"queueing_locally": round(created - creating, 1), "until_all_mirrored": round(elapsed, 1)},
+        "objects_mirrored": states.get(MirrorState.SYNCED, 0),
+        "objects_per_second": round(states.get(MirrorState.SYNCED, 0) / elapsed, 1),
+        "rows_by_state": dict(states),
+        "stripe_requests": len(seen),
+        "stripe_requests_per_object": round(len(seen) / expected, 2),
+        "stripe_requests_by_endpoint": dict(by_endpoint.most_common()),
+        "write_requests_per_product_and_price": round(catalog_writes / args.products, 3) if args.products else None,
+        "write_requests_per_user": round(customer_writes / args.users, 3) if args.users else None,
+        "rate_limited_429": len(rejected),
+        "achieved_per_second": {
+            "account_all_requests": round(account_rate, 1),
+            "POST /v1/products": round(_rate(product_posts), 1),
+            "POST /v1/customers": round(_rate(customer_posts), 1),
+        },
+        "limit_used": {
+            "account": round(account_rate / ACCOUNT_LIMIT, 3),
+            "POST /v1/products": round(_rate(product_posts) / ENDPOINT_LIMIT, 3),
+            "POST /v1/customers": round(_rate(customer_posts) / ENDPOINT_LIMIT, 3),
+        },
+        "duplicates": duplicates,
+        "lost": lost,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
