@@ -307,38 +307,38 @@ def _missing(error: stripe.StripeError) -> bool:
     return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
 
 
+def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: dict, created_at):
+    """Update the Stripe object we know, or adopt one found by `app_ref`; None when there is none yet."""
+    if record.stripe_id:
+        try:
+            return gw.call(
+                lambda options: service.update(record.stripe_id, params=fields, options=options),
+                idempotency_key=_key(record, "update"),
+            )
+        except stripe.InvalidRequestError as error:
+            if not _missing(error):
+                raise
+            log.warning("mirror object gone in Stripe app_ref=%s stripe_id=%s", record.app_ref, record.stripe_id)
+    if record.stripe_id or _may_be_in_stripe_already(record, created_at):
+        existing = _search_by_ref(service, record.app_ref)
+        if existing is not None:
+            return gw.call(
+                lambda options: service.update(existing.id, params=fields, options=options),
+                idempotency_key=_key(record, "adopt"),
+            )
+    return None
+
+
 def _push_user(record: MirrorRecord, owner: str) -> Pushed | str:
     gw = gateway()
     user = User.objects.filter(pk=record.object_id).first()
     if record.deleted or user is None:
         return _delete_customer(gw, record)
     fields = {"email": user.email, "name": user.name, "metadata": {"app_ref": record.app_ref}}
-    customer = None
-    if record.stripe_id:
-        try:
-            customer = gw.call(
-                lambda options: gw.v1.customers.update(record.stripe_id, params=fields, options=options),
-                idempotency_key=_key(record, "update"),
-            )
-        except stripe.InvalidRequestError as error:
-            if not _missing(error):
-                raise
-            log.warning("mirror customer gone in Stripe, making a new one app_ref=%s", record.app_ref)
-    if customer is None:
-        # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
-        existing = None
-        if record.stripe_id or _may_be_in_stripe_already(record, user.date_joined):
-            existing = _search_by_ref(gw.v1.customers, record.app_ref)
-        if existing is not None:
-            customer = gw.call(
-                lambda options: gw.v1.customers.update(existing.id, params=fields, options=options),
-                idempotency_key=_key(record, "adopt"),
-            )
-        else:
-            customer = gw.call(
-                lambda options: gw.v1.customers.create(params=fields, options=options),
-                idempotency_key=_key(record, "create"),
-            )
+    # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
+    customer = _update_or_adopt(gw, gw.v1.customers, record, fields, user.date_joined) or gw.call(
+        lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_key(record, "create")
+    )
     djstripe_models.Customer.sync_from_stripe_data(customer)
     djstripe_models.Customer.objects.filter(id=customer.id).update(subscriber=user)
     return Pushed(customer.id)
@@ -375,23 +375,7 @@ def _push_product(record: MirrorRecord, owner: str) -> Pushed | str:
     metadata = _metadata(record, {**product.metadata, "app_ref": record.app_ref})
     fields = {"name": product.name, "description": product.description, "active": product.active, "metadata": metadata}
     pushed = {"metadata_keys": sorted(key for key, value in metadata.items() if value)}
-    stripe_product = None
-    if record.stripe_id:
-        try:
-            stripe_product = gw.call(
-                lambda options: gw.v1.products.update(record.stripe_id, params=fields, options=options),
-                idempotency_key=_key(record, "update"),
-            )
-        except stripe.InvalidRequestError as error:
-            if not _missing(error):
-                raise
-    elif _may_be_in_stripe_already(record, product.created_at):
-        existing = _search_by_ref(gw.v1.products, record.app_ref)
-        if existing is not None:
-            stripe_product = gw.call(
-                lambda options: gw.v1.products.update(existing.id, params=fields, options=options),
-                idempotency_key=_key(record, "adopt"),
-            )
+    stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
     if stripe_product is None:
         return _create_product(gw, record, owner, product, fields, pushed)
     djstripe_models.Product.sync_from_stripe_data(stripe_product)
