@@ -12,6 +12,8 @@ the middle of a call leaves a key that Stripe replays to its redelivered task.
 
 import logging
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +25,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog.models import Price, Product
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 from apps.payments.stripe_client import PERMANENT, StripeGateway, StripeUnavailable, classify, gateway
 from apps.users.models import User
 
@@ -41,11 +43,26 @@ def _lease_length() -> timedelta:
 # --- recording changes (receivers, inside the write's transaction) ------------------------------
 
 
+# Set while a change that came from Stripe (a webhook) is applied locally: Stripe holds it already,
+# so the new version counts as synced and nothing is sent back (no echo, no loop).
+_from_stripe: ContextVar[bool] = ContextVar("changes_from_stripe", default=False)
+
+
+@contextmanager
+def changes_from_stripe():
+    token = _from_stripe.set(True)
+    try:
+        yield
+    finally:
+        _from_stripe.reset(token)
+
+
 def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, queue: bool = True) -> None:
     """Note that the object changed and (with `queue`) queue its mirroring once the transaction commits."""
     if not settings.STRIPE_MIRROR_ENABLED:
         return
     now = timezone.now()
+    from_stripe = _from_stripe.get()
     changes = {
         "version": F("version") + 1,
         "state": MirrorState.PENDING,
@@ -54,6 +71,8 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, qu
         ),
         "updated_at": now,
     }
+    if from_stripe:
+        changes.update(synced_version=F("version") + 1, state=MirrorState.SYNCED, pending_since=None, synced_at=now)
     if deleted:
         changes["deleted"] = True
     rows = MirrorRecord.objects.filter(kind=kind, object_id=object_id)
@@ -61,10 +80,17 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, qu
     if not existed:
         try:
             with transaction.atomic():
-                MirrorRecord.objects.create(kind=kind, object_id=object_id, deleted=deleted, pending_since=now)
+                MirrorRecord.objects.create(
+                    kind=kind,
+                    object_id=object_id,
+                    deleted=deleted,
+                    pending_since=None if from_stripe else now,
+                    synced_version=1 if from_stripe else 0,
+                    state=MirrorState.SYNCED if from_stripe else MirrorState.PENDING,
+                )
         except IntegrityError:  # created by a concurrent write a moment ago
             rows.update(**changes)
-    if not queue or (kind == MirrorKind.PRICE and _product_on_its_way(object_id)):
+    if from_stripe or not queue or (kind == MirrorKind.PRICE and _product_on_its_way(object_id)):
         return
     record_id = rows.values_list("pk", flat=True).get()
     # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
@@ -379,7 +405,16 @@ def _push_product(record: MirrorRecord, owner: str) -> Pushed | str:
     if stripe_product is None:
         return _create_product(gw, record, owner, product, fields, pushed)
     djstripe_models.Product.sync_from_stripe_data(stripe_product)
+    note_stripe_state(stripe_product.id, stripe_product.updated)
     return Pushed(stripe_product.id, pushed)
+
+
+def note_stripe_state(stripe_id: str, updated: int | None) -> None:
+    """Remember the newest `updated` of a Stripe object we wrote, so its older echoes are recognised as stale."""
+    if updated is None:
+        return
+    watermark, _ = StripeWatermark.objects.get_or_create(stripe_id=stripe_id, defaults={"updated": updated})
+    StripeWatermark.objects.filter(pk=watermark.pk, updated__lt=updated).update(updated=updated)
 
 
 def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
@@ -397,6 +432,7 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
             idempotency_key=_key(record, "create"),
         )
         djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        note_stripe_state(stripe_product.id, stripe_product.updated)
         if claimed is not None:
             djstripe_models.Price.sync_from_stripe_data(stripe_product.default_price)
     except Exception as error:
@@ -501,6 +537,7 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
             idempotency_key=_key(record, "default"),
         )
         djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        note_stripe_state(stripe_product.id, stripe_product.updated)
     if old_id:
         archived = gw.call(
             lambda options: gw.v1.prices.update(old_id, params={"active": False}, options=options),

@@ -63,3 +63,47 @@ class MirrorRecord(models.Model):
     @property
     def app_ref(self) -> str:
         return f"{self.kind}:{self.object_id}"
+
+
+class WebhookEventState(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored", "ignored (not a type we handle)"
+    FAILED = "failed", "failed (parked)"
+
+
+class WebhookEvent(models.Model):
+    """How far one Stripe event got: received once, processed once, or parked as failed.
+
+    The raw event itself is dj-stripe's `Event` row with the same id.
+    """
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=250, db_index=True)
+    state = models.CharField(max_length=10, choices=WebhookEventState.choices, default=WebhookEventState.RECEIVED)
+    deliveries = models.PositiveIntegerField(default=1, help_text="How many times Stripe delivered it.")
+    attempts = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=255, blank=True, help_text="What processing did, in a few words.")
+    last_error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-received_at", "-id")
+        indexes = [models.Index(fields=["state", "received_at"], name="payments_webhook_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} {self.type} ({self.state})"
+
+
+class StripeWatermark(models.Model):
+    """The newest state of one Stripe object applied here, so an older event never overwrites a newer one."""
+
+    stripe_id = models.CharField(max_length=255, primary_key=True)
+    updated = models.BigIntegerField(null=True, blank=True, help_text="The object's own `updated` timestamp.")
+    deleted = models.BooleanField(default=False)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} @ {self.updated}"

@@ -40,3 +40,42 @@ def mirror_requeue_stale_task() -> int:
     from apps.payments import mirror
 
     return mirror.requeue_stale(older_than=timedelta(seconds=settings.MIRROR_STALE_AFTER_SECONDS))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
+def process_webhook_event_task(self, webhook_event_id: int) -> str:
+    """Process one stored Stripe event; a failing handler is retried with backoff, then parked as failed."""
+    import traceback
+
+    from apps.payments import webhook_handlers
+
+    try:
+        return webhook_handlers.process_event(webhook_event_id=webhook_event_id)
+    except Exception as error:
+        attempt = self.request.retries + 1
+        park = attempt >= settings.WEBHOOK_MAX_ATTEMPTS
+        webhook_handlers.note_failure(
+            webhook_event_id=webhook_event_id, error=error, traceback=traceback.format_exc(), park=park
+        )
+        if park:
+            return "failed"
+        hint = getattr(error, "retry_after", 0.0)
+        raise self.retry(countdown=_countdown(attempt, hint)) from error
+
+
+@shared_task(ignore_result=True)
+def webhook_requeue_stale_task() -> int:
+    """Beat: queue events stored but never processed (their message was lost)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.payments.models import WebhookEvent, WebhookEventState
+    from apps.payments.webhook_ingest import enqueue_event
+
+    cutoff = timezone.now() - timedelta(seconds=settings.MIRROR_STALE_AFTER_SECONDS)
+    stale = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED, received_at__lt=cutoff, attempts=0)
+    ids = list(stale.values_list("pk", flat=True)[:1000])
+    for webhook_event_id in ids:
+        enqueue_event(webhook_event_id)
+    return len(ids)

@@ -52,7 +52,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "config.urls"
+ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="config.urls")
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -214,7 +214,9 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
 # Empty means Stripe itself; the emulator and stripe-mock are given here.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
-STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Several secrets, comma-separated, while one is rolled over to the next; the first is current.
+STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRETS[0] if STRIPE_WEBHOOK_SECRETS else ""
 # Pinned to the version the installed `stripe` SDK is generated for, so the
 # shapes dj-stripe stores never change under us when Stripe moves its default.
 STRIPE_API_VERSION = "2026-08-26.dahlia"
@@ -243,6 +245,17 @@ MIRROR_COALESCE_SECONDS = env.float("MIRROR_COALESCE_SECONDS", default=1.0)
 # Longest wait between task retries; far below the broker's visibility timeout.
 MIRROR_RETRY_MAX_SECONDS = env.int("MIRROR_RETRY_MAX_SECONDS", default=300)
 MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)
+
+# --- Webhooks (Stripe -> local) ------------------------------------------------------------
+
+# Stripe's own tolerance between the signature's timestamp and now.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# A failing handler is retried this often (backoff 2, 4, 8 ... s) before its event is parked as failed.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+CELERY_BEAT_SCHEDULE["webhook-requeue-stale"] = {
+    "task": "apps.payments.tasks.webhook_requeue_stale_task",
+    "schedule": 30.0,
+}
 CELERY_BEAT_SCHEDULE["mirror-requeue-stale"] = {
     "task": "apps.payments.tasks.mirror_requeue_stale_task",
     "schedule": 30.0,

@@ -59,6 +59,8 @@ def worker_environment(emulator, **overrides) -> dict[str, str]:
         "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        # Failing webhook handlers are parked after two tries, so tests need not wait long.
+        "WEBHOOK_MAX_ATTEMPTS": "2",
         **overrides,
     }
 
@@ -140,3 +142,22 @@ def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
         if ref:
             found.setdefault(ref, []).append(obj.id)
     return found
+
+
+@pytest.fixture
+def webhooks(mirror, live_server, settings):
+    """Stripe (the emulator) delivers signed events to this test's live /stripe/webhook/."""
+    client = stripe.StripeClient(mirror.api_key, base_addresses={"api": mirror.url})
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": f"{live_server.url}/stripe/webhook/", "enabled_events": ["*"]}
+    )
+    settings.STRIPE_WEBHOOK_SECRETS = [endpoint.secret]
+    mirror.control("POST", "webhooks", {"retry_base_seconds": 0.2})
+    return mirror
+
+
+def events_settled() -> bool:
+    """Stripe delivered everything and every stored event is processed, ignored or failed."""
+    from apps.payments.models import WebhookEvent, WebhookEventState
+
+    return not WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists()

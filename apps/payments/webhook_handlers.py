@@ -1,0 +1,340 @@
+"""What each Stripe event does here. Idempotent (a second delivery changes nothing) and order-safe.
+
+Stripe sends events in no particular order and `event.created` must not order them.
+An object with an `updated` timestamp (products) is compared with the watermark we
+keep for it: older is stale, newer is applied, equal is in doubt. An object without
+one (prices, customers) is in doubt whenever the event differs from what we hold.
+In doubt, the object is fetched from Stripe once and what Stripe holds now is applied.
+
+Local writes are the truth: while a local change is on its way to Stripe, Stripe's
+older state is not applied over it. A change that came from Stripe is applied inside
+`changes_from_stripe()`, so the mirror counts it as synced and sends nothing back.
+"""
+
+import logging
+from collections.abc import Callable
+
+import stripe
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from apps.catalog import services as catalog
+from apps.catalog.models import Price, Product
+from apps.payments.mirror import changes_from_stripe
+from apps.payments.models import (
+    MirrorKind,
+    MirrorRecord,
+    MirrorState,
+    StripeWatermark,
+    WebhookEvent,
+    WebhookEventState,
+)
+from apps.payments.stripe_client import gateway
+
+log = logging.getLogger("apps.payments.webhooks")
+Handler = Callable[[dict], str]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*event_types: str):
+    def register(handler: Handler) -> Handler:
+        for event_type in event_types:
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def process_event(*, webhook_event_id: int) -> str:
+    """Process one stored event exactly once; returns what it did. Raises to be retried."""
+    with transaction.atomic():
+        record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
+        if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
+            return "already done"
+        record.attempts += 1
+        record.save(update_fields=["attempts"])
+        handler = HANDLERS.get(record.type)
+        if handler is None:
+            outcome, state = "not a type this app handles", WebhookEventState.IGNORED
+        else:
+            event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
+            outcome, state = handler(event), WebhookEventState.PROCESSED
+        record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
+        record.last_error = record.traceback = ""
+        record.save(update_fields=["state", "outcome", "processed_at", "last_error", "traceback"])
+        return outcome
+
+
+# --- ordering --------------------------------------------------------------------------------------
+
+
+def _watermark(stripe_id: str) -> StripeWatermark:
+    watermark, _ = StripeWatermark.objects.get_or_create(stripe_id=stripe_id)
+    return StripeWatermark.objects.select_for_update().get(pk=watermark.pk)
+
+
+def _fetch(resource: str, stripe_id: str) -> dict | None:
+    """What Stripe holds now (None if the object is gone), through the mirror's rate-limited client."""
+    gw = gateway()
+    try:
+        return gw.call(lambda options: getattr(gw.v1, resource).retrieve(stripe_id, options=options)).to_dict()
+    except stripe.InvalidRequestError as error:
+        if error.code == "resource_missing":
+            return None
+        raise
+
+
+def _record_for(kind: str, obj: dict) -> MirrorRecord | None:
+    """The mirror row of the local object this Stripe object stands for (by Stripe id, else by `app_ref`)."""
+    record = MirrorRecord.objects.filter(kind=kind, stripe_id=obj["id"]).first()
+    if record is not None:
+        return record
+    kind_ref, _, object_id = (obj.get("metadata") or {}).get("app_ref", "").partition(":")
+    if kind_ref == kind and object_id.isdigit():
+        return MirrorRecord.objects.filter(kind=kind, object_id=int(object_id)).first()
+    return None
+
+
+def _local_change_pending(record: MirrorRecord | None) -> bool:
+    return record is not None and record.version > record.synced_version and record.state == MirrorState.PENDING
+
+
+def _superseded(record: MirrorRecord | None, obj: dict) -> bool:
+    """Another Stripe object mirrors this local one now (an earlier price, a duplicate)."""
+    return record is not None and bool(record.stripe_id) and record.stripe_id != obj["id"]
+
+
+def _without_app_ref(metadata: dict | None) -> dict:
+    return {key: value for key, value in (metadata or {}).items() if key != "app_ref"}
+
+
+def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None) -> None:
+    """Link a local object made from a Stripe one; the mirror then writes its `app_ref` into Stripe."""
+    MirrorRecord.objects.filter(kind=kind, object_id=object_id).update(stripe_id=stripe_id, pushed=pushed or {})
+
+
+# --- products -----------------------------------------------------------------------------------------
+
+
+def _product_fields(obj: dict) -> dict:
+    return {
+        "name": obj["name"],
+        "description": obj.get("description") or "",
+        "active": obj["active"],
+        "metadata": _without_app_ref(obj.get("metadata")),
+    }
+
+
+@handles("product.created", "product.updated", "product.deleted")
+def on_product(event: dict) -> str:
+    obj = event["data"]["object"]
+    watermark = _watermark(obj["id"])
+    if watermark.deleted:
+        return "stale: the product was deleted in Stripe"
+    if event["type"] == "product.deleted":
+        watermark.deleted = True
+        watermark.save(update_fields=["deleted"])
+        return _archive_product(obj)
+    if watermark.updated is not None and obj["updated"] < watermark.updated:
+        return "stale: a newer state of this product was applied already"
+    record = _record_for(MirrorKind.PRODUCT, obj)
+    if _superseded(record, obj):
+        return "ignored: another Stripe product mirrors this local product"
+    if _local_change_pending(record):
+        return "skipped: a local change is on its way to Stripe"
+    if watermark.updated is not None and obj["updated"] == watermark.updated:
+        local = Product.objects.filter(pk=record.object_id).first() if record else None
+        if local is not None and _product_fields(obj) == _same_shape(local):
+            return "unchanged (our own write, or already applied)"
+        # Two changes within one second: only Stripe knows which is last.
+        obj = _fetch("products", obj["id"])
+        if obj is None:
+            return _archive_product(event["data"]["object"])
+    outcome = _apply_product(obj, record)
+    watermark.updated = max(obj["updated"], watermark.updated or 0)
+    watermark.save(update_fields=["updated"])
+    return outcome
+
+
+def _same_shape(product: Product) -> dict:
+    return {
+        "name": product.name,
+        "description": product.description,
+        "active": product.active,
+        "metadata": product.metadata,
+    }
+
+
+def _apply_product(obj: dict, record: MirrorRecord | None) -> str:
+    product = Product.objects.filter(pk=record.object_id).first() if record else None
+    try:
+        if product is None:
+            with changes_from_stripe():
+                product = catalog.product_create(**_product_fields(obj))
+            _adopt(MirrorKind.PRODUCT, product.pk, obj["id"])
+            _push_app_ref(MirrorKind.PRODUCT, product.pk)
+            return f"created local product {product.pk} from the dashboard"
+        with changes_from_stripe():
+            before = product.updated_at
+            product = catalog.product_update(product=product, data=_product_fields(obj))
+        return (
+            "updated the local product"
+            if product.updated_at != before
+            else "unchanged (our own write, or already applied)"
+        )
+    except ValidationError as error:
+        return f"not applied, the catalog refuses it: {error.messages}"
+
+
+def _archive_product(obj: dict) -> str:
+    record = _record_for(MirrorKind.PRODUCT, obj)
+    product = Product.objects.filter(pk=record.object_id).first() if record else None
+    if product is None or not product.active:
+        return "unchanged (no active local product)"
+    with changes_from_stripe():
+        catalog.product_archive(product=product)
+    return "archived the local product"
+
+
+def _push_app_ref(kind: str, object_id: int) -> None:
+    """A dashboard-made object gets our `app_ref` in Stripe: one mirror write, after this transaction."""
+    from apps.payments.mirror import mirror_record_change
+
+    mirror_record_change(kind=kind, object_id=object_id)
+
+
+# --- prices -----------------------------------------------------------------------------------------------
+
+
+def _interval(obj: dict) -> str | None:
+    return (obj.get("recurring") or {}).get("interval")
+
+
+@handles("price.created", "price.updated", "price.deleted")
+def on_price(event: dict) -> str:
+    obj = event["data"]["object"]
+    watermark = _watermark(obj["id"])
+    if watermark.deleted:
+        return "stale: the price was deleted in Stripe"
+    record = _record_for(MirrorKind.PRICE, obj)
+    if _superseded(record, obj):
+        return "ignored: an earlier Stripe price of this local price"
+    if _local_change_pending(record):
+        return "skipped: a local change is on its way to Stripe"
+    price = Price.objects.filter(pk=record.object_id).first() if record else None
+    if event["type"] == "price.deleted":
+        watermark.deleted = True
+        watermark.save(update_fields=["deleted"])
+        return _archive_price(price)
+    if price is not None and price.active == obj["active"]:
+        return "unchanged (our own write, or already applied)"
+    # Prices carry no `updated`: an event that differs from what we hold may be old. Ask Stripe.
+    current = _fetch("prices", obj["id"])
+    if current is None:
+        watermark.deleted = True
+        watermark.save(update_fields=["deleted"])
+        return _archive_price(price)
+    if price is None:
+        return _create_price(current)
+    if price.active == current["active"]:
+        return "unchanged (Stripe holds what we hold)"
+    with changes_from_stripe():
+        if current["active"]:
+            catalog.price_update(price=price, data={"active": True})
+        else:
+            catalog.price_archive(price=price)
+    return f"{'re-activated' if current['active'] else 'archived'} the local price"
+
+
+def _create_price(obj: dict) -> str:
+    if obj.get("unit_amount") is None or obj.get("billing_scheme") != "per_unit":
+        return "not applied: the catalog has no tiered or customer-chosen prices"
+    product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, stripe_id=obj["product"]).first()
+    if product_record is None:
+        stripe_product = _fetch("products", obj["product"])
+        if stripe_product is None:
+            return "not applied: its product is gone from Stripe"
+        _apply_product(stripe_product, None)
+        product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, stripe_id=obj["product"]).first()
+    product = Product.objects.filter(pk=product_record.object_id).first() if product_record else None
+    if product is None:
+        return "not applied: its product could not be made locally"
+    try:
+        with changes_from_stripe():
+            price = catalog.price_create(
+                product=product,
+                unit_amount=obj["unit_amount"],
+                currency=obj["currency"],
+                recurring_interval=_interval(obj),
+                active=obj["active"] and product.active,
+            )
+    except ValidationError as error:
+        return f"not applied, the catalog refuses it: {error.messages}"
+    immutable = {"currency": price.currency, "unit_amount": price.unit_amount, "interval": price.recurring_interval}
+    _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": immutable})
+    _push_app_ref(MirrorKind.PRICE, price.pk)
+    return f"created local price {price.pk} from the dashboard"
+
+
+def _archive_price(price: Price | None) -> str:
+    if price is None or not price.active:
+        return "unchanged (no active local price)"
+    with changes_from_stripe():
+        catalog.price_archive(price=price)
+    return "archived the local price"
+
+
+# --- customers ------------------------------------------------------------------------------------------
+
+
+@handles("customer.updated")
+def on_customer_updated(event: dict) -> str:
+    obj = event["data"]["object"]
+    record = _record_for(MirrorKind.USER, obj)
+    if record is None:
+        return "ignored: no local user for this customer"
+    if record.deleted:
+        return "ignored: the user was deleted"
+    if _superseded(record, obj):
+        return "ignored: the user has another customer"
+    customer = djstripe_models.Customer.sync_from_stripe_data(obj)
+    linked = not record.stripe_id
+    if linked:
+        MirrorRecord.objects.filter(pk=record.pk).update(stripe_id=obj["id"])
+    djstripe_models.Customer.objects.filter(pk=customer.pk).update(subscriber_id=record.object_id)
+    return "linked the customer to its user" if linked else "the customer is linked to its user"
+
+
+@handles("customer.deleted")
+def on_customer_deleted(event: dict) -> str:
+    obj = event["data"]["object"]
+    watermark = _watermark(obj["id"])
+    watermark.deleted = True
+    watermark.save(update_fields=["deleted"])
+    djstripe_models.Customer.objects.filter(id=obj["id"]).update(subscriber=None, date_purged=timezone.now())
+    unlinked = MirrorRecord.objects.filter(kind=MirrorKind.USER, stripe_id=obj["id"]).update(stripe_id="")
+    # A user who still exists gets a new customer the next time the mirror runs for them.
+    return "unlinked the deleted customer from its user" if unlinked else "unchanged (no user had this customer)"
+
+
+def replay(*, webhook_event: WebhookEvent) -> None:
+    """Process a parked (or any) event again."""
+    from apps.payments.webhook_ingest import enqueue_event
+
+    WebhookEvent.objects.filter(pk=webhook_event.pk).update(state=WebhookEventState.RECEIVED, attempts=0)
+    enqueue_event(webhook_event.pk)
+
+
+def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str, park: bool) -> None:
+    # The attempt counted inside the failed transaction was rolled back with it: count it here.
+    changes = {
+        "last_error": f"{error.__class__.__name__}: {error}",
+        "traceback": traceback,
+        "attempts": F("attempts") + 1,
+    }
+    if park:
+        changes["state"] = WebhookEventState.FAILED
+    WebhookEvent.objects.filter(pk=webhook_event_id).update(**changes)

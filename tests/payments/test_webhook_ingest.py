@@ -1,0 +1,158 @@
+"""`POST /stripe/webhook/`: verified, stored once, answered at once; bad input is a plain 400."""
+
+import threading
+import time
+
+import pytest
+import requests
+from djstripe import models as djstripe_models
+
+from apps.payments.models import WebhookEvent
+from tests.payments.webhook_signing import SECRET, body, event, signature
+
+URL = "/stripe/webhook/"
+PRODUCT = {"id": "prod_Test1", "object": "product", "name": "Tea", "active": True, "updated": 1_700_000_000}
+
+
+@pytest.fixture(autouse=True)
+def webhook_secret(settings):
+    settings.STRIPE_WEBHOOK_SECRETS = [SECRET]
+
+
+def post(client, payload: bytes, sig: str | None, **headers):
+    if sig is not None:
+        headers["HTTP_STRIPE_SIGNATURE"] = sig
+    return client.generic("POST", URL, payload, content_type="application/json", **headers)
+
+
+@pytest.mark.django_db
+class TestGoodEvents:
+    def test_stored_once_and_queued_after_commit(self, client, django_capture_on_commit_callbacks):
+        payload = body(event("product.updated", PRODUCT))
+
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = post(client, payload, signature(payload))
+
+        assert response.status_code == 200
+        assert response.json() == {"received": True, "duplicate": False}
+        stored = WebhookEvent.objects.get()
+        assert (stored.stripe_id, stored.type, stored.state, stored.deliveries) == (
+            "evt_test0001",
+            "product.updated",
+            "received",
+            1,
+        )
+        raw = djstripe_models.Event.objects.get(id="evt_test0001")
+        assert raw.stripe_data["data"]["object"]["name"] == "Tea"
+        assert raw.type == "product.updated"
+        assert len(callbacks) == 1
+
+    def test_the_same_event_three_times_is_stored_and_queued_once(self, client, django_capture_on_commit_callbacks):
+        payload = body(event("product.updated", PRODUCT))
+
+        with django_capture_on_commit_callbacks() as callbacks:
+            answers = [post(client, payload, signature(payload)).json() for _ in range(3)]
+
+        assert [a["duplicate"] for a in answers] == [False, True, True]
+        assert WebhookEvent.objects.get().deliveries == 3
+        assert djstripe_models.Event.objects.count() == 1
+        assert len(callbacks) == 1
+
+    def test_any_secret_of_a_rotation_is_accepted(self, client, settings):
+        settings.STRIPE_WEBHOOK_SECRETS = ["whsec_newSecret0000000000000000000000", SECRET]
+        old = body(event("product.updated", PRODUCT, event_id="evt_old"))
+        both = body(event("product.updated", PRODUCT, event_id="evt_both"))
+        # During a roll Stripe signs with the old and the new secret at once.
+        two_signatures = signature(both, "whsec_newSecret0000000000000000000000") + "," + signature(both).split(",")[1]
+
+        assert post(client, old, signature(old)).status_code == 200
+        assert post(client, both, two_signatures).status_code == 200
+
+
+@pytest.mark.django_db
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("make_signature", "payload"),
+        [
+            (lambda payload: None, body(event("product.updated", PRODUCT))),
+            (
+                lambda payload: signature(payload, "whsec_wrongSecret0000000000000000000"),
+                body(event("product.updated", PRODUCT)),
+            ),
+            (
+                lambda payload: signature(payload, timestamp=int(time.time()) - 301),
+                body(event("product.updated", PRODUCT)),
+            ),
+            (lambda payload: "t=123,v1=nothex", body(event("product.updated", PRODUCT))),
+            (lambda payload: signature(payload), b"{not json"),
+            (lambda payload: signature(payload), body({"hello": "world"})),
+            (lambda payload: signature(payload), body([1, 2, 3])),
+            (lambda payload: signature(payload), body({**event("x.y", PRODUCT), "id": "not-an-event-id"})),
+            (lambda payload: signature(payload), b"\xff\xfe not utf-8"),
+        ],
+        ids=[
+            "no-signature",
+            "wrong-secret",
+            "expired",
+            "garbage-signature",
+            "not-json",
+            "not-an-event",
+            "a-list",
+            "bad-id",
+            "not-utf8",
+        ],
+    )
+    def test_400_says_nothing_and_stores_nothing(self, client, make_signature, payload):
+        response = post(client, payload, make_signature(payload))
+
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid webhook"}
+        assert not WebhookEvent.objects.exists()
+        assert not djstripe_models.Event.objects.exists()
+
+    @pytest.mark.parametrize("debug", [False, True])
+    def test_no_request_header_can_stand_in_for_the_secret(self, client, settings, debug):
+        settings.DEBUG = debug
+        payload = body(event("product.updated", PRODUCT))
+
+        response = post(
+            client,
+            payload,
+            signature(payload, "whsec_attackerSecret000000000000000"),
+            HTTP_X_DJSTRIPE_WEBHOOK_SECRET="whsec_attackerSecret000000000000000",
+        )
+
+        assert response.status_code == 400
+        assert not WebhookEvent.objects.exists()
+
+    def test_without_a_configured_secret_everything_is_refused(self, client, settings):
+        settings.STRIPE_WEBHOOK_SECRETS = []
+        payload = body(event("product.updated", PRODUCT))
+
+        assert post(client, payload, signature(payload)).status_code == 400
+
+    def test_only_post(self, client):
+        assert client.get(URL).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_event_store_it_once(live_server, settings):
+    payload = body(event("product.updated", PRODUCT, event_id="evt_concurrent"))
+    headers = {"Stripe-Signature": signature(payload), "Content-Type": "application/json"}
+    barrier = threading.Barrier(8)
+    answers: list[dict] = []
+
+    def deliver():
+        barrier.wait()
+        answers.append(requests.post(f"{live_server.url}{URL}", data=payload, headers=headers, timeout=10).json())
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a["duplicate"] for a in answers) == [False] + [True] * 7
+    stored = WebhookEvent.objects.get(stripe_id="evt_concurrent")
+    assert stored.deliveries == 8
+    assert djstripe_models.Event.objects.filter(id="evt_concurrent").count() == 1
