@@ -29,9 +29,19 @@ BUDGET_URL = "redis://127.0.0.1:6379/11"
 PASSWORD = "bench-passphrase-long-enough"  # noqa: S105 - the benchmark's throwaway users
 
 
+# The processes measured run the production settings (persistent database connections, DEBUG off).
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "benchmark-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH",
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "LOG_LEVEL": "WARNING",
+}
+
+
 def _environment(database_url: str, emulator_url: str) -> dict[str, str]:
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        **PRODUCTION,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": BROKER_URL,
         "STRIPE_BUDGET_REDIS_URL": BUDGET_URL,

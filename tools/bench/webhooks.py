@@ -1,0 +1,284 @@
+"""`make bench-webhooks`: acknowledging and processing Stripe events, against dj-stripe's stock view, as JSON.
+
+5,000 signed `product.updated` events (20% of them duplicates, shuffled) are fired
+at `/stripe/webhook/` by 16 concurrent clients (web under gunicorn, PostgreSQL,
+Redis, two Celery workers). Then, in the same run, the first events' twins go to
+dj-stripe's stock synchronous view (which fetches each object from Stripe inside
+the request) with the same concurrency.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
+from tools.bench.mirror import BROKER_URL, BUDGET_URL, PRODUCTION, _prepare_database  # noqa: E402
+
+API_KEY = "sk_test_benchmarkKey00000000000000000"
+SECRET = "whsec_benchmarkSecret00000000000000000"  # noqa: S105 - signs the benchmark's own events
+
+
+def _sign(payload: bytes) -> str:
+    import hashlib
+    import hmac
+
+    timestamp = int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _events(products: list[dict], unique: int, duplicates: int, prefix: str) -> list[bytes]:
+    """`unique` product.updated events over the products, plus `duplicates` repeats, shuffled."""
+    events = []
+    for n in range(unique):
+        product = products[n % len(products)]
+        step = n // len(products) + 1
+        obj = {**product, "name": f"{product['name']} v{step}", "updated": product["updated"] + step}
+        events.append(
+            json.dumps(
+                {
+                    "id": f"evt_{prefix}{n:06d}",
+                    "object": "event",
+                    "api_version": "2026-08-26.dahlia",
+                    "created": int(time.time()),
+                    "data": {"object": obj},
+                    "livemode": False,
+                    "pending_webhooks": 1,
+                    "request": {"id": None, "idempotency_key": None},
+                    "type": "product.updated",
+                }
+            ).encode()
+        )
+    batch = events + random.sample(events, duplicates)
+    random.shuffle(batch)
+    return batch
+
+
+def _fire_part(args) -> list[tuple[float, int]]:
+    """One client process: `threads` threads posting their share of the events; (latency, status) each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    url, payloads, threads = args
+    sessions = {}
+
+    def post(payload: bytes) -> tuple[float, int]:
+        import threading
+
+        session = sessions.setdefault(threading.get_ident(), requests.Session())
+        started = time.perf_counter()
+        response = session.post(
+            url,
+            data=payload,
+            headers={"Stripe-Signature": _sign(payload), "Content-Type": "application/json"},
+            timeout=60,
+        )
+        return time.perf_counter() - started, response.status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(post, payloads))
+
+
+def _fire(url: str, payloads: list[bytes], clients: int, processes: int = 2) -> tuple[dict, float]:
+    parts = [(url, payloads[n::processes], clients // processes) for n in range(processes)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(processes) as pool:
+        results = [item for part in pool.map(_fire_part, parts) for item in part]
+    elapsed = time.perf_counter() - started
+    latencies = sorted(latency for latency, _ in results)
+    statuses = {}
+    for _, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "events_sent": len(results),
+        "statuses": statuses,
+        "acknowledged_per_second": round(len(results) / elapsed, 1),
+        "ack_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "ack_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+    }, elapsed
+
+
+def _wait_port(port: int) -> None:
+    import socket
+
+    for _ in range(300):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("the web server did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--duplicate-share", type=float, default=0.2)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--stock-events", type=int, default=1000, help="events for dj-stripe's stock view")
+    parser.add_argument("--products", type=int, default=500)
+    parser.add_argument("--gunicorn", default="--workers 4 --threads 4", help="gunicorn options for the web server")
+    parser.add_argument("--worker-nice", type=int, default=10, help="CPU priority of the Celery workers")
+    args = parser.parse_args()
+
+    import redis
+    import stripe
+
+    for url in (BROKER_URL, BUDGET_URL):
+        redis.Redis.from_url(url).flushdb()
+    emulator_port, web_port = _free_port(), _free_port()
+    emulator = _start_emulator(emulator_port)
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
+    products = [client.v1.products.create(params={"name": f"Bench {n}"}).to_dict() for n in range(args.products)]
+    database_url = _prepare_database("bench_commerce")
+    env = {
+        **os.environ,
+        **PRODUCTION,
+        "DJANGO_ROOT_URLCONF": "tools.bench.webhook_urls",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "STRIPE_BUDGET_REDIS_URL": BUDGET_URL,
+        "STRIPE_API_BASE": emulator_url,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_MIRROR_ENABLED": "false",
+        "STRIPE_RATE_LIMIT_PER_SECOND": "1000",
+        "STRIPE_RATE_LIMIT_PER_ENDPOINT": "1000",
+    }
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT, "env": env}
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{web_port}",
+            "--workers",
+            "4",
+            "--threads",
+            "4",
+        ],
+        **quiet,
+    )
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"hook{n}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            **quiet,
+        )
+        for n in range(2)
+    ]
+    os.environ.update({key: value for key, value in env.items() if key != "DJANGO_ROOT_URLCONF"})
+    import django
+
+    django.setup()
+    from djstripe import models as djstripe_models
+
+    from apps.payments.models import WebhookEvent, WebhookEventState
+
+    try:
+        _wait_port(web_port)
+        time.sleep(2)
+        unique = int(args.events / (1 + args.duplicate_share))
+        ours_events = _events(products, unique, args.events - unique, "ours")
+        ours, _ = _fire(f"http://127.0.0.1:{web_port}/stripe/webhook/", ours_events, args.clients)
+        deadline = time.time() + 600
+        while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists() and time.time() < deadline:
+            time.sleep(0.25)
+        rows = WebhookEvent.objects.all()
+        first_received = min(row.received_at for row in rows)
+        last_processed = max(row.processed_at for row in rows if row.processed_at)
+        processing_seconds = (last_processed - first_received).total_seconds()
+        processed = rows.filter(state=WebhookEventState.PROCESSED).count()
+        ours.update(
+            {
+                "unique_events": unique,
+                "stored": rows.count(),
+                "deliveries_recorded": sum(row.deliveries for row in rows),
+                "processed": processed,
+                "processed_per_second": round(processed / processing_seconds, 1),
+                "duplicates_processed": rows.filter(attempts__gt=1).count(),
+                "failed": rows.filter(state=WebhookEventState.FAILED).count(),
+            }
+        )
+
+        endpoint = djstripe_models.WebhookEndpoint.objects.create(
+            id="we_bench_stock",
+            secret=SECRET,
+            url=f"http://127.0.0.1:{web_port}/djstripe/webhook/",
+            enabled_events=["*"],
+            status="enabled",
+            api_version="2026-08-26.dahlia",
+            livemode=False,
+            djstripe_uuid=uuid.uuid4(),
+        )
+        stock_events = _events(products, args.stock_events, 0, "stock")
+        stock, _ = _fire(
+            f"http://127.0.0.1:{web_port}/djstripe/webhook/{endpoint.djstripe_uuid}/", stock_events, args.clients
+        )
+    finally:
+        for process in (web, *workers):
+            process.send_signal(signal.SIGTERM)
+        for process in (web, *workers):
+            process.wait(timeout=30)
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=10)
+
+    report = {
+        "benchmark": "webhooks",
+        "machine": {"cpus": os.cpu_count()},
+        "setup": {
+            "events": args.events,
+            "duplicate_share": args.duplicate_share,
+            "clients": args.clients,
+            "web": f"gunicorn {args.gunicorn}",
+            "worker_nice": args.worker_nice,
+            "celery_workers": 2,
+            "event_type": "product.updated",
+        },
+        "ours": ours,
+        "djstripe_stock_view": stock,
+        "p99_ack_ratio_stock_over_ours": round(stock["ack_latency_p99_ms"] / ours["ack_latency_p99_ms"], 1),
+        "targets": {
+            "p99_ack_below_50ms": ours["ack_latency_p99_ms"] < 50,
+            "at_least_5x_faster_at_p99": stock["ack_latency_p99_ms"] / ours["ack_latency_p99_ms"] >= 5,
+            "no_duplicate_processing": ours["duplicates_processed"] == 0,
+        },
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
