@@ -17,4 +17,4 @@ RUN DJANGO_SETTINGS_MODULE=config.settings.local python manage.py collectstatic 
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--keep-alive", "10", "--access-logfile", "-"]

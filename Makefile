@@ -10,7 +10,7 @@ EMULATOR_SECRET_KEY := sk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services clean help bench-emulator bench-mirror
+.PHONY: run test lint migrate services clean help bench-emulator bench-mirror bench-webhooks
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint   - ruff (lint, format check) and import contracts"
 	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
 	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
+	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,9 @@ bench-emulator: $(VENV)/.dev
 
 bench-mirror: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/mirror.py
+
+bench-webhooks: $(VENV)/.dev services
+	@$(BIN)/python tools/bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) var

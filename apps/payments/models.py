@@ -87,6 +87,7 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="A failed attempt is retried from then.")
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -9,6 +9,8 @@ from apps.payments.circuit_breaker import CircuitOpen
 from apps.payments.stripe_client import StripeKeySpent, StripeUnavailable
 
 RETRYABLE = (StripeUnavailable, StripeKeySpent, CircuitOpen)
+# A drain hands over to a fresh task after this long, well inside the tasks' time limit.
+DRAIN_SECONDS = 20
 
 
 def _countdown(retries: int, hint: float) -> float:
@@ -42,40 +44,45 @@ def mirror_requeue_stale_task() -> int:
     return mirror.requeue_stale(older_than=timedelta(seconds=settings.MIRROR_STALE_AFTER_SECONDS))
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
-def process_webhook_event_task(self, webhook_event_id: int) -> str:
-    """Process one stored Stripe event; a failing handler is retried with backoff, then parked as failed."""
-    import traceback
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def drain_webhook_events_task(slot: int | None) -> int:
+    """Process stored events until none is ready (or this task has run long enough), then hand over."""
+    import time
 
-    from apps.payments import webhook_handlers
+    from django.db.models import Min
 
+    from apps.payments import webhook_drain, webhook_handlers
+    from apps.payments.models import WebhookEvent, WebhookEventState
+
+    deadline = time.monotonic() + DRAIN_SECONDS
+    done = 0
     try:
-        return webhook_handlers.process_event(webhook_event_id=webhook_event_id)
-    except Exception as error:
-        attempt = self.request.retries + 1
-        park = attempt >= settings.WEBHOOK_MAX_ATTEMPTS
-        webhook_handlers.note_failure(
-            webhook_event_id=webhook_event_id, error=error, traceback=traceback.format_exc(), park=park
-        )
-        if park:
-            return "failed"
-        hint = getattr(error, "retry_after", 0.0)
-        raise self.retry(countdown=_countdown(attempt, hint)) from error
+        while time.monotonic() < deadline and webhook_handlers.process_next() is not None:
+            done += 1
+    finally:
+        webhook_drain.release(slot)
+    # Look once more after giving the slot back: an event stored meanwhile is ours or found a free slot.
+    waiting = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED)
+    earliest_retry = waiting.aggregate(at=Min("retry_at"))["at"]
+    if waiting.filter(retry_at__isnull=True).exists() or time.monotonic() >= deadline:
+        webhook_drain.schedule_drain()
+    elif earliest_retry is not None:
+        from django.utils import timezone
+
+        webhook_drain.schedule_drain(delay=max(0.0, (earliest_retry - timezone.now()).total_seconds()))
+    return done
 
 
 @shared_task(ignore_result=True)
-def webhook_requeue_stale_task() -> int:
-    """Beat: queue events stored but never processed (their message was lost)."""
-    from datetime import timedelta
-
+def webhook_requeue_stale_task() -> bool:
+    """Beat: wake a drain if stored events wait (a lost message, a broker down at delivery time)."""
+    from django.db.models import Q
     from django.utils import timezone
 
     from apps.payments.models import WebhookEvent, WebhookEventState
-    from apps.payments.webhook_ingest import enqueue_event
+    from apps.payments.webhook_drain import schedule_drain
 
-    cutoff = timezone.now() - timedelta(seconds=settings.MIRROR_STALE_AFTER_SECONDS)
-    stale = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED, received_at__lt=cutoff, attempts=0)
-    ids = list(stale.values_list("pk", flat=True)[:1000])
-    for webhook_event_id in ids:
-        enqueue_event(webhook_event_id)
-    return len(ids)
+    ready = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now())
+    )
+    return ready.exists() and schedule_drain()

@@ -13,11 +13,14 @@ older state is not applied over it. A change that came from Stripe is applied in
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
+from traceback import format_exc
 
 import stripe
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -49,23 +52,52 @@ def handles(*event_types: str):
 
 
 def process_event(*, webhook_event_id: int) -> str:
-    """Process one stored event exactly once; returns what it did. Raises to be retried."""
+    """Process one stored event, whatever its retry time (replays, tests); raises when the handler fails."""
     with transaction.atomic():
         record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
         if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
             return "already done"
-        record.attempts += 1
-        record.save(update_fields=["attempts"])
-        handler = HANDLERS.get(record.type)
-        if handler is None:
-            outcome, state = "not a type this app handles", WebhookEventState.IGNORED
-        else:
-            event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
-            outcome, state = handler(event), WebhookEventState.PROCESSED
-        record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
-        record.last_error = record.traceback = ""
-        record.save(update_fields=["state", "outcome", "processed_at", "last_error", "traceback"])
-        return outcome
+        return _process(record)
+
+
+def process_next() -> tuple[int, str] | None:
+    """Take the next event ready for processing (none another drain holds) and process it.
+
+    Returns (event id, what happened), or None when no event is ready. A handler that
+    fails is noted for a retry with backoff, or parked as failed after the last attempt.
+    """
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    now = timezone.now()
+    record_id = None
+    try:
+        with transaction.atomic():
+            ready = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).filter(
+                Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+            )
+            record = ready.select_for_update(skip_locked=skip_locked).order_by("pk").first()
+            if record is None:
+                return None
+            record_id = record.pk
+            return record_id, _process(record)
+    except Exception as error:
+        if record_id is None:  # no event was taken: nothing to note, the caller sees the error
+            raise
+        return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
+
+
+def _process(record: WebhookEvent) -> str:
+    handler = HANDLERS.get(record.type)
+    if handler is None:
+        outcome, state = "not a type this app handles", WebhookEventState.IGNORED
+    else:
+        event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
+        outcome, state = handler(event), WebhookEventState.PROCESSED
+    record.attempts += 1
+    record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
+    record.last_error = record.traceback = ""
+    record.retry_at = None
+    record.save(update_fields=["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"])
+    return outcome
 
 
 # --- ordering --------------------------------------------------------------------------------------
@@ -322,19 +354,25 @@ def on_customer_deleted(event: dict) -> str:
 
 def replay(*, webhook_event: WebhookEvent) -> None:
     """Process a parked (or any) event again."""
-    from apps.payments.webhook_ingest import enqueue_event
+    from apps.payments.webhook_drain import schedule_drain
 
-    WebhookEvent.objects.filter(pk=webhook_event.pk).update(state=WebhookEventState.RECEIVED, attempts=0)
-    enqueue_event(webhook_event.pk)
+    WebhookEvent.objects.filter(pk=webhook_event.pk).update(state=WebhookEventState.RECEIVED, attempts=0, retry_at=None)
+    transaction.on_commit(schedule_drain, robust=True)
 
 
-def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str, park: bool) -> None:
-    # The attempt counted inside the failed transaction was rolled back with it: count it here.
-    changes = {
-        "last_error": f"{error.__class__.__name__}: {error}",
-        "traceback": traceback,
-        "attempts": F("attempts") + 1,
-    }
-    if park:
-        changes["state"] = WebhookEventState.FAILED
-    WebhookEvent.objects.filter(pk=webhook_event_id).update(**changes)
+def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str) -> str:
+    """Count a failed attempt: retried after 2, 4, 8 ... s, parked as failed after `WEBHOOK_MAX_ATTEMPTS`."""
+    record = WebhookEvent.objects.get(pk=webhook_event_id)
+    attempts = record.attempts + 1
+    park = attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    WebhookEvent.objects.filter(pk=webhook_event_id).update(
+        attempts=attempts,
+        last_error=f"{error.__class__.__name__}: {error}",
+        traceback=traceback,
+        state=WebhookEventState.FAILED if park else WebhookEventState.RECEIVED,
+        retry_at=None if park else timezone.now() + timedelta(seconds=2**attempts),
+    )
+    log.warning(
+        "webhook handler failed event=%s attempt=%s parked=%s error=%s", record.stripe_id, attempts, park, error
+    )
+    return "failed, parked" if park else f"failed, retried in {2**attempts}s"

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from djstripe import models as djstripe_models
 
 from apps.payments.models import WebhookEvent, WebhookEventState
+from apps.payments.webhook_drain import schedule_drain
 
 log = logging.getLogger("apps.payments.webhooks")
 
@@ -85,9 +86,10 @@ def _raw_event_fields(event: dict) -> dict:
 def webhook_receive(*, event: dict) -> bool:
     """Store the event unless it is stored already; True when it is new (and its processing is queued)."""
     store = _store_postgresql if connection.vendor == "postgresql" else _store_portable
-    record_id, new = store(event)
+    _, new = store(event)
     if new:
-        transaction.on_commit(lambda: enqueue_event(record_id), robust=True)
+        # robust: a broker that is down must not fail the acknowledgement; beat wakes a drain later.
+        transaction.on_commit(schedule_drain, robust=True)
     return new
 
 
@@ -130,12 +132,6 @@ def _store_postgresql(event: dict) -> tuple[int, bool]:
         cursor.execute(sql, [event["id"], event["type"], WebhookEventState.RECEIVED, now, *values])
         record_id, inserted = cursor.fetchone()
     return record_id, inserted
-
-
-def enqueue_event(webhook_event_id: int, delay: float = 0) -> None:
-    from apps.payments.tasks import process_webhook_event_task
-
-    process_webhook_event_task.apply_async((webhook_event_id,), countdown=delay or None)
 
 
 @csrf_exempt

@@ -252,6 +252,8 @@ MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # A failing handler is retried this often (backoff 2, 4, 8 ... s) before its event is parked as failed.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+# Drain tasks that may process events at once (each takes one event at a time, skipping locked ones).
+WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=4)
 CELERY_BEAT_SCHEDULE["webhook-requeue-stale"] = {
     "task": "apps.payments.tasks.webhook_requeue_stale_task",
     "schedule": 30.0,

@@ -40,14 +40,16 @@ class Command(BaseCommand):
                 webhook_handlers.replay(webhook_event=event)
                 replayed += 1
                 continue
-            WebhookEvent.objects.filter(pk=event.pk).update(state=WebhookEventState.RECEIVED, attempts=0)
+            WebhookEvent.objects.filter(pk=event.pk).update(state=WebhookEventState.RECEIVED, attempts=0, retry_at=None)
             try:
                 outcome = webhook_handlers.process_event(webhook_event_id=event.pk)
                 replayed += 1
                 self.stdout.write(f"  {event.stripe_id}: {outcome}")
             except Exception as error:  # noqa: BLE001 - reported, and the event stays parked
                 failed += 1
-                webhook_handlers.note_failure(webhook_event_id=event.pk, error=error, traceback="", park=True)
+                WebhookEvent.objects.filter(pk=event.pk).update(
+                    state=WebhookEventState.FAILED, last_error=f"{error.__class__.__name__}: {error}"
+                )
                 self.stdout.write(self.style.ERROR(f"  {event.stripe_id}: {error}"))
         verb = "Queued" if options["queue"] else "Replayed"
         self.stdout.write(f"{verb} {replayed} event(s); {failed} failed again.")
