@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.payments.webhook_ingest import stripe_webhook
 from config.health import health
 
 api_v1 = [
@@ -14,7 +13,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
-    path("stripe/webhook/", stripe_webhook, name="stripe-webhook"),
+    path("stripe/", include("apps.payments.webhook_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include(api_v1)),
