@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.http import JsonResponse
 from django.utils import timezone
@@ -107,45 +107,78 @@ def _store_portable(event: dict) -> tuple[int, bool]:
 def _store_postgresql(event: dict) -> tuple[int, bool]:
     """Both rows in one statement (one round trip, atomic by itself): this is the hot path of every delivery."""
     now = timezone.now()
-    fields = {**_raw_event_fields(event), "djstripe_created": now, "djstripe_updated": now, "metadata": None}
-    raw_table = djstripe_models.Event._meta.db_table
-    columns = list(fields)
-    placeholders = ", ".join(
-        "%s::jsonb" if column in ("data", "stripe_data", "metadata") else "%s" for column in columns
-    )
+    fields = {**_raw_event_fields(event), "djstripe_created": now, "djstripe_updated": now}
+    # The event's JSON is parsed once; the raw row's `data` is taken from it.
+    computed = {"stripe_data": "doc.event", "data": "doc.event -> 'data'", "metadata": "NULL"}
+    plain = [column for column in fields if column not in computed]
+    columns = [*plain, *computed]
+    expressions = ["%s"] * len(plain) + list(computed.values())
+    ours_table, raw_table = WebhookEvent._meta.db_table, djstripe_models.Event._meta.db_table
     sql = f"""
-        WITH ours AS (
-            INSERT INTO {WebhookEvent._meta.db_table}
+        WITH doc AS (SELECT %s::jsonb AS event),
+        ours AS (
+            INSERT INTO {ours_table}
                 (stripe_id, type, state, deliveries, attempts, outcome, last_error, traceback, received_at)
             VALUES (%s, %s, %s, 1, 0, '', '', '', %s)
-            ON CONFLICT (stripe_id) DO UPDATE SET deliveries = {WebhookEvent._meta.db_table}.deliveries + 1
+            ON CONFLICT (stripe_id) DO UPDATE SET deliveries = {ours_table}.deliveries + 1
             RETURNING id, (xmax = 0) AS inserted
         ), raw AS (
             INSERT INTO {raw_table} ({", ".join(f'"{column}"' for column in columns)})
-            SELECT {placeholders} WHERE EXISTS (SELECT 1 FROM ours WHERE inserted)
+            SELECT {", ".join(expressions)} FROM doc WHERE EXISTS (SELECT 1 FROM ours WHERE inserted)
             ON CONFLICT (id) DO NOTHING
         )
         SELECT id, inserted FROM ours
     """  # noqa: S608 - table and column names come from the models, values are parameters
-    values = [json.dumps(value) if column in ("data", "stripe_data") else value for column, value in fields.items()]
+    parameters = [
+        json.dumps(event),
+        event["id"],
+        event["type"],
+        WebhookEventState.RECEIVED,
+        now,
+        *(fields[column] for column in plain),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [event["id"], event["type"], WebhookEventState.RECEIVED, now, *values])
+        cursor.execute(sql, parameters)
         record_id, inserted = cursor.fetchone()
     return record_id, inserted
+
+
+def acknowledge(payload: bytes, signature: str | None) -> tuple[int, dict]:
+    """Verify and store one delivery: the HTTP status and JSON body to answer with."""
+    try:
+        event = verify(payload, signature, settings.STRIPE_WEBHOOK_SECRETS, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+    except InvalidWebhook as error:
+        log.warning("webhook refused reason=%s", error)
+        return 400, {"error": "invalid webhook"}
+    new = webhook_receive(event=event)
+    return 200, {"received": True, "duplicate": not new}
 
 
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
+    status, body = acknowledge(request.body, request.headers.get("Stripe-Signature"))
+    return JsonResponse(body, status=status)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}
+
+
+def webhook_wsgi_app(environ, start_response):
+    """The same endpoint as a bare WSGI application, which `config.wsgi` serves without Django's
+    middleware and routing: a webhook needs no session, CSRF or auth, and every delivery is on the hot path."""
+    close_old_connections()  # what Django does around each request, for persistent connections
     try:
-        event = verify(
-            request.body,
-            request.headers.get("Stripe-Signature"),
-            settings.STRIPE_WEBHOOK_SECRETS,
-            settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
-        )
-    except InvalidWebhook as error:
-        log.warning("webhook refused reason=%s", error)
-        return JsonResponse({"error": "invalid webhook"}, status=400)
-    new = webhook_receive(event=event)
-    return JsonResponse({"received": True, "duplicate": not new})
+        if environ["REQUEST_METHOD"] != "POST":
+            status, body = 405, {"error": "POST only"}
+        else:
+            payload = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"))
+    finally:
+        close_old_connections()
+    content = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(content)))]
+    if status == 405:
+        headers.append(("Allow", "POST"))
+    start_response(f"{status} {_REASONS[status]}", headers)
+    return [content]

@@ -53,6 +53,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="config.urls")
+# Hot paths config.wsgi serves with a bare WSGI app, skipping the middleware (Stripe's webhook deliveries).
+FAST_WSGI_PATHS = {"/stripe/webhook/": "apps.payments.webhook_ingest.webhook_wsgi_app"}
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 

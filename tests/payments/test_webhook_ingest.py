@@ -1,5 +1,6 @@
 """`POST /stripe/webhook/`: verified, stored once, answered at once; bad input is a plain 400."""
 
+import json
 import threading
 import time
 
@@ -156,3 +157,64 @@ def test_concurrent_deliveries_of_one_event_store_it_once(live_server, settings)
     stored = WebhookEvent.objects.get(stripe_id="evt_concurrent")
     assert stored.deliveries == 8
     assert djstripe_models.Event.objects.filter(id="evt_concurrent").count() == 1
+
+
+def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None):
+    """Call the deployed WSGI application (config.wsgi) the way gunicorn does."""
+    import io
+
+    from config.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(payload),
+        "CONTENT_LENGTH": str(len(payload)),
+        "CONTENT_TYPE": "application/json",
+    }
+    if sig is not None:
+        environ["HTTP_STRIPE_SIGNATURE"] = sig
+    answer = {}
+
+    def start_response(status, headers):
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    body = b"".join(application(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.mark.django_db(transaction=True)
+class TestDeployedWsgiPath:
+    """gunicorn serves /stripe/webhook/ outside Django's middleware: the same answers, the same storage."""
+
+    def test_stores_once_and_answers_like_the_view(self):
+        payload = body(event("product.updated", PRODUCT, event_id="evt_wsgi"))
+
+        first = _wsgi("POST", URL, payload, signature(payload))
+        again = _wsgi("POST", URL, payload, signature(payload))
+
+        assert first[0] == "200 OK"
+        assert first[1]["Content-Type"] == "application/json"
+        assert [json.loads(answer[2])["duplicate"] for answer in (first, again)] == [False, True]
+        assert WebhookEvent.objects.get(stripe_id="evt_wsgi").deliveries == 2
+        assert djstripe_models.Event.objects.filter(id="evt_wsgi").exists()
+
+    def test_bad_input_and_other_methods(self):
+        payload = body(event("product.updated", PRODUCT))
+
+        refused = _wsgi("POST", URL, payload, signature(payload, "whsec_wrongSecret0000000000000000000"))
+        not_post = _wsgi("GET", URL)
+
+        assert (refused[0], json.loads(refused[2])) == ("400 Bad Request", {"error": "invalid webhook"})
+        assert (not_post[0], not_post[1]["Allow"]) == ("405 Method Not Allowed", "POST")
+        assert not WebhookEvent.objects.exists()
+
+    def test_every_other_path_is_django(self):
+        status, _, content = _wsgi("GET", "/health/")
+
+        assert status.startswith("200")
+        assert json.loads(content)["status"] == "ok"

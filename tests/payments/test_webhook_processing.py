@@ -230,3 +230,29 @@ def test_a_failing_handler_is_parked_with_its_traceback_and_replayed_later(webho
 
     assert "Replayed 1 event(s); 0 failed again." in out.getvalue()
     assert WebhookEvent.objects.get(stripe_id="evt_parked").state == WebhookEventState.PROCESSED
+
+
+def test_parallel_deliveries_of_one_event_are_processed_once(webhooks, live_server):
+    import threading
+
+    _, _, record = _mirrored_product(webhooks)
+    obj = {**_client(webhooks).v1.products.retrieve(record.stripe_id).to_dict(), "name": "Delivered eight times"}
+    obj["updated"] += 30
+    barrier = threading.Barrier(8)
+    statuses = []
+
+    def deliver():
+        barrier.wait()
+        statuses.append(_deliver(live_server, event("product.updated", obj, event_id="evt_parallel")))
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _all_quiet(webhooks)
+
+    stored = WebhookEvent.objects.get(stripe_id="evt_parallel")
+    assert statuses == [200] * 8
+    assert (stored.deliveries, stored.attempts, stored.state) == (8, 1, WebhookEventState.PROCESSED)
+    assert Product.objects.filter(name="Delivered eight times").count() == 1

@@ -141,13 +141,15 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument(
         "--gunicorn",
-        default="--worker-class gthread --workers 3 --threads 6 --keep-alive 10",
+        default="--worker-class gthread --workers 4 --threads 4 --keep-alive 10",
         help="gunicorn options for the web server",
     )
     parser.add_argument("--warmup", type=int, default=300, help="events sent first, not measured")
     parser.add_argument("--worker-nice", type=int, default=19, help="CPU priority of the Celery workers")
     parser.add_argument("--worker-concurrency", type=int, default=1, help="processes per Celery worker")
-    parser.add_argument("--drainers", type=int, default=2, help="WEBHOOK_DRAINERS: drains running at once")
+    parser.add_argument(
+        "--drainers", type=int, default=1, help="WEBHOOK_DRAINERS: processing yields the two cores to acknowledgements"
+    )
     args = parser.parse_args()
 
     import redis
