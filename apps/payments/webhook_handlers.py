@@ -108,6 +108,12 @@ def _watermark(stripe_id: str) -> StripeWatermark:
     return StripeWatermark.objects.select_for_update().get(pk=watermark.pk)
 
 
+def _mark_deleted(watermark: StripeWatermark) -> None:
+    """Stripe never brings a deleted object back: every later event about it is stale."""
+    watermark.deleted = True
+    watermark.save(update_fields=["deleted"])
+
+
 def _fetch(resource: str, stripe_id: str) -> dict | None:
     """What Stripe holds now (None if the object is gone), through the mirror's rate-limited client."""
     gw = gateway()
@@ -167,8 +173,7 @@ def on_product(event: dict) -> str:
     if watermark.deleted:
         return "stale: the product was deleted in Stripe"
     if event["type"] == "product.deleted":
-        watermark.deleted = True
-        watermark.save(update_fields=["deleted"])
+        _mark_deleted(watermark)
         return _archive_product(obj)
     if watermark.updated is not None and obj["updated"] < watermark.updated:
         return "stale: a newer state of this product was applied already"
@@ -258,16 +263,14 @@ def on_price(event: dict) -> str:
         return "skipped: a local change is on its way to Stripe"
     price = Price.objects.filter(pk=record.object_id).first() if record else None
     if event["type"] == "price.deleted":
-        watermark.deleted = True
-        watermark.save(update_fields=["deleted"])
+        _mark_deleted(watermark)
         return _archive_price(price)
     if price is not None and price.active == obj["active"]:
         return "unchanged (our own write, or already applied)"
     # Prices carry no `updated`: an event that differs from what we hold may be old. Ask Stripe.
     current = _fetch("prices", obj["id"])
     if current is None:
-        watermark.deleted = True
-        watermark.save(update_fields=["deleted"])
+        _mark_deleted(watermark)
         return _archive_price(price)
     if price is None:
         return _create_price(current)
@@ -344,8 +347,7 @@ def on_customer_updated(event: dict) -> str:
 def on_customer_deleted(event: dict) -> str:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
-    watermark.deleted = True
-    watermark.save(update_fields=["deleted"])
+    _mark_deleted(watermark)
     djstripe_models.Customer.objects.filter(id=obj["id"]).update(subscriber=None, date_purged=timezone.now())
     unlinked = MirrorRecord.objects.filter(kind=MirrorKind.USER, stripe_id=obj["id"]).update(stripe_id="")
     # A user who still exists gets a new customer the next time the mirror runs for them.
