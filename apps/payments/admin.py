@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
+from django.utils.html import format_html
 from djstripe import models as djstripe_models
 
-from apps.payments import mirror, webhook_handlers
-from apps.payments.models import MirrorRecord, WebhookEvent
+from apps.payments import mirror, orders, webhook_handlers
+from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, WebhookEvent
+from apps.payments.stripe_client import StripeUnavailable
 
 
 @admin.register(MirrorRecord)
@@ -71,3 +73,119 @@ class WebhookEventAdmin(admin.ModelAdmin):
         for webhook_event in events:
             webhook_handlers.replay(webhook_event=webhook_event)
         self.message_user(request, f"Queued {len(events)} event(s) for processing.", messages.SUCCESS)
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    fields = ("product_name", "price", "unit_amount", "quantity", "amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderTransitionInline(admin.TabularInline):
+    model = OrderTransition
+    fields = ("created_at", "from_status", "to_status", "cause")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderRefundInline(admin.TabularInline):
+    model = OrderRefund
+    fields = ("created_at", "stripe_refund_id", "amount", "reason", "created_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _dashboard_link(path: str, stripe_id: str) -> str:
+    if not stripe_id:
+        return "-"
+    return format_html(
+        '<a href="https://dashboard.stripe.com/test/{}/{}" target="_blank">{}</a>', path, stripe_id, stripe_id
+    )
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders with their lines, audit trail and refunds; operators refund and cancel through the same services."""
+
+    list_display = ("id", "status", "user", "email", "amount", "refunded", "created_at", "paid_at")
+    list_filter = (
+        "status",
+        "currency",
+        ("created_at", admin.DateFieldListFilter),
+        ("paid_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("=id", "email", "user__email", "checkout_session_id", "payment_intent_id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    inlines = (OrderLineInline, OrderTransitionInline, OrderRefundInline)
+    actions = ("refund_in_full", "cancel")
+    readonly_fields = (
+        "user",
+        "email",
+        "status",
+        "currency",
+        "amount_total",
+        "amount_refunded",
+        "checkout_session",
+        "payment_intent",
+        "payment_link_id",
+        "stripe_customer_id",
+        "checkout_url",
+        "created_at",
+        "paid_at",
+    )
+    exclude = ("checkout_session_id", "payment_intent_id")
+
+    @admin.display(description="total", ordering="amount_total")
+    def amount(self, order: Order) -> str:
+        return f"{order.amount_total} {order.currency}"
+
+    @admin.display(description="refunded", ordering="amount_refunded")
+    def refunded(self, order: Order) -> int:
+        return order.amount_refunded
+
+    @admin.display(description="Checkout Session")
+    def checkout_session(self, order: Order) -> str:
+        return _dashboard_link("checkout/sessions", order.checkout_session_id or "")
+
+    @admin.display(description="payment")
+    def payment_intent(self, order: Order) -> str:
+        return _dashboard_link("payments", order.payment_intent_id)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Refund in full")
+    def refund_in_full(self, request, queryset) -> None:
+        self._each(request, queryset, lambda order: orders.order_refund(order=order, amount=None, by=request.user))
+
+    @admin.action(description="Cancel (refunds paid orders)")
+    def cancel(self, request, queryset) -> None:
+        self._each(request, queryset, lambda order: orders.order_cancel(order=order, by=request.user))
+
+    def _each(self, request, queryset, act) -> None:
+        done = 0
+        for order in queryset:
+            try:
+                act(order)
+                done += 1
+            except (orders.OrderActionRefused, StripeUnavailable) as error:
+                self.message_user(request, f"Order {order.pk}: {error}", messages.WARNING)
+        if done:
+            self.message_user(request, f"Done for {done} order(s).", messages.SUCCESS)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -108,3 +109,114 @@ class StripeWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_id} @ {self.updated}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+# The only moves an order makes. A declined card leaves the Checkout Session open, so a
+# failed order can still be paid on a second try; a paid order is never downgraded.
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
+    OrderStatus.FAILED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
+    OrderStatus.PAID: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
+    OrderStatus.PARTIALLY_REFUNDED: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
+    OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
+}
+
+
+class Order(models.Model):
+    """A cart being paid through Stripe. Money in integer minor units of `currency`."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    email = models.EmailField(blank=True, help_text="Who to write to; a guest's comes from Stripe.")
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    currency = models.CharField(max_length=3)
+    amount_total = models.PositiveIntegerField()
+    amount_refunded = models.PositiveIntegerField(default=0)
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    checkout_url = models.URLField(max_length=2048, blank=True)
+    payment_link_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_refunded__lte=models.F("amount_total")),
+                name="payments_order_refund_within_total",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk} ({self.status})"
+
+    @property
+    def amount_remaining(self) -> int:
+        return self.amount_total - self.amount_refunded
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, related_name="order_lines")
+    # As they were when the order was placed: the catalog may change afterwards.
+    product_name = models.CharField(max_length=250)
+    unit_amount = models.PositiveIntegerField()
+    quantity = models.PositiveIntegerField()
+    amount = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_name}"
+
+
+class OrderTransition(models.Model):
+    """The audit trail: every status change, what caused it (an event, a user, a sync) and when."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=OrderStatus.choices)
+    to_status = models.CharField(max_length=20, choices=OrderStatus.choices)
+    cause = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status} ({self.cause})"
+
+
+class OrderRefund(models.Model):
+    """A refund of (part of) an order, made here or in the Stripe dashboard."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    amount = models.PositiveIntegerField()
+    reason = models.CharField(max_length=50, blank=True)
+    # Refunds asked for here: a double click carries the same key and gets this refund back.
+    idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.stripe_refund_id} ({self.amount})"

@@ -22,3 +22,38 @@ def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> 
     if kind:
         records = records.filter(kind=kind)
     return records
+
+
+def payment_stats(*, date_from, date_to) -> dict:
+    """Orders created in [date_from, date_to]: counts and amounts by status and currency, the success
+    rate of finished checkouts, and revenue (paid minus refunded) per day of payment."""
+    from django.db.models import Count, F, Sum
+    from django.db.models.functions import TruncDate
+
+    from apps.payments.models import Order, OrderStatus
+
+    created = Order.objects.filter(created_at__date__gte=date_from, created_at__date__lte=date_to)
+    by_status = [
+        {**row, "amount_total": row["amount_total"] or 0, "amount_refunded": row["amount_refunded"] or 0}
+        for row in created.values("status", "currency")
+        .annotate(count=Count("id"), amount_total=Sum("amount_total"), amount_refunded=Sum("amount_refunded"))
+        .order_by("status", "currency")
+    ]
+    paid_statuses = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+    finished_statuses = (*paid_statuses, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED)
+    paid = created.filter(status__in=paid_statuses).count()
+    finished = created.filter(status__in=finished_statuses).count()
+    revenue = (
+        Order.objects.filter(paid_at__date__gte=date_from, paid_at__date__lte=date_to, status__in=paid_statuses)
+        .annotate(day=TruncDate("paid_at"))
+        .values("day", "currency")
+        .annotate(orders=Count("id"), revenue=Sum(F("amount_total") - F("amount_refunded")))
+        .order_by("day", "currency")
+    )
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "by_status": by_status,
+        "success_rate": round(paid / finished, 4) if finished else None,
+        "revenue_per_day": list(revenue),
+    }

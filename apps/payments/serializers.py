@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from apps.payments.models import MirrorRecord
+from apps.catalog.models import Price
+from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund
 
 
 class MirrorRecordSerializer(serializers.ModelSerializer):
@@ -24,3 +25,160 @@ class MirrorRecordSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = fields
+
+
+# --- carts and orders --------------------------------------------------------------------------------
+
+MAX_CART_LINES = 100
+MAX_QUANTITY = 999
+
+
+class HttpUrlField(serializers.URLField):
+    """Where Stripe sends the customer back: http or https only."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Enter an http or https URL.")
+        return value
+
+
+class CartLineSerializer(serializers.Serializer):
+    price = serializers.PrimaryKeyRelatedField(queryset=Price.objects.select_related("product"))
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+    def validate_price(self, price: Price) -> Price:
+        if not price.active or not price.product.active:
+            raise serializers.ValidationError("This price is not on sale.")
+        if price.recurring_interval:
+            raise serializers.ValidationError("Recurring prices cannot be paid in a one-off checkout.")
+        return price
+
+
+class CartSerializer(serializers.Serializer):
+    lines = CartLineSerializer(many=True, allow_empty=False, max_length=MAX_CART_LINES)
+
+    def validate_lines(self, lines: list[dict]) -> list[dict]:
+        currencies = {line["price"].currency for line in lines}
+        if len(currencies) > 1:
+            raise serializers.ValidationError(
+                f"All prices of one payment must share a currency; this cart mixes {', '.join(sorted(currencies))}."
+            )
+        return lines
+
+
+class CheckoutInputSerializer(CartSerializer):
+    success_url = HttpUrlField(max_length=2048)
+    cancel_url = HttpUrlField(max_length=2048)
+
+
+class CheckoutOutputSerializer(serializers.Serializer):
+    order = serializers.IntegerField()
+    session_id = serializers.CharField()
+    url = serializers.URLField()
+
+
+class PaymentLinkOutputSerializer(serializers.Serializer):
+    payment_link_id = serializers.CharField()
+    url = serializers.URLField()
+
+
+class PriceCheckLineSerializer(serializers.Serializer):
+    price = serializers.IntegerField()
+    unit_amount = serializers.IntegerField(min_value=0)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class PriceCheckInputSerializer(serializers.Serializer):
+    lines = PriceCheckLineSerializer(many=True, allow_empty=False, max_length=MAX_CART_LINES)
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = ("price", "product_name", "unit_amount", "quantity", "amount")
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = (
+            "id",
+            "status",
+            "currency",
+            "amount_total",
+            "amount_refunded",
+            "lines",
+            "created_at",
+            "paid_at",
+            "checkout_url",
+        )
+        read_only_fields = fields
+
+
+class RefundInputSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(min_value=1, required=False, help_text="Minor units; the rest when left out.")
+
+
+class RefundOutputSerializer(serializers.ModelSerializer):
+    order = OrderSerializer(read_only=True)
+
+    class Meta:
+        model = OrderRefund
+        fields = ("stripe_refund_id", "amount", "reason", "created_at", "order")
+        read_only_fields = fields
+
+
+class StatsInputSerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        data.setdefault("date_to", timezone.localdate())
+        data.setdefault("date_from", data["date_to"] - timedelta(days=29))
+        if data["date_from"] > data["date_to"]:
+            raise serializers.ValidationError({"date_from": ["Must not be after date_to."]})
+        if (data["date_to"] - data["date_from"]).days > 366:
+            raise serializers.ValidationError({"date_from": ["At most a year at a time."]})
+        return data
+
+
+class PriceDiscrepancySerializer(serializers.Serializer):
+    price = serializers.IntegerField()
+    expected = serializers.IntegerField(allow_null=True, help_text="null when the price is not on sale.")
+    provided = serializers.IntegerField()
+
+
+class PriceCheckOutputSerializer(serializers.Serializer):
+    verified = serializers.BooleanField()
+    discrepancies = PriceDiscrepancySerializer(many=True)
+
+
+class StatusStatsSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    count = serializers.IntegerField()
+    amount_total = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField()
+
+
+class DayRevenueSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    currency = serializers.CharField()
+    orders = serializers.IntegerField()
+    revenue = serializers.IntegerField(help_text="Paid minus refunded, minor units.")
+
+
+class StatsOutputSerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    by_status = StatusStatsSerializer(many=True)
+    success_rate = serializers.FloatField(allow_null=True, help_text="Paid among finished checkouts.")
+    revenue_per_day = DayRevenueSerializer(many=True)

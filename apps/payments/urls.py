@@ -1,7 +1,17 @@
-from apps.payments.api import MirrorRecordViewSet
+from django.urls import re_path
+
+from apps.payments import api
 from config.api_conventions import OptionalSlashRouter
 
 router = OptionalSlashRouter()
-router.register("payments/mirror", MirrorRecordViewSet, basename="mirror-record")
+router.register("payments/mirror", api.MirrorRecordViewSet, basename="mirror-record")
+router.register("orders", api.OrderViewSet, basename="order")
 
-urlpatterns = router.urls
+# A trailing slash is optional, like everywhere in the API.
+urlpatterns = [
+    re_path(r"^checkout/sessions/?$", api.CheckoutSessionApi.as_view(), name="checkout-sessions"),
+    re_path(r"^payment-links/?$", api.PaymentLinkApi.as_view(), name="payment-links"),
+    re_path(r"^payments/verify-prices/?$", api.VerifyPricesApi.as_view(), name="verify-prices"),
+    re_path(r"^payments/stats/?$", api.PaymentStatsApi.as_view(), name="payment-stats"),
+    *router.urls,
+]

@@ -1,0 +1,437 @@
+"""A cart becomes a paid order exactly once: the whole journey over HTTP, a real worker, the emulator."""
+
+import time
+
+import pytest
+import requests
+import stripe
+from django.db import transaction
+
+from apps.catalog import services as catalog
+from apps.payments.models import Order, OrderRefund, OrderStatus, OrderTransition
+from apps.users import services as users
+from tests.conftest import client_for
+from tests.payments.conftest import events_settled, settled, wait_until
+from tests.payments.webhook_signing import body, event, signature
+
+pytestmark = pytest.mark.integration
+PASSWORD = "a-long-unusual-passphrase-42"
+CHECKOUT = "/api/v1/checkout/sessions"
+URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
+
+
+@pytest.fixture
+def shop(webhooks):
+    """A customer, a staff member and two products on sale, all mirrored to Stripe."""
+    with transaction.atomic():
+        teapot = catalog.product_create(name="Teapot")
+        teapot_price = catalog.price_create(product=teapot, unit_amount=4500, currency="eur")
+        cup = catalog.product_create(name="Cup")
+        cup_price = catalog.price_create(product=cup, unit_amount=1200, currency="eur")
+    customer = users.user_create(email="ada@example.com", password=PASSWORD, name="Ada")
+    staff = users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True)
+    wait_until(settled, message="the catalog and users in Stripe")
+    return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
+
+
+def _checkout(client, lines, **urls):
+    return client.post(CHECKOUT, {"lines": lines, **URLS, **urls}, format="json")
+
+
+def _order_settles(order_id: int, status: str, timeout: float = 30) -> Order:
+    return wait_until(
+        lambda: Order.objects.filter(pk=order_id, status=status).first(), timeout=timeout, message=f"order {status}"
+    )
+
+
+def _quiet(emulator) -> None:
+    assert emulator.wait_for_webhooks(20)
+    wait_until(events_settled, message="event processing")
+
+
+def _started(shop, quantity: int = 2):
+    client = client_for(shop["customer"])
+    answer = _checkout(
+        client, [{"price": shop["teapot"].pk, "quantity": quantity}, {"price": shop["cup"].pk, "quantity": 1}]
+    )
+    assert answer.status_code == 201, answer.content
+    return client, answer.json()
+
+
+class TestJourney:
+    def test_checkout_then_pay_makes_a_paid_order_once(self, shop):
+        client, started = _started(shop)
+        emulator = shop["emulator"]
+
+        session = stripe.StripeClient(
+            emulator.api_key, base_addresses={"api": emulator.url}
+        ).v1.checkout.sessions.retrieve(started["session_id"])
+        emulator.complete_checkout(started["session_id"], "paid")
+        order = _order_settles(started["order"], OrderStatus.PAID)
+        _quiet(emulator)
+
+        assert started["url"].endswith(started["session_id"])
+        assert (session.amount_total, session.currency, session.client_reference_id) == (10200, "eur", str(order.pk))
+        assert session.metadata.order == str(order.pk)
+        detail = client.get(f"/api/v1/orders/{order.pk}").json()
+        assert (detail["status"], detail["amount_total"], detail["currency"], detail["amount_refunded"]) == (
+            "paid",
+            10200,
+            "eur",
+            0,
+        )
+        assert [
+            (line["product_name"], line["unit_amount"], line["quantity"], line["amount"]) for line in detail["lines"]
+        ] == [
+            ("Teapot", 4500, 2, 9000),
+            ("Cup", 1200, 1, 1200),
+        ]
+        assert detail["paid_at"]
+        transitions = list(OrderTransition.objects.filter(order=order).values_list("from_status", "to_status", "cause"))
+        assert len(transitions) == 1
+        assert transitions[0][:2] == ("pending", "paid")
+        assert transitions[0][2].startswith("checkout.session.completed evt_")
+        assert order.payment_intent_id.startswith("pi_")
+
+    def test_a_declined_card_fails_the_order_and_a_second_try_pays_it(self, shop):
+        _, started = _started(shop)
+        emulator = shop["emulator"]
+
+        emulator.complete_checkout(started["session_id"], "declined")
+        _order_settles(started["order"], OrderStatus.FAILED)
+        emulator.complete_checkout(started["session_id"], "paid")
+
+        order = _order_settles(started["order"], OrderStatus.PAID)
+        assert list(order.transitions.values_list("to_status", flat=True)) == ["failed", "paid"]
+
+    def test_a_delayed_payment_pays_the_order_when_it_clears(self, shop):
+        _, started = _started(shop)
+        emulator = shop["emulator"]
+
+        emulator.complete_checkout(started["session_id"], "delayed")
+        _quiet(emulator)
+        still = Order.objects.get(pk=started["order"])
+        emulator.control("POST", f"checkout/sessions/{started['session_id']}/settle", {"outcome": "succeeded"})
+
+        assert still.status == OrderStatus.PENDING
+        _order_settles(started["order"], OrderStatus.PAID)
+
+    def test_an_expired_checkout_expires_the_order(self, shop):
+        _, started = _started(shop)
+
+        shop["emulator"].control("POST", f"checkout/sessions/{started['session_id']}/expire")
+
+        _order_settles(started["order"], OrderStatus.EXPIRED)
+
+    def test_the_success_redirect_racing_the_webhook_changes_the_order_once(self, shop):
+        client, started = _started(shop)
+        emulator = shop["emulator"]
+        emulator.control("POST", "webhooks", {"paused": True})
+
+        emulator.complete_checkout(started["session_id"], "paid")
+        synced = client.get(f"/api/v1/orders/{started['order']}", {"sync": "1"}).json()
+        emulator.control("POST", "webhooks/flush")
+        emulator.control("POST", "webhooks", {"paused": False})
+        _quiet(emulator)
+
+        assert synced["status"] == "paid"
+        assert OrderTransition.objects.filter(order_id=started["order"], to_status="paid").count() == 1
+        assert OrderTransition.objects.get(order_id=started["order"]).cause.startswith("sync requested")
+
+    def test_duplicated_and_reordered_events_change_nothing_more(self, shop):
+        shop["emulator"].control("POST", "webhooks", {"duplicate_ratio": 1.0, "shuffle": True})
+        _, started = _started(shop)
+
+        shop["emulator"].complete_checkout(started["session_id"], "paid")
+        _order_settles(started["order"], OrderStatus.PAID)
+        _quiet(shop["emulator"])
+
+        assert OrderTransition.objects.filter(order_id=started["order"]).count() == 1
+
+    def test_a_late_expiry_never_downgrades_a_paid_order(self, shop, live_server, settings):
+        _, started = _started(shop)
+        emulator = shop["emulator"]
+        emulator.complete_checkout(started["session_id"], "paid")
+        _order_settles(started["order"], OrderStatus.PAID)
+        stale = {
+            "id": started["session_id"],
+            "object": "checkout.session",
+            "status": "expired",
+            "metadata": {"order": str(started["order"])},
+        }
+        payload = body(event("checkout.session.expired", stale, event_id="evt_late_expiry"))
+
+        answer = requests.post(
+            f"{live_server.url}/stripe/webhook/",
+            data=payload,
+            headers={"Stripe-Signature": signature(payload, settings.STRIPE_WEBHOOK_SECRETS[0])},
+            timeout=10,
+        )
+        _quiet(emulator)
+
+        assert answer.status_code == 200
+        assert Order.objects.get(pk=started["order"]).status == OrderStatus.PAID
+
+
+class TestCancelAndRefund:
+    def test_cancelling_a_pending_order_expires_its_checkout(self, shop):
+        client, started = _started(shop)
+        emulator = shop["emulator"]
+
+        answer = client.post(f"/api/v1/orders/{started['order']}/cancel")
+        session = stripe.StripeClient(
+            emulator.api_key, base_addresses={"api": emulator.url}
+        ).v1.checkout.sessions.retrieve(started["session_id"])
+        _quiet(emulator)
+
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "canceled"
+        assert session.status == "expired"
+        assert Order.objects.get(pk=started["order"]).status == OrderStatus.CANCELED  # the expiry event changes nothing
+
+    def test_cancelling_a_paid_order_refunds_it_in_full(self, shop):
+        client, started = _started(shop)
+        shop["emulator"].complete_checkout(started["session_id"], "paid")
+        _order_settles(started["order"], OrderStatus.PAID)
+
+        answer = client.post(f"/api/v1/orders/{started['order']}/cancel")
+        _quiet(shop["emulator"])
+
+        assert answer.json()["status"] == "refunded"
+        order = Order.objects.get(pk=started["order"])
+        assert (order.amount_refunded, order.refunds.count()) == (10200, 1)
+        assert client.post(f"/api/v1/orders/{started['order']}/cancel").status_code == 409
+
+    def test_partial_then_full_refund_by_staff_and_a_double_click_refunds_once(self, shop):
+        _, started = _started(shop)
+        shop["emulator"].complete_checkout(started["session_id"], "paid")
+        _order_settles(started["order"], OrderStatus.PAID)
+        staff = client_for(shop["staff"])
+        url = f"/api/v1/orders/{started['order']}/refunds"
+
+        first = staff.post(url, {"amount": 2000}, format="json")
+        double_click = staff.post(url, {"amount": 2000}, format="json")
+        too_much = staff.post(url, {"amount": 8201}, format="json")
+        rest = staff.post(url, {}, format="json")
+        rest_again = staff.post(url, {}, format="json")  # a double click on "refund the rest"
+        other_staff = client_for(users.user_create(email="boss@example.com", password=PASSWORD, is_staff=True))
+        nothing_left = other_staff.post(url, {}, format="json")
+        _quiet(shop["emulator"])
+
+        assert (first.status_code, first.json()["order"]["status"]) == (201, "partially_refunded")
+        assert double_click.json()["stripe_refund_id"] == first.json()["stripe_refund_id"]
+        assert too_much.status_code == 400
+        assert "amount" in too_much.json()
+        assert (rest.status_code, rest.json()["amount"], rest.json()["order"]["status"]) == (201, 8200, "refunded")
+        assert rest_again.json()["stripe_refund_id"] == rest.json()["stripe_refund_id"]
+        assert nothing_left.status_code == 409
+        order = Order.objects.get(pk=started["order"])
+        assert (order.status, order.amount_refunded, order.refunds.count()) == (OrderStatus.REFUNDED, 10200, 2)
+        stripe_refunds = [
+            r for r in shop["emulator"].requests_seen(method="POST", path_prefix="/v1/refunds") if r["status"] == 200
+        ]
+        assert len({r["idempotency_key"] for r in stripe_refunds}) == 2
+
+    def test_only_staff_refund(self, shop):
+        client, started = _started(shop)
+
+        assert client.post(f"/api/v1/orders/{started['order']}/refunds", {}, format="json").status_code == 403
+
+    def test_a_refund_made_in_the_dashboard_counts(self, shop):
+        _, started = _started(shop)
+        emulator = shop["emulator"]
+        emulator.complete_checkout(started["session_id"], "paid")
+        order = _order_settles(started["order"], OrderStatus.PAID)
+
+        stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}).v1.refunds.create(
+            params={"payment_intent": order.payment_intent_id, "amount": 1200}
+        )
+
+        refunded = _order_settles(order.pk, OrderStatus.PARTIALLY_REFUNDED)
+        _quiet(emulator)
+        assert refunded.amount_refunded == 1200
+        assert OrderRefund.objects.filter(order=order).count() == 1
+
+
+class TestBadCarts:
+    @pytest.mark.parametrize(
+        ("lines", "field"),
+        [
+            ([], "lines"),
+            ([{"price": 999999, "quantity": 1}], "lines"),
+            ([{"price": "teapot", "quantity": 0}], "lines"),
+            ([{"price": "teapot", "quantity": 1000}], "lines"),
+            ([{"price": "teapot"}], "lines"),
+            ([{"price": "teapot", "quantity": 1}] * 101, "lines"),
+        ],
+        ids=["empty", "unknown-price", "quantity-0", "quantity-1000", "no-quantity", "101-lines"],
+    )
+    def test_refused_with_field_errors_and_no_stripe_call(self, shop, lines, field):
+        client = client_for(shop["customer"])
+        calls_before = len(shop["emulator"].requests_seen())
+        lines = [
+            {**line, "price": shop["teapot"].pk if line.get("price") == "teapot" else line.get("price")}
+            for line in lines
+        ]
+
+        answer = _checkout(client, lines)
+
+        assert answer.status_code == 400
+        assert field in answer.json()
+        assert not Order.objects.exists()
+        assert len(shop["emulator"].requests_seen()) == calls_before
+
+    def test_archived_recurring_and_mixed_currency_prices(self, shop):
+        client = client_for(shop["customer"])
+        with transaction.atomic():
+            monthly = catalog.price_create(
+                product=shop["teapot"].product, unit_amount=500, currency="eur", recurring_interval="month"
+            )
+            dollars = catalog.price_create(product=shop["cup"].product, unit_amount=1300, currency="usd")
+            gone = catalog.price_create(product=shop["cup"].product, unit_amount=1400, currency="eur")
+        catalog.price_archive(price=gone)
+        calls_before = len(shop["emulator"].requests_seen())
+
+        recurring = _checkout(client, [{"price": monthly.pk, "quantity": 1}])
+        mixed = _checkout(client, [{"price": shop["teapot"].pk, "quantity": 1}, {"price": dollars.pk, "quantity": 1}])
+        archived = _checkout(client, [{"price": gone.pk, "quantity": 1}])
+
+        assert "Recurring prices" in str(recurring.json()["lines"])
+        assert "share a currency" in str(mixed.json()["lines"])
+        assert "not on sale" in str(archived.json()["lines"])
+        assert not Order.objects.exists()
+        assert len([r for r in shop["emulator"].requests_seen() if r["path"].startswith("/v1/checkout")]) == 0
+        assert len(shop["emulator"].requests_seen()) >= calls_before
+
+    @pytest.mark.parametrize("url", ["ftp://shop.example/x", "javascript:alert(1)", "not a url", ""])
+    def test_urls_that_are_not_http(self, shop, url):
+        answer = _checkout(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}], success_url=url)
+
+        assert answer.status_code == 400
+        assert "success_url" in answer.json()
+
+    def test_stripe_down_at_checkout_is_a_503_and_no_order_is_left_pending(self, shop):
+        shop["emulator"].add_fault(status=503, path_prefix="/v1/checkout/sessions")
+
+        answer = _checkout(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}])
+
+        assert answer.status_code == 503
+        assert Order.objects.get().status == OrderStatus.CANCELED
+
+
+class TestVisibility:
+    def test_another_users_order_is_404_and_anonymous_is_401(self, shop, api_client):
+        _, started = _started(shop)
+        stranger = users.user_create(email="eve@example.com", password=PASSWORD)
+
+        assert client_for(stranger).get(f"/api/v1/orders/{started['order']}").status_code == 404
+        assert client_for(stranger).post(f"/api/v1/orders/{started['order']}/cancel").status_code == 404
+        assert client_for(stranger).get("/api/v1/orders").json()["count"] == 0
+        assert api_client.get("/api/v1/orders").status_code == 401
+        assert client_for(shop["staff"]).get(f"/api/v1/orders/{started['order']}").status_code == 200
+
+    def test_list_is_paginated_and_filters_by_status(self, shop):
+        client, _ = _started(shop)
+        _started(shop)
+
+        assert client.get("/api/v1/orders", {"status": "pending"}).json()["count"] == 2
+        assert client.get("/api/v1/orders", {"status": "paid"}).json()["count"] == 0
+        assert client.get("/api/v1/orders", {"status": "sideways"}).status_code == 400
+
+
+def test_payment_link_payments_become_orders_of_their_own(shop):
+    emulator = shop["emulator"]
+    answer = client_for(shop["staff"]).post(
+        "/api/v1/payment-links", {"lines": [{"price": shop["teapot"].pk, "quantity": 1}]}, format="json"
+    )
+    link = answer.json()
+
+    first = emulator.control("POST", f"payment_links/{link['payment_link_id']}/sessions")
+    second = emulator.control("POST", f"payment_links/{link['payment_link_id']}/sessions")
+    emulator.complete_checkout(first["id"], "paid", email="ada@example.com")
+    emulator.complete_checkout(second["id"], "paid", email="guest@example.com")
+    wait_until(lambda: Order.objects.filter(status=OrderStatus.PAID).count() == 2, message="two link orders")
+    _quiet(emulator)
+
+    assert answer.status_code == 201
+    assert link["url"].startswith("http")
+    by_email = {order.email: order for order in Order.objects.all()}
+    assert by_email["ada@example.com"].user == shop["customer"]
+    assert by_email["guest@example.com"].user is None
+    assert all(
+        order.payment_link_id == link["payment_link_id"] and order.amount_total == 4500 for order in by_email.values()
+    )
+
+
+def test_verify_prices_reports_what_differs(shop):
+    answer = client_for(shop["customer"]).post(
+        "/api/v1/payments/verify-prices",
+        {
+            "lines": [
+                {"price": shop["teapot"].pk, "unit_amount": 4500, "quantity": 1},
+                {"price": shop["cup"].pk, "unit_amount": 999, "quantity": 2},
+                {"price": 999999, "unit_amount": 100, "quantity": 1},
+            ]
+        },
+        format="json",
+    )
+
+    assert answer.json() == {
+        "verified": False,
+        "discrepancies": [
+            {"price": shop["cup"].pk, "expected": 1200, "provided": 999},
+            {"price": 999999, "expected": None, "provided": 100},
+        ],
+    }
+
+
+def test_stats_for_staff(shop):
+    _, paid = _started(shop)
+    _started(shop)
+    shop["emulator"].complete_checkout(paid["session_id"], "paid")
+    _order_settles(paid["order"], OrderStatus.PAID)
+    time.sleep(0.1)
+
+    stats = client_for(shop["staff"]).get("/api/v1/payments/stats").json()
+
+    assert {(row["status"], row["count"]) for row in stats["by_status"]} == {("paid", 1), ("pending", 1)}
+    assert stats["success_rate"] == 1.0
+    assert [(row["currency"], row["revenue"], row["orders"]) for row in stats["revenue_per_day"]] == [("eur", 10200, 1)]
+    assert client_for(shop["customer"]).get("/api/v1/payments/stats").status_code == 403
+
+
+def test_admin_shows_orders_with_lines_and_transitions_and_cancels(shop, client):
+    _, started = _started(shop)
+    operator = users.user_create(email="op@example.com", password=PASSWORD, is_staff=True, is_superuser=True)
+    client.force_login(operator)
+
+    listing = client.get("/admin/payments/order/", {"status__exact": "pending"})
+    page = client.get(f"/admin/payments/order/{started['order']}/change/")
+    client.post("/admin/payments/order/", {"action": "cancel", "_selected_action": [started["order"]]})
+
+    assert listing.status_code == 200
+    assert f">{started['order']}<" in listing.content.decode()
+    assert "Teapot" in page.content.decode()
+    assert started["session_id"] in page.content.decode()
+    order = Order.objects.get(pk=started["order"])
+    assert order.status == OrderStatus.CANCELED
+    assert order.transitions.get().cause == f"canceled by user {operator.pk}"
+
+
+def test_register_log_in_check_out_pay_and_see_the_order_paid(shop):
+    """The journey as a client makes it: every step over the API, the payment on the emulator, the webhook."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    registered = client.post(
+        "/api/v1/auth/register", {"email": "new@example.com", "password": PASSWORD, "name": "New"}, format="json"
+    )
+    tokens = client.post("/api/v1/auth/token", {"email": "new@example.com", "password": PASSWORD}, format="json").json()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    started = _checkout(client, [{"price": shop["cup"].pk, "quantity": 3}]).json()
+    shop["emulator"].complete_checkout(started["session_id"], "paid")
+
+    order = _order_settles(started["order"], OrderStatus.PAID)
+    assert registered.status_code == 201
+    assert order.user.email == "new@example.com"
+    assert client.get(f"/api/v1/orders/{order.pk}").json()["amount_total"] == 3600
