@@ -12,6 +12,9 @@ from tests.webhook_receiver import WebhookReceiver
 
 STALE_DB_PREFIX = "test_commerce_"
 
+# The real worker, the SMTP server and the fixtures built on them.
+pytest_plugins = ["tests.worker_fixtures"]
+
 
 def _drop_stale_test_databases() -> None:
     """Drop test databases built from older migrations (their name carries another fingerprint).

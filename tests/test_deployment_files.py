@@ -10,8 +10,19 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice (a plain load keeps the last one silently; compose refuses it)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
+        repeated = {key for key in keys if keys.count(key) > 1}
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"repeated keys {sorted(repeated)}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
 
 
 def test_compose_runs_the_whole_stack():
@@ -27,6 +38,14 @@ def test_compose_runs_the_whole_stack():
         environment = services[name]["environment"]
         assert environment["DATABASE_URL"].startswith("postgres://")
         assert environment["CELERY_BROKER_URL"].startswith("redis://")
+        assert environment["EMAIL_URL"] == "${EMAIL_URL:-smtp://mailpit:1025}"
+
+
+def test_compose_catches_mail_in_a_mail_catcher_with_a_web_ui():
+    services = _compose()["services"]
+
+    assert services["mailpit"]["image"].startswith("axllent/mailpit:v")
+    assert "8025:8025" in services["mailpit"]["ports"]
 
 
 def test_procfile_starts_web_worker_and_beat():

@@ -7,3 +7,6 @@ class MailConfig(AppConfig):
     name = "apps.mail"
     label = "mail"
     verbose_name = "Mail"
+
+    def ready(self) -> None:
+        from apps.mail import receivers  # noqa: F401 - connects the receivers

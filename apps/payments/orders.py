@@ -3,7 +3,8 @@
 `order_transition` is the only way an order's status changes: it locks the row,
 refuses moves `ORDER_TRANSITIONS` does not allow (a paid order is never downgraded,
 an expired one never comes back), writes the audit trail, and sends the matching
-signal once the transaction commits.
+signal inside the transaction, so what receivers record (the receipt in mail's
+outbox) commits or rolls back with the transition itself.
 """
 
 import logging
@@ -60,7 +61,7 @@ def order_create(*, user, lines: list[CartLine], email: str = "", payment_link_i
 
 
 @transaction.atomic
-def order_transition(*, order_id: int, to: str, cause: str, refund_amount: int | None = None, **changes) -> bool:
+def order_transition(*, order_id: int, to: str, cause: str, refund: OrderRefund | None = None, **changes) -> bool:
     """Move an order to `to` if that is a legal move; False (and nothing changes) otherwise."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status == to and to != OrderStatus.PARTIALLY_REFUNDED:
@@ -76,10 +77,9 @@ def order_transition(*, order_id: int, to: str, cause: str, refund_amount: int |
         order.paid_at = timezone.now()
     order.save()
     arguments = {"order_id": order.pk}
-    if refund_amount is not None:
-        arguments["amount"] = refund_amount
-    signal = SIGNALS[to]
-    transaction.on_commit(lambda: signal.send(sender=Order, **arguments))
+    if refund is not None:
+        arguments.update(amount=refund.amount, refund_id=refund.pk)
+    SIGNALS[to].send(sender=Order, **arguments)
     return True
 
 
@@ -105,7 +105,7 @@ def order_apply_refund(
         log.warning("refund for an order that is not paid order=%s status=%s", order.pk, order.status)
         return False
     amount = min(amount, order.amount_remaining)
-    OrderRefund.objects.create(
+    refund = OrderRefund.objects.create(
         order=order,
         stripe_refund_id=stripe_refund_id,
         amount=amount,
@@ -115,7 +115,7 @@ def order_apply_refund(
     )
     refunded = order.amount_refunded + amount
     to = OrderStatus.REFUNDED if refunded >= order.amount_total else OrderStatus.PARTIALLY_REFUNDED
-    return order_transition(order_id=order.pk, to=to, cause=cause, refund_amount=amount, amount_refunded=refunded)
+    return order_transition(order_id=order.pk, to=to, cause=cause, refund=refund, amount_refunded=refunded)
 
 
 class OrderActionRefused(Exception):

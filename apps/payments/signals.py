@@ -1,5 +1,7 @@
-"""Signals payments sends about orders. Each is sent once per transition, after the
-transaction that made it commits, so a receiver (mail) sees the order as it is stored.
+"""Signals payments sends about orders. Each is sent once per transition, inside the
+transaction that makes it and after the order is saved: a receiver (mail) reads the
+order as it now is and records its work in the same transaction, scheduling anything
+slow with `transaction.on_commit`.
 """
 
 from django.dispatch import Signal
@@ -17,4 +19,5 @@ order_canceled = Signal()
 """The order was canceled before it was paid. Arguments: `order_id`."""
 
 order_refunded = Signal()
-"""Money went back to the customer. Arguments: `order_id`, `amount` (this refund, minor units)."""
+"""Money went back to the customer. Arguments: `order_id`, `amount` (this refund, minor units),
+`refund_id` (the `OrderRefund`)."""

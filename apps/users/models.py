@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from apps.users.validators import validate_deliverable_email
+
 
 def normalize_email(email: str) -> str:
     """Emails are stored lowercased, so uniqueness and login ignore case."""
@@ -35,7 +37,12 @@ EMAIL_TAKEN = "A user with this email address already exists."
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField("email address", unique=True, error_messages={"unique": EMAIL_TAKEN})
+    email = models.EmailField(
+        "email address",
+        unique=True,
+        validators=[validate_deliverable_email],
+        error_messages={"unique": EMAIL_TAKEN},
+    )
     name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log into the admin and manage the catalog.")

@@ -277,6 +277,18 @@ EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@example.com>")
+# How messages name the shop and where their links point.
+SITE_NAME = env.str("SITE_NAME", default="Shop")
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# A server that defers (4xx, no connection) is tried this often, waiting 30 s, 60 s, 120 s ... (at most the max).
+MAIL_MAX_ATTEMPTS = env.int("MAIL_MAX_ATTEMPTS", default=6)
+MAIL_RETRY_BASE_SECONDS = env.float("MAIL_RETRY_BASE_SECONDS", default=30.0)
+MAIL_RETRY_MAX_SECONDS = env.float("MAIL_RETRY_MAX_SECONDS", default=1800.0)
+# The beat sends a queued message its task has not sent this long after it was due.
+MAIL_STALE_AFTER_SECONDS = env.int("MAIL_STALE_AFTER_SECONDS", default=60)
+# A worker holds a message this long while sending; longer than a task may run, so only a dead worker's expires.
+MAIL_SEND_LEASE_SECONDS = CELERY_TASK_TIME_LIMIT + 30
+CELERY_BEAT_SCHEDULE["mail-send-due"] = {"task": "apps.mail.tasks.messages_send_due_task", "schedule": 30.0}
 
 # --- Logging ----------------------------------------------------------------------------------
 

@@ -1,79 +1,27 @@
-import time
 from contextlib import contextmanager
-from urllib.parse import quote
 
 import pytest
-import redis
 import stripe
-from django.conf import settings as django_settings
-from django.db import connection
+from django.db import transaction
 from kombu import pools
 
-from apps.payments.models import MirrorRecord, MirrorState
+from apps.catalog import services as catalog
+from apps.payments.models import MirrorRecord, MirrorState, Order
+from apps.users import services as users
 from config.celery import app as celery_app
-from tests.celery_worker import WorkerProcess
+from tests.conftest import client_for
+from tests.worker_fixtures import wait_until
 
-FAST_BUDGET = "1000"
+__all__ = ["broker_unreachable", "events_settled", "settled", "stripe_objects_by_ref", "wait_until"]
 
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pending = list(
-        MirrorRecord.objects.exclude(state=MirrorState.SYNCED).values(
-            "kind", "object_id", "state", "version", "synced_version", "attempts", "lease_owner", "last_error"
-        )
-    )
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; rows not synced: {pending}")
+PASSWORD = "a-long-unusual-passphrase-42"
+CHECKOUT = "/api/v1/checkout/sessions"
+URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
 
 
 def settled() -> bool:
     """True once no mirror row is pending (each is synced or failed)."""
     return not MirrorRecord.objects.filter(state=MirrorState.PENDING).exists()
-
-
-def current_database_url() -> str:
-    """The URL of the database this test run uses, for processes started beside it."""
-    db = connection.settings_dict
-    auth = db["USER"] or ""
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "", safe="")
-    netloc = f"{auth}@{host}" if auth else host
-    if db["PORT"]:
-        netloc += f":{db['PORT']}"
-    return f"postgres://{netloc}/{db['NAME']}"
-
-
-def worker_environment(emulator, **overrides) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": current_database_url(),
-        "STRIPE_API_BASE": emulator.url,
-        "STRIPE_SECRET_KEY": emulator.api_key,
-        "STRIPE_MIRROR_ENABLED": "true",
-        "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
-        "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
-        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
-        # Failing webhook handlers are parked after two tries, so tests need not wait long.
-        "WEBHOOK_MAX_ATTEMPTS": "2",
-        **overrides,
-    }
-
-
-@pytest.fixture(scope="session")
-def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator):
-    """One real worker for the session; tests that kill workers start their own."""
-    with django_db_blocker.unblock():
-        environment = worker_environment(stripe_emulator)
-    celery_app.control.purge()
-    worker = WorkerProcess(environment).start()
-    yield worker
-    worker.stop()
 
 
 @contextmanager
@@ -93,41 +41,6 @@ def broker_unreachable():
         yield
     finally:
         reconnect(real)
-
-
-def _clear_shared_state() -> None:
-    celery_app.control.purge()
-    client = redis.Redis.from_url(django_settings.STRIPE_BUDGET_REDIS_URL)
-    for key in client.scan_iter("stripe:*"):
-        client.delete(key)
-
-
-@pytest.fixture
-def mirror_on(emulator, settings, monkeypatch):
-    """The mirror enabled in this process too (receivers record; commands and checks call the emulator)."""
-    settings.STRIPE_MIRROR_ENABLED = True
-    settings.STRIPE_SECRET_KEY = emulator.api_key
-    settings.STRIPE_API_BASE = emulator.url
-    settings.STRIPE_RATE_LIMIT_PER_SECOND = float(FAST_BUDGET)
-    settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = float(FAST_BUDGET)
-    monkeypatch.setattr(stripe, "api_base", emulator.url)
-    _clear_shared_state()
-    yield emulator
-    _clear_shared_state()
-
-
-def worker_idle() -> bool:
-    active = celery_app.control.inspect(timeout=1).active() or {}
-    return not any(active.values())
-
-
-@pytest.fixture
-def mirror(mirror_on, mirror_worker, transactional_db):
-    """Everything real: committed data, a worker consuming Redis, the emulator over HTTP."""
-    yield mirror_on
-    # The database is emptied after the test: not while the worker is still writing to it.
-    celery_app.control.purge()
-    wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
 
 
 def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
@@ -161,3 +74,44 @@ def events_settled() -> bool:
     from apps.payments.models import WebhookEvent, WebhookEventState
 
     return not WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists()
+
+
+# --- a shop to buy from: checkout helpers shared by payments and mail ---------------------
+
+
+@pytest.fixture
+def shop(webhooks):
+    """A customer, a staff member and two products on sale, all mirrored to Stripe."""
+    with transaction.atomic():
+        teapot = catalog.product_create(name="Teapot")
+        teapot_price = catalog.price_create(product=teapot, unit_amount=4500, currency="eur")
+        cup = catalog.product_create(name="Cup")
+        cup_price = catalog.price_create(product=cup, unit_amount=1200, currency="eur")
+    customer = users.user_create(email="ada@example.com", password=PASSWORD, name="Ada")
+    staff = users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True)
+    wait_until(settled, message="the catalog and users in Stripe")
+    return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
+
+
+def checkout_cart(client, lines, **urls):
+    return client.post(CHECKOUT, {"lines": lines, **URLS, **urls}, format="json")
+
+
+def order_settles(order_id: int, status: str, timeout: float = 30) -> Order:
+    return wait_until(
+        lambda: Order.objects.filter(pk=order_id, status=status).first(), timeout=timeout, message=f"order {status}"
+    )
+
+
+def webhooks_quiet(emulator) -> None:
+    assert emulator.wait_for_webhooks(20)
+    wait_until(events_settled, message="event processing")
+
+
+def checkout_started(shop, quantity: int = 2):
+    client = client_for(shop["customer"])
+    answer = checkout_cart(
+        client, [{"price": shop["teapot"].pk, "quantity": quantity}, {"price": shop["cup"].pk, "quantity": 1}]
+    )
+    assert answer.status_code == 201, answer.content
+    return client, answer.json()

@@ -11,64 +11,30 @@ from apps.catalog import services as catalog
 from apps.payments.models import Order, OrderRefund, OrderStatus, OrderTransition
 from apps.users import services as users
 from tests.conftest import client_for
-from tests.payments.conftest import events_settled, settled, wait_until
+from tests.payments.conftest import (
+    PASSWORD,
+    checkout_cart,
+    checkout_started,
+    order_settles,
+    wait_until,
+    webhooks_quiet,
+)
 from tests.payments.webhook_signing import body, event, signature
 
 pytestmark = pytest.mark.integration
-PASSWORD = "a-long-unusual-passphrase-42"
-CHECKOUT = "/api/v1/checkout/sessions"
-URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
-
-
-@pytest.fixture
-def shop(webhooks):
-    """A customer, a staff member and two products on sale, all mirrored to Stripe."""
-    with transaction.atomic():
-        teapot = catalog.product_create(name="Teapot")
-        teapot_price = catalog.price_create(product=teapot, unit_amount=4500, currency="eur")
-        cup = catalog.product_create(name="Cup")
-        cup_price = catalog.price_create(product=cup, unit_amount=1200, currency="eur")
-    customer = users.user_create(email="ada@example.com", password=PASSWORD, name="Ada")
-    staff = users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True)
-    wait_until(settled, message="the catalog and users in Stripe")
-    return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
-
-
-def _checkout(client, lines, **urls):
-    return client.post(CHECKOUT, {"lines": lines, **URLS, **urls}, format="json")
-
-
-def _order_settles(order_id: int, status: str, timeout: float = 30) -> Order:
-    return wait_until(
-        lambda: Order.objects.filter(pk=order_id, status=status).first(), timeout=timeout, message=f"order {status}"
-    )
-
-
-def _quiet(emulator) -> None:
-    assert emulator.wait_for_webhooks(20)
-    wait_until(events_settled, message="event processing")
-
-
-def _started(shop, quantity: int = 2):
-    client = client_for(shop["customer"])
-    answer = _checkout(
-        client, [{"price": shop["teapot"].pk, "quantity": quantity}, {"price": shop["cup"].pk, "quantity": 1}]
-    )
-    assert answer.status_code == 201, answer.content
-    return client, answer.json()
 
 
 class TestJourney:
     def test_checkout_then_pay_makes_a_paid_order_once(self, shop):
-        client, started = _started(shop)
+        client, started = checkout_started(shop)
         emulator = shop["emulator"]
 
         session = stripe.StripeClient(
             emulator.api_key, base_addresses={"api": emulator.url}
         ).v1.checkout.sessions.retrieve(started["session_id"])
         emulator.complete_checkout(started["session_id"], "paid")
-        order = _order_settles(started["order"], OrderStatus.PAID)
-        _quiet(emulator)
+        order = order_settles(started["order"], OrderStatus.PAID)
+        webhooks_quiet(emulator)
 
         assert started["url"].endswith(started["session_id"])
         assert (session.amount_total, session.currency, session.client_reference_id) == (10200, "eur", str(order.pk))
@@ -94,37 +60,37 @@ class TestJourney:
         assert order.payment_intent_id.startswith("pi_")
 
     def test_a_declined_card_fails_the_order_and_a_second_try_pays_it(self, shop):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         emulator = shop["emulator"]
 
         emulator.complete_checkout(started["session_id"], "declined")
-        _order_settles(started["order"], OrderStatus.FAILED)
+        order_settles(started["order"], OrderStatus.FAILED)
         emulator.complete_checkout(started["session_id"], "paid")
 
-        order = _order_settles(started["order"], OrderStatus.PAID)
+        order = order_settles(started["order"], OrderStatus.PAID)
         assert list(order.transitions.values_list("to_status", flat=True)) == ["failed", "paid"]
 
     def test_a_delayed_payment_pays_the_order_when_it_clears(self, shop):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         emulator = shop["emulator"]
 
         emulator.complete_checkout(started["session_id"], "delayed")
-        _quiet(emulator)
+        webhooks_quiet(emulator)
         still = Order.objects.get(pk=started["order"])
         emulator.control("POST", f"checkout/sessions/{started['session_id']}/settle", {"outcome": "succeeded"})
 
         assert still.status == OrderStatus.PENDING
-        _order_settles(started["order"], OrderStatus.PAID)
+        order_settles(started["order"], OrderStatus.PAID)
 
     def test_an_expired_checkout_expires_the_order(self, shop):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
 
         shop["emulator"].control("POST", f"checkout/sessions/{started['session_id']}/expire")
 
-        _order_settles(started["order"], OrderStatus.EXPIRED)
+        order_settles(started["order"], OrderStatus.EXPIRED)
 
     def test_the_success_redirect_racing_the_webhook_changes_the_order_once(self, shop):
-        client, started = _started(shop)
+        client, started = checkout_started(shop)
         emulator = shop["emulator"]
         emulator.control("POST", "webhooks", {"paused": True})
 
@@ -132,7 +98,7 @@ class TestJourney:
         synced = client.get(f"/api/v1/orders/{started['order']}", {"sync": "1"}).json()
         emulator.control("POST", "webhooks/flush")
         emulator.control("POST", "webhooks", {"paused": False})
-        _quiet(emulator)
+        webhooks_quiet(emulator)
 
         assert synced["status"] == "paid"
         assert OrderTransition.objects.filter(order_id=started["order"], to_status="paid").count() == 1
@@ -140,19 +106,19 @@ class TestJourney:
 
     def test_duplicated_and_reordered_events_change_nothing_more(self, shop):
         shop["emulator"].control("POST", "webhooks", {"duplicate_ratio": 1.0, "shuffle": True})
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
 
         shop["emulator"].complete_checkout(started["session_id"], "paid")
-        _order_settles(started["order"], OrderStatus.PAID)
-        _quiet(shop["emulator"])
+        order_settles(started["order"], OrderStatus.PAID)
+        webhooks_quiet(shop["emulator"])
 
         assert OrderTransition.objects.filter(order_id=started["order"]).count() == 1
 
     def test_a_late_expiry_never_downgrades_a_paid_order(self, shop, live_server, settings):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         emulator = shop["emulator"]
         emulator.complete_checkout(started["session_id"], "paid")
-        _order_settles(started["order"], OrderStatus.PAID)
+        order_settles(started["order"], OrderStatus.PAID)
         stale = {
             "id": started["session_id"],
             "object": "checkout.session",
@@ -167,7 +133,7 @@ class TestJourney:
             headers={"Stripe-Signature": signature(payload, settings.STRIPE_WEBHOOK_SECRETS[0])},
             timeout=10,
         )
-        _quiet(emulator)
+        webhooks_quiet(emulator)
 
         assert answer.status_code == 200
         assert Order.objects.get(pk=started["order"]).status == OrderStatus.PAID
@@ -175,14 +141,14 @@ class TestJourney:
 
 class TestCancelAndRefund:
     def test_cancelling_a_pending_order_expires_its_checkout(self, shop):
-        client, started = _started(shop)
+        client, started = checkout_started(shop)
         emulator = shop["emulator"]
 
         answer = client.post(f"/api/v1/orders/{started['order']}/cancel")
         session = stripe.StripeClient(
             emulator.api_key, base_addresses={"api": emulator.url}
         ).v1.checkout.sessions.retrieve(started["session_id"])
-        _quiet(emulator)
+        webhooks_quiet(emulator)
 
         assert answer.status_code == 200
         assert answer.json()["status"] == "canceled"
@@ -190,12 +156,12 @@ class TestCancelAndRefund:
         assert Order.objects.get(pk=started["order"]).status == OrderStatus.CANCELED  # the expiry event changes nothing
 
     def test_cancelling_a_paid_order_refunds_it_in_full(self, shop):
-        client, started = _started(shop)
+        client, started = checkout_started(shop)
         shop["emulator"].complete_checkout(started["session_id"], "paid")
-        _order_settles(started["order"], OrderStatus.PAID)
+        order_settles(started["order"], OrderStatus.PAID)
 
         answer = client.post(f"/api/v1/orders/{started['order']}/cancel")
-        _quiet(shop["emulator"])
+        webhooks_quiet(shop["emulator"])
 
         assert answer.json()["status"] == "refunded"
         order = Order.objects.get(pk=started["order"])
@@ -203,9 +169,9 @@ class TestCancelAndRefund:
         assert client.post(f"/api/v1/orders/{started['order']}/cancel").status_code == 409
 
     def test_partial_then_full_refund_by_staff_and_a_double_click_refunds_once(self, shop):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         shop["emulator"].complete_checkout(started["session_id"], "paid")
-        _order_settles(started["order"], OrderStatus.PAID)
+        order_settles(started["order"], OrderStatus.PAID)
         staff = client_for(shop["staff"])
         url = f"/api/v1/orders/{started['order']}/refunds"
 
@@ -216,7 +182,7 @@ class TestCancelAndRefund:
         rest_again = staff.post(url, {}, format="json")  # a double click on "refund the rest"
         other_staff = client_for(users.user_create(email="boss@example.com", password=PASSWORD, is_staff=True))
         nothing_left = other_staff.post(url, {}, format="json")
-        _quiet(shop["emulator"])
+        webhooks_quiet(shop["emulator"])
 
         assert (first.status_code, first.json()["order"]["status"]) == (201, "partially_refunded")
         assert double_click.json()["stripe_refund_id"] == first.json()["stripe_refund_id"]
@@ -233,22 +199,22 @@ class TestCancelAndRefund:
         assert len({r["idempotency_key"] for r in stripe_refunds}) == 2
 
     def test_only_staff_refund(self, shop):
-        client, started = _started(shop)
+        client, started = checkout_started(shop)
 
         assert client.post(f"/api/v1/orders/{started['order']}/refunds", {}, format="json").status_code == 403
 
     def test_a_refund_made_in_the_dashboard_counts(self, shop):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         emulator = shop["emulator"]
         emulator.complete_checkout(started["session_id"], "paid")
-        order = _order_settles(started["order"], OrderStatus.PAID)
+        order = order_settles(started["order"], OrderStatus.PAID)
 
         stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}).v1.refunds.create(
             params={"payment_intent": order.payment_intent_id, "amount": 1200}
         )
 
-        refunded = _order_settles(order.pk, OrderStatus.PARTIALLY_REFUNDED)
-        _quiet(emulator)
+        refunded = order_settles(order.pk, OrderStatus.PARTIALLY_REFUNDED)
+        webhooks_quiet(emulator)
         assert refunded.amount_refunded == 1200
         assert OrderRefund.objects.filter(order=order).count() == 1
 
@@ -274,7 +240,7 @@ class TestBadCarts:
             for line in lines
         ]
 
-        answer = _checkout(client, lines)
+        answer = checkout_cart(client, lines)
 
         assert answer.status_code == 400
         assert field in answer.json()
@@ -292,9 +258,11 @@ class TestBadCarts:
         catalog.price_archive(price=gone)
         calls_before = len(shop["emulator"].requests_seen())
 
-        recurring = _checkout(client, [{"price": monthly.pk, "quantity": 1}])
-        mixed = _checkout(client, [{"price": shop["teapot"].pk, "quantity": 1}, {"price": dollars.pk, "quantity": 1}])
-        archived = _checkout(client, [{"price": gone.pk, "quantity": 1}])
+        recurring = checkout_cart(client, [{"price": monthly.pk, "quantity": 1}])
+        mixed = checkout_cart(
+            client, [{"price": shop["teapot"].pk, "quantity": 1}, {"price": dollars.pk, "quantity": 1}]
+        )
+        archived = checkout_cart(client, [{"price": gone.pk, "quantity": 1}])
 
         assert "Recurring prices" in str(recurring.json()["lines"])
         assert "share a currency" in str(mixed.json()["lines"])
@@ -305,7 +273,9 @@ class TestBadCarts:
 
     @pytest.mark.parametrize("url", ["ftp://shop.example/x", "javascript:alert(1)", "not a url", ""])
     def test_urls_that_are_not_http(self, shop, url):
-        answer = _checkout(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}], success_url=url)
+        answer = checkout_cart(
+            client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}], success_url=url
+        )
 
         assert answer.status_code == 400
         assert "success_url" in answer.json()
@@ -313,7 +283,7 @@ class TestBadCarts:
     def test_stripe_down_at_checkout_is_a_503_and_no_order_is_left_pending(self, shop):
         shop["emulator"].add_fault(status=503, path_prefix="/v1/checkout/sessions")
 
-        answer = _checkout(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}])
+        answer = checkout_cart(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}])
 
         assert answer.status_code == 503
         assert Order.objects.get().status == OrderStatus.CANCELED
@@ -321,7 +291,7 @@ class TestBadCarts:
 
 class TestVisibility:
     def test_another_users_order_is_404_and_anonymous_is_401(self, shop, api_client):
-        _, started = _started(shop)
+        _, started = checkout_started(shop)
         stranger = users.user_create(email="eve@example.com", password=PASSWORD)
 
         assert client_for(stranger).get(f"/api/v1/orders/{started['order']}").status_code == 404
@@ -331,8 +301,8 @@ class TestVisibility:
         assert client_for(shop["staff"]).get(f"/api/v1/orders/{started['order']}").status_code == 200
 
     def test_list_is_paginated_and_filters_by_status(self, shop):
-        client, _ = _started(shop)
-        _started(shop)
+        client, _ = checkout_started(shop)
+        checkout_started(shop)
 
         assert client.get("/api/v1/orders", {"status": "pending"}).json()["count"] == 2
         assert client.get("/api/v1/orders", {"status": "paid"}).json()["count"] == 0
@@ -351,7 +321,7 @@ def test_payment_link_payments_become_orders_of_their_own(shop):
     emulator.complete_checkout(first["id"], "paid", email="ada@example.com")
     emulator.complete_checkout(second["id"], "paid", email="guest@example.com")
     wait_until(lambda: Order.objects.filter(status=OrderStatus.PAID).count() == 2, message="two link orders")
-    _quiet(emulator)
+    webhooks_quiet(emulator)
 
     assert answer.status_code == 201
     assert link["url"].startswith("http")
@@ -386,10 +356,10 @@ def test_verify_prices_reports_what_differs(shop):
 
 
 def test_stats_for_staff(shop):
-    _, paid = _started(shop)
-    _started(shop)
+    _, paid = checkout_started(shop)
+    checkout_started(shop)
     shop["emulator"].complete_checkout(paid["session_id"], "paid")
-    _order_settles(paid["order"], OrderStatus.PAID)
+    order_settles(paid["order"], OrderStatus.PAID)
     time.sleep(0.1)
 
     stats = client_for(shop["staff"]).get("/api/v1/payments/stats").json()
@@ -401,7 +371,7 @@ def test_stats_for_staff(shop):
 
 
 def test_admin_shows_orders_with_lines_and_transitions_and_cancels(shop, client):
-    _, started = _started(shop)
+    _, started = checkout_started(shop)
     operator = users.user_create(email="op@example.com", password=PASSWORD, is_staff=True, is_superuser=True)
     client.force_login(operator)
 
@@ -428,10 +398,10 @@ def test_register_log_in_check_out_pay_and_see_the_order_paid(shop):
     )
     tokens = client.post("/api/v1/auth/token", {"email": "new@example.com", "password": PASSWORD}, format="json").json()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
-    started = _checkout(client, [{"price": shop["cup"].pk, "quantity": 3}]).json()
+    started = checkout_cart(client, [{"price": shop["cup"].pk, "quantity": 3}]).json()
     shop["emulator"].complete_checkout(started["session_id"], "paid")
 
-    order = _order_settles(started["order"], OrderStatus.PAID)
+    order = order_settles(started["order"], OrderStatus.PAID)
     assert registered.status_code == 201
     assert order.user.email == "new@example.com"
     assert client.get(f"/api/v1/orders/{order.pk}").json()["amount_total"] == 3600

@@ -55,13 +55,13 @@ class TestUsers:
         wait_until(settled)
         customer_id = _record(MirrorKind.USER, user.pk).stripe_id
 
-        users.user_update(user=user, data={"name": "Ada Lovelace", "email": "ada@lovelace.example"})
+        users.user_update(user=user, data={"name": "Ada Lovelace", "email": "ada@lovelace.org"})
         wait_until(settled)
         changed = _client(mirror).v1.customers.retrieve(customer_id)
         users.user_delete(user=User.objects.get(pk=user.pk))
         wait_until(settled)
 
-        assert (changed.name, changed.email) == ("Ada Lovelace", "ada@lovelace.example")
+        assert (changed.name, changed.email) == ("Ada Lovelace", "ada@lovelace.org")
         assert _client(mirror).v1.customers.retrieve(customer_id).deleted is True
 
     def test_a_customer_already_in_stripe_for_the_user_is_adopted(self, mirror, settings):

@@ -82,6 +82,38 @@ class TestRegister:
         assert field in response.json()
         assert not User.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("email", "reason"),
+        [
+            ("ada@localhost", "needs a dot"),
+            ("ada@shop.test", ".test domains"),
+            ("ada@mail.invalid", ".invalid domains"),
+            ("ada@printer.local", ".local domains"),
+            ("ada@[192.168.1.10]", "not an IP address"),
+            ('"ada lovelace"@example.com', "valid email"),
+            ("ädä@example.com", "valid email"),
+            ("ada@exa_mple.com", "valid email"),
+            ("ada@example.com\nBcc: eve@example.com", "valid email"),
+        ],
+        ids=["no-dot", "test-tld", "invalid-tld", "local-tld", "ip-literal", "quoted", "non-ascii", "underscore",
+             "header-injection"],
+    )  # fmt: skip
+    def test_an_address_mail_cannot_reach_is_refused_at_registration(self, api_client, email, reason):
+        from apps.mail.models import OutgoingMessage
+
+        response = api_client.post(REGISTER, {"email": email, "password": STRONG_PASSWORD}, format="json")
+
+        assert response.status_code == 400
+        assert list(response.json()) == ["email"]
+        assert reason in " ".join(response.json()["email"])
+        assert not User.objects.exists()
+        assert not OutgoingMessage.objects.exists()
+
+    def test_an_international_domain_is_accepted(self, api_client):
+        response = api_client.post(REGISTER, {"email": "ada@bücher.de", "password": STRONG_PASSWORD}, format="json")
+
+        assert response.status_code == 201
+
     def test_body_that_is_not_json_is_400(self, api_client):
         response = api_client.post(REGISTER, "{not json", content_type="application/json")
 
@@ -207,6 +239,14 @@ class TestMe:
         assert "email" in response.json()
         user.refresh_from_db()
         assert user.email != "other@example.com"
+
+    def test_patch_to_an_address_mail_cannot_reach_is_a_field_error(self, user_client, user):
+        response = user_client.patch(ME, {"email": "ada@localhost"}, format="json")
+
+        assert response.status_code == 400
+        assert "needs a dot" in " ".join(response.json()["email"])
+        user.refresh_from_db()
+        assert user.email != "ada@localhost"
 
     def test_patch_cannot_make_a_user_staff(self, user_client, user):
         user_client.patch(ME, {"is_staff": True}, format="json")

@@ -1,0 +1,32 @@
+"""Mail's answer to what users and payments announce: write the message now, send it after commit."""
+
+from django.dispatch import receiver
+
+from apps.mail import messages
+from apps.payments.signals import order_canceled, order_paid, order_refunded, payment_failed
+from apps.users.signals import user_registered
+
+
+@receiver(user_registered, dispatch_uid="mail.welcome")
+def mail_welcome(sender, user_id, **kwargs):
+    messages.welcome_queue(user_id=user_id)
+
+
+@receiver(order_paid, dispatch_uid="mail.receipt")
+def mail_receipt(sender, order_id, **kwargs):
+    messages.receipt_queue(order_id=order_id)
+
+
+@receiver(payment_failed, dispatch_uid="mail.payment_failed")
+def mail_payment_failed(sender, order_id, **kwargs):
+    messages.payment_failed_queue(order_id=order_id)
+
+
+@receiver(order_refunded, dispatch_uid="mail.refund")
+def mail_refund(sender, order_id, refund_id, **kwargs):
+    messages.refund_queue(order_id=order_id, refund_id=refund_id)
+
+
+@receiver(order_canceled, dispatch_uid="mail.order_canceled")
+def mail_order_canceled(sender, order_id, **kwargs):
+    messages.order_canceled_queue(order_id=order_id)

@@ -1,0 +1,132 @@
+"""Fixtures for tests where everything is real: a Celery worker consuming Redis, the test
+database committed, the Stripe emulator over HTTP and an SMTP server on loopback.
+
+Loaded for the whole suite by `tests/conftest.py`, so payments and mail share one worker.
+"""
+
+import time
+from urllib.parse import quote
+
+import pytest
+import redis
+import stripe
+from django.conf import settings as django_settings
+from django.db import connection
+
+from apps.payments.models import MirrorRecord, MirrorState
+from config.celery import app as celery_app
+from tests.celery_worker import WorkerProcess
+from tests.smtp_sink import SmtpSink
+
+FAST_BUDGET = "1000"
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pending = list(
+        MirrorRecord.objects.exclude(state=MirrorState.SYNCED).values(
+            "kind", "object_id", "state", "version", "synced_version", "attempts", "lease_owner", "last_error"
+        )
+    )
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; rows not synced: {pending}")
+
+
+def current_database_url() -> str:
+    """The URL of the database this test run uses, for processes started beside it."""
+    db = connection.settings_dict
+    auth = db["USER"] or ""
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "", safe="")
+    netloc = f"{auth}@{host}" if auth else host
+    if db["PORT"]:
+        netloc += f":{db['PORT']}"
+    return f"postgres://{netloc}/{db['NAME']}"
+
+
+def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": current_database_url(),
+        "STRIPE_API_BASE": emulator.url,
+        "STRIPE_SECRET_KEY": emulator.api_key,
+        "STRIPE_MIRROR_ENABLED": "true",
+        "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
+        "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        # Failing webhook handlers are parked after two tries, so tests need not wait long.
+        "WEBHOOK_MAX_ATTEMPTS": "2",
+        # Mail goes to the loopback SMTP server; a deferred message is tried three times, 0.3 s apart and more.
+        "EMAIL_URL": smtp.url,
+        "EMAIL_TIMEOUT": "5",
+        "MAIL_MAX_ATTEMPTS": "3",
+        "MAIL_RETRY_BASE_SECONDS": "0.3",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def smtp_sink():
+    """A real SMTP server on loopback: the session's worker sends all mail to it."""
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_sink):
+    """The SMTP server, emptied and answering normally, for one test."""
+    smtp_sink.reset()
+    yield smtp_sink
+    smtp_sink.reset()
+
+
+@pytest.fixture(scope="session")
+def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator, smtp_sink):
+    """One real worker for the session (Stripe, mail and webhooks alike)."""
+    with django_db_blocker.unblock():
+        environment = worker_environment(stripe_emulator, smtp_sink)
+    celery_app.control.purge()
+    worker = WorkerProcess(environment).start()
+    yield worker
+    worker.stop()
+
+
+def _clear_shared_state() -> None:
+    celery_app.control.purge()
+    client = redis.Redis.from_url(django_settings.STRIPE_BUDGET_REDIS_URL)
+    for key in client.scan_iter("stripe:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def mirror_on(emulator, settings, monkeypatch):
+    """The mirror enabled in this process too (receivers record; commands and checks call the emulator)."""
+    settings.STRIPE_MIRROR_ENABLED = True
+    settings.STRIPE_SECRET_KEY = emulator.api_key
+    settings.STRIPE_API_BASE = emulator.url
+    settings.STRIPE_RATE_LIMIT_PER_SECOND = float(FAST_BUDGET)
+    settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = float(FAST_BUDGET)
+    monkeypatch.setattr(stripe, "api_base", emulator.url)
+    _clear_shared_state()
+    yield emulator
+    _clear_shared_state()
+
+
+def worker_idle() -> bool:
+    active = celery_app.control.inspect(timeout=1).active() or {}
+    return not any(active.values())
+
+
+@pytest.fixture
+def mirror(mirror_on, mirror_worker, transactional_db):
+    """Everything real: committed data, a worker consuming Redis, the emulator over HTTP."""
+    yield mirror_on
+    # The database is emptied after the test: not while the worker is still writing to it.
+    celery_app.control.purge()
+    wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
