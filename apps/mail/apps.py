@@ -9,4 +9,4 @@ class MailConfig(AppConfig):
     verbose_name = "Mail"
 
     def ready(self) -> None:
-        from apps.mail import receivers  # noqa: F401 - connects the receivers
+        from apps.mail import checks, receivers  # noqa: F401 - registers the deploy check, connects the receivers

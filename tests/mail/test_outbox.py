@@ -176,3 +176,16 @@ def test_the_admin_lists_previews_and_sends_again(customer, cart, admin_client):
     assert "<iframe sandbox srcdoc=" in page.content.decode()
     assert "Queued 1 message(s)" in action.content.decode()
     assert OutgoingMessage.objects.get(pk=message.pk).state == MessageState.QUEUED
+
+
+def test_the_deploy_check_warns_when_mail_would_not_leave_the_machine(settings):
+    from apps.mail.checks import check_mail_leaves_the_machine
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    console = check_mail_leaves_the_machine(None)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    smtp = check_mail_leaves_the_machine(None)
+
+    assert [warning.id for warning in console] == ["mail.W001"]
+    assert "printed to the console" in console[0].msg
+    assert smtp == []
