@@ -189,3 +189,24 @@ def test_the_deploy_check_warns_when_mail_would_not_leave_the_machine(settings):
     assert [warning.id for warning in console] == ["mail.W001"]
     assert "printed to the console" in console[0].msg
     assert smtp == []
+
+
+@pytest.mark.django_db
+def test_the_outbox_command_counts_lists_and_sends_failed_messages_again(customer, cart):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    paid_order(user=customer, lines=cart)
+    receipt = OutgoingMessage.objects.get()
+    OutgoingMessage.objects.filter(pk=receipt.pk).update(state=MessageState.FAILED, last_error="421 4.3.2 Busy")
+    counts, listed = StringIO(), StringIO()
+
+    call_command("mail_outbox", stdout=counts)
+    call_command("mail_outbox", "--failed", "--send-again", stdout=listed)
+
+    assert counts.getvalue().splitlines() == ["queued=0  sending=0  sent=0  failed=1"]
+    assert receipt.idempotency_key in listed.getvalue()
+    assert "421 4.3.2 Busy" in listed.getvalue()
+    assert "Queued 1 failed message(s)" in listed.getvalue()
+    assert OutgoingMessage.objects.get().state == MessageState.QUEUED
