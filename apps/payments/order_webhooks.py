@@ -19,13 +19,17 @@ from apps.users.models import User
 log = logging.getLogger("apps.payments.orders")
 
 
+def _order_by_reference(reference) -> Order | None:
+    """The order an object names in `metadata.order` (or `client_reference_id`), as we set it."""
+    if reference and str(reference).isdigit():
+        return Order.objects.filter(pk=int(reference)).first()
+    return None
+
+
 def _order_for_session(session: dict) -> Order | None:
     reference = (session.get("metadata") or {}).get("order") or session.get("client_reference_id")
-    if reference and str(reference).isdigit():
-        order = Order.objects.filter(pk=int(reference)).first()
-        if order is not None:
-            return order
-    return Order.objects.filter(checkout_session_id=session["id"]).first()
+    order = _order_by_reference(reference)
+    return order or Order.objects.filter(checkout_session_id=session["id"]).first()
 
 
 def _session_now(session_id: str) -> dict:
@@ -111,10 +115,7 @@ def on_session_expired(event: dict) -> str:
 @handles("payment_intent.payment_failed")
 def on_payment_failed(event: dict) -> str:
     intent = event["data"]["object"]
-    reference = (intent.get("metadata") or {}).get("order")
-    order = Order.objects.filter(pk=int(reference)).first() if reference and reference.isdigit() else None
-    if order is None:
-        order = Order.objects.filter(payment_intent_id=intent["id"]).first()
+    order = _order_for_payment(intent["id"], intent.get("metadata"))
     if order is None:
         return "ignored: no order for this payment"
     moved = orders.order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause=f"{event['type']} {event['id']}")
@@ -122,12 +123,10 @@ def on_payment_failed(event: dict) -> str:
 
 
 def _order_for_payment(payment_intent_id: str | None, metadata: dict | None) -> Order | None:
-    reference = (metadata or {}).get("order")
-    if reference and str(reference).isdigit():
-        order = Order.objects.filter(pk=int(reference)).first()
-        if order is not None:
-            return order
-    return Order.objects.filter(payment_intent_id=payment_intent_id).first() if payment_intent_id else None
+    order = _order_by_reference((metadata or {}).get("order"))
+    if order is None and payment_intent_id:
+        order = Order.objects.filter(payment_intent_id=payment_intent_id).first()
+    return order
 
 
 @handles("charge.refunded")
