@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from apps.mail import services
 from apps.mail.models import MessageState, OutgoingMessage
@@ -33,7 +34,7 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, message: OutgoingMessage) -> str:
-        return (message.last_error[:80] + "…") if len(message.last_error) > 80 else message.last_error
+        return Truncator(message.last_error).chars(80)
 
     @admin.display(description="as the recipient sees it")
     def html_preview(self, message: OutgoingMessage):

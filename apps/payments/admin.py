@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from djstripe import models as djstripe_models
 
 from apps.payments import mirror, orders, webhook_handlers
@@ -28,7 +29,7 @@ class MirrorRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, record: MirrorRecord) -> str:
-        return (record.last_error[:80] + "…") if len(record.last_error) > 80 else record.last_error
+        return Truncator(record.last_error).chars(80)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -8,7 +8,7 @@ import time
 
 from apps.catalog.models import Price
 from apps.payments import mirror, orders
-from apps.payments.models import MirrorKind, MirrorRecord, Order, OrderStatus
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus
 from apps.payments.selectors import stripe_price_id
 from apps.payments.stripe_client import StripeUnavailable, gateway
 
@@ -24,14 +24,14 @@ def _stripe_id_of(kind: str, object_id: int) -> str:
     """The Stripe id of a local object, mirroring it now if the mirror has not yet."""
     record = MirrorRecord.objects.filter(kind=kind, object_id=object_id).first()
     if record is None or not record.stripe_id:
-        if record is None or record.state == "failed":
+        if record is None or record.state == MirrorState.FAILED:
             mirror.mirror_record_change(kind=kind, object_id=object_id, queue=False)
         record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
         mirror.mirror_sync(record_id=record.pk)
         deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
         while True:
             record.refresh_from_db()
-            if record.stripe_id or record.state == "failed" or time.monotonic() > deadline:
+            if record.stripe_id or record.state == MirrorState.FAILED or time.monotonic() > deadline:
                 break
             time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
     if not record.stripe_id:

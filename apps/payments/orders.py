@@ -9,7 +9,9 @@ outbox) commits or rolls back with the transition itself.
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -136,10 +138,6 @@ def order_refund(
     lock (so clicks in flight together replay one refund), and the same request by the same
     user within `DOUBLE_CLICK_SECONDS` gets the refund already made.
     """
-    from datetime import timedelta
-
-    from django.core.exceptions import ValidationError
-
     from apps.payments.stripe_client import gateway
 
     asked = str(amount) if amount is not None else "rest"
