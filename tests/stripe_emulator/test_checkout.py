@@ -45,6 +45,47 @@ class TestCreate:
             ("Teapot", 2, 9000, price.id)
         ]
 
+    def test_price_data_makes_a_price_for_this_session_alone(self, stripe_client, price):
+        session = stripe_client.v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "line_items": [
+                    {"price_data": {"currency": "eur", "unit_amount": 4999, "product": price.product}, "quantity": 3}
+                ],
+                "success_url": "https://shop.example/ok",
+            }
+        )
+
+        items = stripe_client.v1.checkout.sessions.line_items.list(session.id).data
+        assert (session.amount_total, session.currency) == (14997, "eur")
+        assert [(i.price.unit_amount, i.price.product, i.price.active, i.quantity) for i in items] == [
+            (4999, price.product, False, 3)
+        ]
+        assert _event_types(stripe_client).count("price.created") == 1  # the catalog's price only
+
+    def test_price_data_needs_a_product_and_excludes_price(self, stripe_client, price):
+        base = {"mode": "payment", "success_url": "https://shop.example/ok"}
+        with pytest.raises(stripe.InvalidRequestError) as no_product:
+            stripe_client.v1.checkout.sessions.create(
+                params={**base, "line_items": [{"price_data": {"currency": "eur", "unit_amount": 1}, "quantity": 1}]}
+            )
+        with pytest.raises(stripe.InvalidRequestError) as both:
+            stripe_client.v1.checkout.sessions.create(
+                params={
+                    **base,
+                    "line_items": [
+                        {
+                            "price": price.id,
+                            "price_data": {"currency": "eur", "unit_amount": 1, "product": price.product},
+                            "quantity": 1,
+                        }
+                    ],
+                }
+            )
+
+        assert no_product.value.param == "line_items[0][price_data][product]"
+        assert both.value.param == "line_items[0][price]"
+
     def test_line_items_expand_on_the_session(self, stripe_client, price):
         session = _session(stripe_client, price)
 
@@ -276,6 +317,28 @@ class TestPaymentLinks:
         assert all(s.metadata.campaign == "spring" and s.amount_total == 4500 for s in sessions)
         emulator.complete_checkout(sessions[0].id, email="guest@example.com")
         assert stripe_client.v1.checkout.sessions.retrieve(sessions[0].id).customer_details.email == "guest@example.com"
+
+    def test_the_payer_chooses_client_reference_id_and_prefilled_email_in_the_url(self, stripe_client, price):
+        link = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+
+        opened = requests.get(
+            f"{link.url}?client_reference_id=order_42&prefilled_email=eve@example.com", allow_redirects=False, timeout=5
+        )
+        invalid = requests.get(f"{link.url}?client_reference_id=no%20spaces!", allow_redirects=False, timeout=5)
+
+        sessions = {s.url: s for s in stripe_client.v1.checkout.sessions.list(params={"payment_link": link.id}).data}
+        chosen, dropped = sessions[opened.headers["Location"]], sessions[invalid.headers["Location"]]
+        assert (chosen.client_reference_id, chosen.customer_email) == ("order_42", "eve@example.com")
+        assert (dropped.client_reference_id, dropped.customer_email) == (None, None)
+
+    def test_the_control_api_opens_a_link_with_url_parameters(self, emulator, stripe_client, price):
+        link = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+
+        session = emulator.control(
+            "POST", f"payment_links/{link.id}/sessions", {"client_reference_id": "7", "prefilled_email": "a@b.co"}
+        )
+
+        assert (session["client_reference_id"], session["customer_email"]) == ("7", "a@b.co")
 
     def test_an_inactive_link_opens_nothing(self, stripe_client, price):
         link = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})

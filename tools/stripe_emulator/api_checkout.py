@@ -1,9 +1,10 @@
 """`/v1/checkout/sessions` and `/v1/payment_links`, and what paying on the hosted page does."""
 
+import re
 from urllib.parse import urlparse
 
-from . import api_customers, api_payments
-from .errors import ParamError, StripeError, missing, no_such
+from . import api_catalog, api_customers, api_payments
+from .errors import ParamError, StripeError, missing, no_such, unknown_param
 from .listing import paginate
 from .params import apply_metadata, as_dict, as_list, boolean, check_known, choice, integer, string
 from .routing import Call, Router
@@ -53,8 +54,42 @@ LINK_PARAMS = frozenset(
 # --- line items ------------------------------------------------------------------------------------
 
 
-def _line_items(store: Store, raw) -> tuple[list[dict], str]:
-    """Validated `line_items[n][price]` + `[quantity]`: Stripe's checks, in Stripe's words."""
+def _line_price(store: Store, item: dict, param: str, *, allow_inline: bool) -> dict:
+    """The price of one line: an existing one (`price`), or one made for this session alone (`price_data`)."""
+    if "price" in item and "price_data" in item:
+        raise ParamError("You may only specify one of these parameters: price, price_data.", param=f"{param}[price]")
+    if "price_data" in item:
+        if not allow_inline:
+            raise unknown_param(f"{param}[price_data]")
+        data = as_dict(item["price_data"], f"{param}[price_data]")
+        check_known(data, {"currency", "product", "unit_amount", "tax_behavior"}, prefix=f"{param}[price_data]")
+        product_id = string(data, "product")
+        if not product_id:
+            raise missing(f"{param}[price_data][product]")
+        if store.get("product", product_id) is None:
+            raise StripeError(
+                400, f"No such product: '{product_id}'", code="resource_missing", param=f"{param}[price_data][product]"
+            )
+        # Stripe makes an inactive one-time price for the session alone: no event, not for reuse.
+        price = api_catalog.build_price(product_id, data, parent=f"{param}[price_data]")
+        price["active"] = False
+        store.add(price)
+        return price
+    price_id = string(item, "price")
+    if not price_id:
+        raise missing(f"{param}[price]")
+    price = store.get("price", price_id)
+    if price is None:
+        raise StripeError(400, f"No such price: '{price_id}'", code="resource_missing", param=f"{param}[price]")
+    if not price["active"]:
+        raise ParamError(
+            "The price specified is inactive. This field only accepts active prices.", param=f"{param}[price]"
+        )
+    return price
+
+
+def _line_items(store: Store, raw, *, allow_inline: bool = False) -> tuple[list[dict], str]:
+    """Validated `line_items[n][price]` (or `[price_data]`) + `[quantity]`: Stripe's checks, in Stripe's words."""
     items = as_list(raw, "line_items")
     if not items:
         raise missing("line_items")
@@ -64,10 +99,7 @@ def _line_items(store: Store, raw) -> tuple[list[dict], str]:
     for index, raw_item in enumerate(items):
         param = f"line_items[{index}]"
         item = as_dict(raw_item, param)
-        check_known(item, {"price", "quantity", "adjustable_quantity"}, prefix=param)
-        price_id = string(item, "price")
-        if not price_id:
-            raise missing(f"{param}[price]")
+        check_known(item, {"price", "price_data", "quantity", "adjustable_quantity"}, prefix=param)
         try:
             quantity = integer(item, "quantity", minimum=1, maximum=MAX_QUANTITY)
         except ParamError as error:
@@ -75,14 +107,8 @@ def _line_items(store: Store, raw) -> tuple[list[dict], str]:
             raise
         if quantity is None:
             raise missing(f"{param}[quantity]")
-        price = store.get("price", price_id)
-        if price is None:
-            raise StripeError(400, f"No such price: '{price_id}'", code="resource_missing", param=f"{param}[price]")
+        price = _line_price(store, item, param, allow_inline=allow_inline)
         product = store.get("product", price["product"])
-        if not price["active"]:
-            raise ParamError(
-                "The price specified is inactive. This field only accepts active prices.", param=f"{param}[price]"
-            )
         if product is None or not product["active"]:
             raise ParamError(
                 "The price specified is attached to an inactive product. This field only accepts prices of active "
@@ -252,7 +278,7 @@ def sessions_create(call: Call) -> dict:
     intent_metadata = apply_metadata({}, intent_data)
     expires_at = integer(params, "expires_at")
     customer_creation = choice(params, "customer_creation", ("if_required", "always"), default="if_required")
-    lines, currency = _line_items(call.store, params.get("line_items"))
+    lines, currency = _line_items(call.store, params.get("line_items"), allow_inline=True)
     created = now()
     if expires_at is not None and not created + MIN_SESSION_LIFETIME <= expires_at <= created + SESSION_LIFETIME:
         raise ParamError(
@@ -517,8 +543,36 @@ def payment_links_list(call: Call) -> dict:
     return call.expanded(paginate(links, call.params, "/v1/payment_links"))
 
 
-def session_for_link(store: Store, public_url: str, link: dict) -> dict:
-    """A customer opening a payment link gets a fresh Checkout Session of their own."""
+# What Stripe takes from a payment link's URL (`?client_reference_id=...`); an invalid value is dropped silently.
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def link_url_parameters(query: dict) -> dict:
+    """The URL parameters of a payment link a payer may add, as Stripe copies them onto the session."""
+    found = {}
+    reference = query.get("client_reference_id") or ""
+    if _REFERENCE.fullmatch(reference):
+        found["client_reference_id"] = reference
+    email = query.get("prefilled_email") or ""
+    if _EMAIL.fullmatch(email) and len(email) <= 512:
+        found["customer_email"] = email
+    return found
+
+
+def session_for_link(
+    store: Store,
+    public_url: str,
+    link: dict,
+    *,
+    client_reference_id: str | None = None,
+    customer_email: str | None = None,
+) -> dict:
+    """A customer opening a payment link gets a fresh Checkout Session of their own.
+
+    Whoever opens the link chooses `client_reference_id` and the prefilled email (URL
+    parameters): Stripe copies them onto the session, so nothing in them can be trusted.
+    """
     if not link["active"]:
         raise StripeError(400, "This payment link is no longer active.", code="payment_link_inactive")
     items = store.line_items[link["id"]]
@@ -543,4 +597,6 @@ def session_for_link(store: Store, public_url: str, link: dict) -> dict:
         metadata=dict(link["metadata"]),
         payment_intent_metadata=dict(link["payment_intent_data"]["metadata"]),
         payment_link=link["id"],
+        client_reference_id=client_reference_id,
+        customer_email=customer_email,
     )

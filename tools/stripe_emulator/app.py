@@ -150,9 +150,9 @@ class Emulator:
             return self._api(method, path, query, headers, body)
         if path.startswith("/_emulator/"):
             return self._control(method, path, query, headers, body)
-        return self._page(method, path, body)
+        return self._page(method, path, query, body)
 
-    def _page(self, method: str, path: str, body: bytes) -> Response:
+    def _page(self, method: str, path: str, query: str, body: bytes) -> Response:
         with self.store.lock:
             if match := re.fullmatch(r"/c/pay/([^/]+)", path):
                 if method == "POST":
@@ -164,7 +164,7 @@ class Emulator:
                 status, html = pages.thanks_page()
                 location = None
             elif match := re.fullmatch(r"/b/([^/]+)", path):
-                status, html, location = pages.payment_link_entry(self.store, self.public_url, match[1])
+                status, html, location = pages.payment_link_entry(self.store, self.public_url, match[1], query)
             else:
                 status, html, location = 404, "<h1>Not found</h1>", None
         headers = {"Location": location} if location else {}

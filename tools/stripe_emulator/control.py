@@ -184,7 +184,9 @@ def session_expire(call: ControlCall):
 def payment_link_session(call: ControlCall):
     with call.store.lock:
         link = call.store.require("payment_link", call.args["id"])
-        return copy.deepcopy(api_checkout.session_for_link(call.store, call.emulator.public_url, link))
+        # As if the payer opened the link's URL with these parameters (`client_reference_id`, `prefilled_email`).
+        given = api_checkout.link_url_parameters({key: str(value) for key, value in call.body.items()})
+        return copy.deepcopy(api_checkout.session_for_link(call.store, call.emulator.public_url, link, **given))
 
 
 def not_found(method: str, path: str) -> StripeError:

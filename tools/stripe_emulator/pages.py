@@ -92,13 +92,14 @@ def submit_checkout(store, session_id: str, form_body: bytes) -> tuple[int, str,
     return 303, "", location
 
 
-def payment_link_entry(store, public_url: str, slug: str) -> tuple[int, str, str | None]:
+def payment_link_entry(store, public_url: str, slug: str, query: str = "") -> tuple[int, str, str | None]:
     link = store.get("payment_link", f"plink_{slug}")
     if link is None:
         status, html = _page("Not found", "<h1>This payment link is not valid.</h1>", 404)
         return status, html, None
+    given = {key: values[0] for key, values in parse_qs(query).items()}
     try:
-        session = api_checkout.session_for_link(store, public_url, link)
+        session = api_checkout.session_for_link(store, public_url, link, **api_checkout.link_url_parameters(given))
     except StripeError as error:
         status, html = _page("Unavailable", f"<h1>{escape(error.message)}</h1>", 410)
         return status, html, None
