@@ -59,8 +59,9 @@ def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
         "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
-        # Failing webhook handlers are parked after two tries, so tests need not wait long.
-        "WEBHOOK_MAX_ATTEMPTS": "2",
+        # Failing webhook handlers are retried every second at most (still for three days, as in production).
+        "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        "WEBHOOK_RETRY_MAX_SECONDS": "1",
         # Mail goes to the loopback SMTP server; a deferred message is tried three times, 0.3 s apart and more.
         "EMAIL_URL": smtp.url,
         "EMAIL_TIMEOUT": "5",

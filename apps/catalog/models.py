@@ -6,10 +6,10 @@ from apps.catalog.currencies import STRIPE_CURRENCIES
 
 # Stripe's ceiling for an amount in minor units (eight digits).
 MAX_UNIT_AMOUNT = 99_999_999
-METADATA_MAX_KEYS = 49  # Stripe allows 50; the mirror adds `app_ref`.
+METADATA_MAX_KEYS = 48  # Stripe allows 50; the mirror adds `app_ref` and `app_namespace`.
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
-RESERVED_METADATA_KEYS = frozenset({"app_ref"})
+RESERVED_METADATA_KEYS = frozenset({"app_ref", "app_namespace"})
 
 
 def validate_currency(value: str) -> None:

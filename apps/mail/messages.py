@@ -5,12 +5,15 @@ The idempotency key names the cause, so each message exists once per cause.
 """
 
 import logging
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from apps.mail.models import MessageKind, OutgoingMessage
 from apps.mail.services import message_queue
 from apps.payments.models import Order, OrderRefund, OrderStatus
+from apps.users.services import email_verification_token
 
 log = logging.getLogger("apps.mail")
 
@@ -20,8 +23,29 @@ def welcome_queue(*, user_id: int) -> OutgoingMessage | None:
     if user is None:
         return None
     return message_queue(
-        key=f"welcome:user:{user.pk}", kind=MessageKind.WELCOME, recipient=user.email, context={"user": user}
+        key=f"welcome:user:{user.pk}",
+        kind=MessageKind.WELCOME,
+        recipient=user.email,
+        context={"user": user, "verify_url": _verify_url(user)},
     )
+
+
+def verification_queue(*, user_id: int, request_id: str) -> OutgoingMessage | None:
+    """The link that proves the user owns their (new) address; one message per request."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    return message_queue(
+        key=f"verify-email:user:{user.pk}:{request_id}",
+        kind=MessageKind.VERIFY_EMAIL,
+        recipient=user.email,
+        context={"user": user, "verify_url": _verify_url(user)},
+    )
+
+
+def _verify_url(user) -> str:
+    token = email_verification_token(user=user)
+    return settings.EMAIL_VERIFICATION_URL.replace("{token}", quote(token))
 
 
 def receipt_queue(*, order_id: int) -> OutgoingMessage | None:

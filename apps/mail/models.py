@@ -4,6 +4,7 @@ from django.utils import timezone
 
 class MessageKind(models.TextChoices):
     WELCOME = "welcome"
+    VERIFY_EMAIL = "verify_email"
     RECEIPT = "receipt"
     PAYMENT_FAILED = "payment_failed"
     REFUND = "refund"

@@ -4,12 +4,17 @@ from django.dispatch import receiver
 
 from apps.mail import messages
 from apps.payments.signals import order_canceled, order_paid, order_refunded, payment_failed
-from apps.users.signals import user_registered
+from apps.users.signals import email_verification_requested, user_registered
 
 
 @receiver(user_registered, dispatch_uid="mail.welcome")
 def mail_welcome(sender, user_id, **kwargs):
     messages.welcome_queue(user_id=user_id)
+
+
+@receiver(email_verification_requested, dispatch_uid="mail.verify_email")
+def mail_verification(sender, user_id, request_id, **kwargs):
+    messages.verification_queue(user_id=user_id, request_id=request_id)
 
 
 @receiver(order_paid, dispatch_uid="mail.receipt")

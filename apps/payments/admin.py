@@ -4,8 +4,17 @@ from django.utils.text import Truncator
 from djstripe import models as djstripe_models
 
 from apps.payments import mirror, orders, webhook_handlers
-from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, WebhookEvent
-from apps.payments.stripe_client import StripeUnavailable
+from apps.payments.models import (
+    MirrorRecord,
+    Order,
+    OrderLine,
+    OrderRefund,
+    OrderStatus,
+    OrderTransition,
+    WebhookEvent,
+    WebhookEventState,
+)
+from apps.payments.stripe_client import StripeRefused, StripeUnavailable
 
 
 @admin.register(MirrorRecord)
@@ -49,11 +58,32 @@ class MirrorRecordAdmin(admin.ModelAdmin):
 class WebhookEventAdmin(admin.ModelAdmin):
     """Every Stripe event received: processed, ignored, or parked as failed with its traceback."""
 
-    list_display = ("stripe_id", "type", "state", "deliveries", "attempts", "received_at", "processed_at", "outcome")
+    list_display = (
+        "stripe_id",
+        "type",
+        "state",
+        "deliveries",
+        "attempts",
+        "received_at",
+        "retry_at",
+        "processed_at",
+        "outcome",
+    )
     list_filter = ("state", "type", ("received_at", admin.DateFieldListFilter))
     search_fields = ("=stripe_id", "type", "last_error")
     actions = ("process_again",)
     readonly_fields = [field.name for field in WebhookEvent._meta.fields] + ["payload"]
+
+    def changelist_view(self, request, extra_context=None):
+        parked = WebhookEvent.objects.filter(state=WebhookEventState.FAILED).count()
+        if parked:
+            self.message_user(
+                request,
+                f"{parked} event(s) failed for three days and are parked: what Stripe told us in them is not "
+                "applied. Filter by state 'failed (parked)', read the error, fix it, then 'Process again'.",
+                messages.ERROR,
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="event as received")
     def payload(self, webhook_event: WebhookEvent) -> str:
@@ -117,12 +147,26 @@ def _dashboard_link(path: str, stripe_id: str) -> str:
     )
 
 
+class NeedsReviewFilter(admin.SimpleListFilter):
+    """Orders where Stripe took another amount or currency than the order's total: an operator decides."""
+
+    title = "needs review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Stripe took another amount"),)
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=OrderStatus.REVIEW) if self.value() == "yes" else queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     """Orders with their lines, audit trail and refunds; operators refund and cancel through the same services."""
 
-    list_display = ("id", "status", "user", "email", "amount", "refunded", "created_at", "paid_at")
+    list_display = ("id", "status", "user", "email", "amount", "charged", "refunded", "created_at", "paid_at")
     list_filter = (
+        NeedsReviewFilter,
         "status",
         "currency",
         ("created_at", admin.DateFieldListFilter),
@@ -132,13 +176,15 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     inlines = (OrderLineInline, OrderTransitionInline, OrderRefundInline)
-    actions = ("refund_in_full", "cancel")
+    actions = ("refund_in_full", "cancel", "accept_payment")
     readonly_fields = (
         "user",
         "email",
         "status",
         "currency",
         "amount_total",
+        "amount_charged",
+        "currency_charged",
         "amount_refunded",
         "checkout_session",
         "payment_intent",
@@ -153,6 +199,15 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="total", ordering="amount_total")
     def amount(self, order: Order) -> str:
         return f"{order.amount_total} {order.currency}"
+
+    @admin.display(description="charged by Stripe", ordering="amount_charged")
+    def charged(self, order: Order) -> str:
+        if not order.currency_charged:
+            return "-"
+        text = f"{order.amount_charged} {order.currency_charged}"
+        if (order.amount_charged, order.currency_charged) != (order.amount_total, order.currency):
+            return format_html('<strong style="color:#ba2121">{}</strong>', text)
+        return text
 
     @admin.display(description="refunded", ordering="amount_refunded")
     def refunded(self, order: Order) -> int:
@@ -180,13 +235,17 @@ class OrderAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset) -> None:
         self._each(request, queryset, lambda order: orders.order_cancel(order=order, by=request.user))
 
+    @admin.action(description="Accept what Stripe took as paid (orders in review)")
+    def accept_payment(self, request, queryset) -> None:
+        self._each(request, queryset, lambda order: orders.order_accept_payment(order=order, by=request.user))
+
     def _each(self, request, queryset, act) -> None:
         done = 0
         for order in queryset:
             try:
                 act(order)
                 done += 1
-            except (orders.OrderActionRefused, StripeUnavailable) as error:
+            except (orders.OrderActionRefused, StripeUnavailable, StripeRefused) as error:
                 self.message_user(request, f"Order {order.pk}: {error}", messages.WARNING)
         if done:
             self.message_user(request, f"Done for {done} order(s).", messages.SUCCESS)

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from apps.catalog.models import Price
 from apps.payments import checkout, mirror, orders, selectors
+from apps.payments.idempotency import Answer, IdempotencyConflict, idempotent
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus
 from apps.payments.serializers import (
     CartSerializer,
@@ -25,7 +26,7 @@ from apps.payments.serializers import (
     StatsInputSerializer,
     StatsOutputSerializer,
 )
-from apps.payments.stripe_client import StripeUnavailable
+from apps.payments.stripe_client import StripeKeySpent, StripeRefused, StripeUnavailable
 
 
 class MirrorRecordFilter(django_filters.FilterSet):
@@ -65,48 +66,105 @@ def _cart(lines: list[dict]) -> list[orders.CartLine]:
     return [orders.CartLine(price=line["price"], quantity=line["quantity"]) for line in lines]
 
 
-def _unavailable(error: Exception) -> Response:
+# What each failure to move money means for the client: one table instead of a try/except in every view.
+MONEY_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    StripeUnavailable: (503, "The payment provider cannot be reached; nothing was charged. Try again shortly."),
+    checkout.CheckoutUnavailable: (503, "The payment provider cannot be reached; nothing was charged."),
+    StripeRefused: (502, "The payment provider refused the request; nothing was changed."),
+    StripeKeySpent: (409, "The payment provider holds an earlier request with this key; use a new one."),
+    checkout.PriceNotInStripe: (409, ""),
+    orders.OrderActionRefused: (409, ""),
+    IdempotencyConflict: (409, ""),
+}
+
+
+class MoneyApiView:
+    """Views that move money answer every refusal with its status and a clear `detail`, never a 500."""
+
+    def handle_exception(self, exc):
+        for error_class, (code, preface) in MONEY_ERRORS.items():
+            if isinstance(exc, error_class):
+                detail = f"{preface} ({exc})" if preface else str(exc)
+                return Response({"detail": detail}, status=code)
+        return super().handle_exception(exc)
+
+
+def _answer(answer: Answer) -> Response:
     return Response(
-        {"detail": f"The payment provider cannot be reached; nothing was charged. Try again shortly. ({error})"},
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        answer.body, status=answer.status, headers={"Idempotent-Replayed": "true"} if answer.replayed else {}
     )
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The same key from the same user gets the first answer back for 24 hours; "
+    "the same key with another request is a 409.",
+)
+
+
 @extend_schema(tags=["checkout"])
-class CheckoutSessionApi(APIView):
+class CheckoutSessionApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
 
-    @extend_schema(request=CheckoutInputSerializer, responses={201: CheckoutOutputSerializer})
+    @extend_schema(
+        request=CheckoutInputSerializer, responses={201: CheckoutOutputSerializer}, parameters=[IDEMPOTENCY_KEY]
+    )
     def post(self, request):
-        """A Stripe Checkout Session for a cart, priced from the catalog."""
+        """A Stripe Checkout Session for a cart, priced from the catalog. The same cart again within
+        five minutes gets the same open session back."""
         serializer = CheckoutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        order = orders.order_create(user=request.user, lines=_cart(data["lines"]))
-        try:
-            order = checkout.checkout_start(order=order, success_url=data["success_url"], cancel_url=data["cancel_url"])
-        except checkout.CheckoutUnavailable as error:
-            return _unavailable(error)
-        body = {"order": order.pk, "session_id": order.checkout_session_id, "url": order.checkout_url}
-        return Response(body, status=status.HTTP_201_CREATED)
+
+        def start() -> Answer:
+            order = checkout.checkout_for_cart(
+                user=request.user,
+                lines=_cart(data["lines"]),
+                success_url=data["success_url"],
+                cancel_url=data["cancel_url"],
+            )
+            body = {"order": order.pk, "session_id": order.checkout_session_id, "url": order.checkout_url}
+            return Answer(status.HTTP_201_CREATED, body)
+
+        return _answer(
+            idempotent(
+                user=request.user,
+                scope="checkout",
+                key=request.headers.get("Idempotency-Key"),
+                request=serializer.initial_data,
+                run=start,
+            )
+        )
 
 
 @extend_schema(tags=["checkout"])
-class PaymentLinkApi(APIView):
+class PaymentLinkApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
 
-    @extend_schema(request=CartSerializer, responses={201: PaymentLinkOutputSerializer})
+    @extend_schema(request=CartSerializer, responses={201: PaymentLinkOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
         """A reusable Stripe Payment Link; each payment through it becomes an order of its own."""
         serializer = CartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
+
+        def create() -> Answer:
             link = checkout.payment_link_create(
                 lines=_cart(serializer.validated_data["lines"]), created_by=request.user
             )
-        except checkout.CheckoutUnavailable as error:
-            return _unavailable(error)
-        return Response(link, status=status.HTTP_201_CREATED)
+            return Answer(status.HTTP_201_CREATED, {"payment_link_id": link.stripe_id, "url": link.url})
+
+        return _answer(
+            idempotent(
+                user=request.user,
+                scope="payment-link",
+                key=request.headers.get("Idempotency-Key"),
+                request=serializer.initial_data,
+                run=create,
+            )
+        )
 
 
 @extend_schema(tags=["checkout"])
@@ -142,7 +200,7 @@ class OrderFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["orders"])
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Users see their own orders, staff all of them; anyone else's order is a 404."""
 
     permission_classes = (permissions.IsAuthenticated,)
@@ -160,42 +218,36 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def retrieve(self, request, *args, **kwargs):
         order = self.get_object()
         if request.query_params.get("sync") in ("1", "true"):
-            try:
-                order = orders.order_sync(order=order, by=request.user)
-            except StripeUnavailable as error:
-                return _unavailable(error)
+            order = orders.order_sync(order=order, by=request.user)
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=None, responses=OrderSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        """A pending order is canceled (its checkout expired in Stripe); a paid one is refunded in full."""
-        try:
-            order = orders.order_cancel(order=self.get_object(), by=request.user)
-        except orders.OrderActionRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        except StripeUnavailable as error:
-            return _unavailable(error)
+        """A pending order is canceled (its checkout expired in Stripe); a paid one is refunded in full,
+        by its owner within ORDER_SELF_REFUND_DAYS of paying, by staff at any time."""
+        order = orders.order_cancel(order=self.get_object(), by=request.user)
         return Response(self.get_serializer(order).data)
 
-    @extend_schema(request=RefundInputSerializer, responses={201: RefundOutputSerializer})
+    @extend_schema(request=RefundInputSerializer, responses={201: RefundOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
     def refunds(self, request, pk=None):
-        """Refund all or part of a paid order (staff); never more than what remains."""
+        """Refund all or part of a paid order (staff); never more than what remains. An Idempotency-Key
+        is bound to its user and amount: reused with another amount it is a 409."""
         serializer = RefundInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            refund = orders.order_refund(
-                order=self.get_object(),
-                amount=serializer.validated_data.get("amount"),
-                by=request.user,
-                client_key=request.headers.get("Idempotency-Key"),
-            )
-        except orders.OrderActionRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        except StripeUnavailable as error:
-            return _unavailable(error)
-        return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)
+        order = self.get_object()
+        amount = serializer.validated_data.get("amount")
+        key = request.headers.get("Idempotency-Key")
+
+        def refund() -> Answer:
+            made = orders.order_refund(order=order, amount=amount, by=request.user, client_key=key)
+            return Answer(status.HTTP_201_CREATED, RefundOutputSerializer(made).data)
+
+        answer = idempotent(
+            user=request.user, scope=f"refund:order:{order.pk}", key=key, request={"amount": amount}, run=refund
+        )
+        return _answer(answer)
 
 
 @extend_schema(

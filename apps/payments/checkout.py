@@ -1,16 +1,30 @@
 """Starting payments in Stripe: a Checkout Session for an order, a Payment Link for a cart.
 
-What Stripe needs and the mirror has not brought yet (the user's customer, a price)
-is mirrored here, inside the request, rather than refusing the cart.
+A Checkout Session charges exactly the order's lines: each is sent as `price_data` (the
+order's own unit amount and currency on the mirrored product), so a price changed a
+second ago, or a price whose mirror is behind or failed, can never make Stripe charge
+another amount than the order says. A Payment Link must name Stripe prices: it is made
+only while Stripe holds each price as the catalog has it now (409 otherwise).
+
+What Stripe needs and the mirror has not brought yet (the user's customer, a product,
+a link's price) is mirrored here, inside the request, rather than refusing the cart.
 """
 
 import time
+from datetime import timedelta
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from apps.catalog.models import Price
 from apps.payments import mirror, orders
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus
-from apps.payments.selectors import stripe_price_id
-from apps.payments.stripe_client import StripeUnavailable, gateway
+from apps.payments.idempotency import request_fingerprint
+from apps.payments.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, PaymentLink
+from apps.payments.stripe_client import StripeRefused, StripeUnavailable, gateway
+from apps.users.models import User
 
 # A worker may be mirroring the same object right now; its result is waited for this long.
 WAIT_FOR_MIRROR_SECONDS = 10.0
@@ -20,48 +34,118 @@ class CheckoutUnavailable(Exception):
     """Stripe could not be reached to start the payment; nothing was charged."""
 
 
-def _stripe_id_of(kind: str, object_id: int) -> str:
-    """The Stripe id of a local object, mirroring it now if the mirror has not yet."""
+class PriceNotInStripe(Exception):
+    """Stripe does not hold a price as the catalog has it now (its mirror is behind or failed)."""
+
+
+def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.stripe_id)) -> MirrorRecord | None:
+    """The object's mirror row once Stripe holds it as wanted, mirroring it now if need be; None if it cannot."""
     record = MirrorRecord.objects.filter(kind=kind, object_id=object_id).first()
-    if record is None or not record.stripe_id:
-        if record is None or record.state == MirrorState.FAILED:
-            mirror.mirror_record_change(kind=kind, object_id=object_id, queue=False)
+    if record is not None and is_current(record):
+        return record
+    if record is None or record.state == MirrorState.FAILED or record.synced_version >= record.version:
+        mirror.mirror_record_change(kind=kind, object_id=object_id, queue=False)
+    record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
+    mirror.mirror_sync(record_id=record.pk)
+    deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
+    while True:
+        record.refresh_from_db()
+        if is_current(record):
+            return record
+        if record.state == MirrorState.FAILED or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
+
+
+def _stripe_id_of(kind: str, object_id: int) -> str:
+    record = _mirrored(kind, object_id)
+    if record is None:
         record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-        mirror.mirror_sync(record_id=record.pk)
-        deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
-        while True:
-            record.refresh_from_db()
-            if record.stripe_id or record.state == MirrorState.FAILED or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
-    if not record.stripe_id:
         raise CheckoutUnavailable(f"{record.app_ref} could not be put in Stripe: {record.last_error or 'timed out'}")
     return record.stripe_id
 
 
-def _stripe_price(price: Price) -> str:
-    current = stripe_price_id(price_id=price.pk)
-    if current:
-        return current
+def _current_stripe_price(price: Price) -> str:
+    """The Stripe price that charges what the catalog says now (amount, currency, recurrence)."""
+    wanted = mirror.price_immutable(price)
+
+    def holds_current_amount(record: MirrorRecord) -> bool:
+        return bool(record.stripe_id) and record.pushed.get("immutable") == wanted
+
     _stripe_id_of(MirrorKind.PRODUCT, price.product_id)  # a price needs its product, which may carry it
-    return _stripe_id_of(MirrorKind.PRICE, price.pk)
+    record = _mirrored(MirrorKind.PRICE, price.pk, holds_current_amount)
+    if record is None:
+        raise PriceNotInStripe(
+            f"Stripe does not hold the current price of {price.product.name} ({price.unit_amount} "
+            f"{price.currency}) yet; try again in a moment."
+        )
+    return record.stripe_id
 
 
 def _line_items(order: Order) -> list[dict]:
-    return [{"price": _stripe_price(line.price), "quantity": line.quantity} for line in order.lines.all()]
+    """The order's own lines: what it says is exactly what Stripe charges."""
+    lines = order.lines.select_related("price")
+    products = {line.price.product_id for line in lines}
+    stripe_products = {product_id: _stripe_id_of(MirrorKind.PRODUCT, product_id) for product_id in products}
+    return [
+        {
+            "price_data": {
+                "currency": order.currency,
+                "unit_amount": line.unit_amount,
+                "product": stripe_products[line.price.product_id],
+            },
+            "quantity": line.quantity,
+        }
+        for line in lines
+    ]
+
+
+def checkout_for_cart(*, user: User, lines: list[orders.CartLine], success_url: str, cancel_url: str) -> Order:
+    """The order and Checkout Session for a cart. The same user sending the same cart again within
+    `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order (a double click, a
+    retried request): requests of one user are taken one at a time, and a session is made once per order."""
+    fingerprint = request_fingerprint(
+        {
+            "lines": [(line.price.pk, line.quantity) for line in lines],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+    )
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        order = (
+            Order.objects.filter(
+                user=user,
+                cart_fingerprint=fingerprint,
+                status__in=(OrderStatus.PENDING, OrderStatus.FAILED),
+                created_at__gte=timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS),
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        if order is None:
+            order = orders.order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
+    if order.checkout_session_id:
+        return order
+    return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
 
 
 def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
-    """Create the order's Checkout Session (once: the key is the order's) and keep its id and URL."""
+    """Create the order's Checkout Session (once: the key is the order's) and keep its id and URL.
+
+    If Stripe cannot be reached, or refuses, the order is canceled: none is left pending without a session.
+    """
     try:
+        reference = {"order": str(order.pk), NAMESPACE_KEY: installation_namespace()}
         params = {
             "mode": "payment",
             "line_items": _line_items(order),
             "success_url": success_url,
             "cancel_url": cancel_url,
+            # For people reading the dashboard; events find the order through the session's id only.
             "client_reference_id": str(order.pk),
-            "metadata": {"order": str(order.pk)},
-            "payment_intent_data": {"metadata": {"order": str(order.pk)}},
+            "metadata": reference,
+            "payment_intent_data": {"metadata": reference},
         }
         if order.user_id:
             params["customer"] = _stripe_id_of(MirrorKind.USER, order.user_id)
@@ -75,6 +159,10 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
     except (StripeUnavailable, CheckoutUnavailable) as error:
         orders.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"checkout not started: {error}")
         raise CheckoutUnavailable(str(error)) from error
+    except stripe.StripeError as error:
+        refused = StripeRefused(error)
+        orders.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
+        raise refused from error
     Order.objects.filter(pk=order.pk).update(
         checkout_session_id=session.id, checkout_url=session.url, stripe_customer_id=params.get("customer", "")
     )
@@ -82,16 +170,25 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
     return order
 
 
-def payment_link_create(*, lines: list[orders.CartLine], created_by) -> dict:
+def payment_link_create(*, lines: list[orders.CartLine], created_by) -> PaymentLink:
     """A reusable link; each payment through it becomes an order of its own (see the webhooks)."""
     try:
-        line_items = [{"price": _stripe_price(line.price), "quantity": line.quantity} for line in lines]
+        line_items = [{"price": _current_stripe_price(line.price), "quantity": line.quantity} for line in lines]
         gw = gateway()
+        metadata = {"created_by": str(created_by.pk), NAMESPACE_KEY: installation_namespace()}
         link = gw.call(
             lambda options: gw.v1.payment_links.create(
-                params={"line_items": line_items, "metadata": {"created_by": str(created_by.pk)}}, options=options
+                params={"line_items": line_items, "metadata": metadata}, options=options
             )
         )
-    except StripeUnavailable as error:
+    except (StripeUnavailable, CheckoutUnavailable) as error:
         raise CheckoutUnavailable(str(error)) from error
-    return {"payment_link_id": link.id, "url": link.url}
+    except stripe.StripeError as error:
+        raise StripeRefused(error) from error
+    return PaymentLink.objects.create(
+        stripe_id=link.id,
+        url=link.url,
+        currency=lines[0].price.currency,
+        lines=[{"price": line.price.pk, "quantity": line.quantity} for line in lines],
+        created_by=created_by,
+    )

@@ -25,6 +25,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog.models import Price, Product
+from apps.payments.installation import ref_search_query, stripe_refs
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 from apps.payments.stripe_client import PERMANENT, StripeGateway, StripeUnavailable, classify, gateway
 from apps.users.models import User
@@ -323,9 +324,7 @@ def _may_be_in_stripe_already(record: MirrorRecord, created_at) -> bool:
 
 def _search_by_ref(resource, app_ref: str):
     gw = gateway()
-    found = gw.call(
-        lambda options: resource.search(params={"query": f"metadata['app_ref']:'{app_ref}'"}, options=options)
-    )
+    found = gw.call(lambda options: resource.search(params={"query": ref_search_query(app_ref)}, options=options))
     return min(found.data, key=lambda obj: obj.created) if found.data else None
 
 
@@ -360,7 +359,7 @@ def _push_user(record: MirrorRecord, owner: str) -> Pushed | str:
     user = User.objects.filter(pk=record.object_id).first()
     if record.deleted or user is None:
         return _delete_customer(gw, record)
-    fields = {"email": user.email, "name": user.name, "metadata": {"app_ref": record.app_ref}}
+    fields = {"email": user.email, "name": user.name, "metadata": stripe_refs(record.app_ref)}
     # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
     customer = _update_or_adopt(gw, gw.v1.customers, record, fields, user.date_joined) or gw.call(
         lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_key(record, "create")
@@ -383,13 +382,14 @@ def _delete_customer(gw: StripeGateway, record: MirrorRecord) -> Pushed:
 
 
 def _price_params(price: Price, app_ref: str) -> dict:
-    params = {"currency": price.currency, "unit_amount": price.unit_amount, "metadata": {"app_ref": app_ref}}
+    params = {"currency": price.currency, "unit_amount": price.unit_amount, "metadata": stripe_refs(app_ref)}
     if price.recurring_interval:
         params["recurring"] = {"interval": price.recurring_interval}
     return params
 
 
-def _immutable(price: Price) -> dict:
+def price_immutable(price: Price) -> dict:
+    """What a Stripe price can never change: a new one is made when the catalog changes any of it."""
     return {"currency": price.currency, "unit_amount": price.unit_amount, "interval": price.recurring_interval}
 
 
@@ -398,7 +398,7 @@ def _push_product(record: MirrorRecord, owner: str) -> Pushed | str:
     product = Product.objects.filter(pk=record.object_id).first()
     if product is None:
         raise MirrorRejected("the product no longer exists locally")
-    metadata = _metadata(record, {**product.metadata, "app_ref": record.app_ref})
+    metadata = _metadata(record, {**product.metadata, **stripe_refs(record.app_ref)})
     fields = {"name": product.name, "description": product.description, "active": product.active, "metadata": metadata}
     pushed = {"metadata_keys": sorted(key for key, value in metadata.items() if value)}
     stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
@@ -444,7 +444,10 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
         price_record, price = claimed
         default_price = stripe_product.default_price
         settled = _complete(
-            price_record.pk, owner, price_record.version, Pushed(default_price.id, {"immutable": _immutable(price)})
+            price_record.pk,
+            owner,
+            price_record.version,
+            Pushed(default_price.id, {"immutable": price_immutable(price)}),
         )
         if not settled:  # the price changed while its product was created: its own task takes over
             _finish(price_record.pk, owner)
@@ -496,8 +499,8 @@ def _push_price(record: MirrorRecord, owner: str) -> Pushed | str:
         if product_record is not None and product_record.state == MirrorState.FAILED:
             raise MirrorRejected(f"its product could not be mirrored: {product_record.last_error}")
         return WAITING
-    metadata = {"app_ref": record.app_ref}
-    wanted = _immutable(price)
+    metadata = stripe_refs(record.app_ref)
+    wanted = price_immutable(price)
     if record.stripe_id and record.pushed.get("immutable") == wanted:
         stripe_price = gw.call(
             lambda options: gw.v1.prices.update(

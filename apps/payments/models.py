@@ -70,6 +70,7 @@ class WebhookEventState(models.TextChoices):
     RECEIVED = "received"
     PROCESSED = "processed"
     IGNORED = "ignored", "ignored (not a type we handle)"
+    REFUSED = "refused", "refused (live/test mode differs from our key)"
     FAILED = "failed", "failed (parked)"
 
 
@@ -114,6 +115,7 @@ class StripeWatermark(models.Model):
 class OrderStatus(models.TextChoices):
     PENDING = "pending"
     PAID = "paid"
+    REVIEW = "review", "review (Stripe took another amount)"
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELED = "canceled"
@@ -122,16 +124,22 @@ class OrderStatus(models.TextChoices):
 
 
 # The only moves an order makes. A declined card leaves the Checkout Session open, so a
-# failed order can still be paid on a second try; a paid order is never downgraded.
+# failed order can still be paid on a second try; a paid order is never downgraded. Money
+# taken that is not the order's total parks the order in `review` for an operator, who
+# accepts it as paid or refunds it.
+_TAKES_PAYMENT = {OrderStatus.PAID, OrderStatus.REVIEW}
 ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
-    OrderStatus.FAILED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
+    OrderStatus.PENDING: frozenset({*_TAKES_PAYMENT, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
+    OrderStatus.FAILED: frozenset({*_TAKES_PAYMENT, OrderStatus.EXPIRED, OrderStatus.CANCELED}),
+    OrderStatus.REVIEW: frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
     OrderStatus.PAID: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
     OrderStatus.PARTIALLY_REFUNDED: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
     OrderStatus.EXPIRED: frozenset(),
     OrderStatus.CANCELED: frozenset(),
     OrderStatus.REFUNDED: frozenset(),
 }
+# Stripe holds money for these: they can be refunded.
+REFUNDABLE_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.REVIEW, OrderStatus.PARTIALLY_REFUNDED})
 
 
 class Order(models.Model):
@@ -143,13 +151,20 @@ class Order(models.Model):
     email = models.EmailField(blank=True, help_text="Who to write to; a guest's comes from Stripe.")
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
     currency = models.CharField(max_length=3)
-    amount_total = models.PositiveIntegerField()
-    amount_refunded = models.PositiveIntegerField(default=0)
+    # 64 bits: a line of 999 x 99,999,999 does not fit in 32, and must be refused, not overflow.
+    amount_total = models.PositiveBigIntegerField()
+    # What Stripe says it took (the session's or payment intent's amount), set when it took it.
+    amount_charged = models.PositiveBigIntegerField(default=0)
+    currency_charged = models.CharField(max_length=3, blank=True)
+    amount_refunded = models.PositiveBigIntegerField(default=0)
+    # The ids we stored when we created the Stripe objects: the only way an event finds its order.
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     checkout_url = models.URLField(max_length=2048, blank=True)
     payment_link_id = models.CharField(max_length=255, blank=True, db_index=True)
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
+    # The cart and return URLs this order was made for: the same request again soon gets this order back.
+    cart_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -158,17 +173,19 @@ class Order(models.Model):
         ordering = ("-created_at", "-id")
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(amount_refunded__lte=models.F("amount_total")),
-                name="payments_order_refund_within_total",
+                condition=models.Q(amount_refunded__lte=models.F("amount_charged")),
+                name="payments_order_refund_within_charged",
             )
         ]
+        indexes = [models.Index(fields=["user", "cart_fingerprint", "created_at"], name="payments_order_cart_idx")]
 
     def __str__(self) -> str:
         return f"Order {self.pk} ({self.status})"
 
     @property
     def amount_remaining(self) -> int:
-        return self.amount_total - self.amount_refunded
+        """What can still be refunded: what Stripe took, less what went back."""
+        return self.amount_charged - self.amount_refunded
 
 
 class OrderLine(models.Model):
@@ -178,7 +195,7 @@ class OrderLine(models.Model):
     product_name = models.CharField(max_length=250)
     unit_amount = models.PositiveIntegerField()
     quantity = models.PositiveIntegerField()
-    amount = models.PositiveIntegerField()
+    amount = models.PositiveBigIntegerField()
 
     class Meta:
         ordering = ("id",)
@@ -208,7 +225,7 @@ class OrderRefund(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True)
-    amount = models.PositiveIntegerField()
+    amount = models.PositiveBigIntegerField()
     reason = models.CharField(max_length=50, blank=True)
     # Refunds asked for here: a double click carries the same key and gets this refund back.
     idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
@@ -220,3 +237,57 @@ class OrderRefund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_refund_id} ({self.amount})"
+
+
+class PaymentLink(models.Model):
+    """A Stripe Payment Link made here. Only a session of one of these becomes an order (of its own);
+    its lines are ours, so the order is priced from the catalog, not from what the session says."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    url = models.URLField(max_length=2048)
+    currency = models.CharField(max_length=3)
+    lines = models.JSONField(help_text="[{price, quantity}] as sold through the link.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return self.stripe_id
+
+
+class IdempotentRequest(models.Model):
+    """A client's `Idempotency-Key` for a request that moves money: the same key from the same user
+    gets the first answer back (24 hours); the same key with another request is refused."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=100, help_text="What the key was used for: checkout, payment-link, refund:...")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="A hash of the request it was first used with.")
+    # Empty while the first request runs.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "scope", "key"], name="payments_idempotent_request_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"
+
+
+class Installation(models.Model):
+    """This installation's namespace in a Stripe account that other installations may share.
+
+    Generated once; every Stripe object we mirror carries it beside its `app_ref`, and
+    objects of other namespaces are never adopted, matched or reconciled.
+    """
+
+    namespace = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.namespace

@@ -11,13 +11,23 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import Price
-from apps.payments.models import ORDER_TRANSITIONS, Order, OrderLine, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.models import (
+    ORDER_TRANSITIONS,
+    REFUNDABLE_STATUSES,
+    Order,
+    OrderLine,
+    OrderRefund,
+    OrderStatus,
+    OrderTransition,
+)
 from apps.payments.signals import order_canceled, order_expired, order_paid, order_refunded, payment_failed
+from apps.payments.stripe_client import StripeRefused
 
 log = logging.getLogger("apps.payments.orders")
 
@@ -38,7 +48,15 @@ class CartLine:
 
 
 @transaction.atomic
-def order_create(*, user, lines: list[CartLine], email: str = "", payment_link_id: str = "") -> Order:
+def order_create(
+    *,
+    user,
+    lines: list[CartLine],
+    email: str = "",
+    payment_link_id: str = "",
+    checkout_session_id: str | None = None,
+    cart_fingerprint: str = "",
+) -> Order:
     """An order priced from the catalog as it is now; the client's idea of prices plays no part."""
     currency = lines[0].price.currency
     order = Order.objects.create(
@@ -47,6 +65,8 @@ def order_create(*, user, lines: list[CartLine], email: str = "", payment_link_i
         currency=currency,
         amount_total=sum(line.price.unit_amount * line.quantity for line in lines),
         payment_link_id=payment_link_id,
+        checkout_session_id=checkout_session_id,
+        cart_fingerprint=cart_fingerprint,
     )
     OrderLine.objects.bulk_create(
         OrderLine(
@@ -75,14 +95,61 @@ def order_transition(*, order_id: int, to: str, cause: str, refund: OrderRefund 
     order.status = to
     for field, value in changes.items():
         setattr(order, field, value)
-    if to == OrderStatus.PAID and order.paid_at is None:
+    if to in (OrderStatus.PAID, OrderStatus.REVIEW) and order.paid_at is None:
         order.paid_at = timezone.now()
+    if to == OrderStatus.PAID and not order.amount_charged:  # paid means Stripe took the total
+        order.amount_charged, order.currency_charged = order.amount_total, order.currency
     order.save()
     arguments = {"order_id": order.pk}
     if refund is not None:
         arguments.update(amount=refund.amount, refund_id=refund.pk)
-    SIGNALS[to].send(sender=Order, **arguments)
+    if to in SIGNALS:  # an order in review tells nobody yet: no receipt for money that does not match
+        SIGNALS[to].send(sender=Order, **arguments)
     return True
+
+
+def order_payment_settle(
+    *, order_id: int, amount: int | None, currency: str | None, payment_intent_id: str, cause: str, email: str = ""
+) -> str:
+    """Stripe took `amount` of `currency` for the order. The order is paid only when that is exactly its
+    total; any other amount parks it in `review` (both amounts kept) for an operator, with no receipt."""
+    order = Order.objects.get(pk=order_id)
+    currency = (currency or "").lower()
+    changes = {
+        "payment_intent_id": payment_intent_id or order.payment_intent_id,
+        "amount_charged": amount or 0,
+        "currency_charged": currency,
+    }
+    if email and not order.email:
+        changes["email"] = email
+    if amount == order.amount_total and currency == order.currency:
+        moved = order_transition(order_id=order.pk, to=OrderStatus.PAID, cause=cause, **changes)
+        return f"order {order.pk} paid" if moved else f"order {order.pk} unchanged ({order.status})"
+    moved = order_transition(order_id=order.pk, to=OrderStatus.REVIEW, cause=cause, **changes)
+    if moved:
+        log.error(
+            "order amount mismatch order=%s expected=%s %s charged=%s %s payment_intent=%s cause=%s",
+            order.pk,
+            order.amount_total,
+            order.currency,
+            amount,
+            currency,
+            payment_intent_id,
+            cause,
+        )
+        return f"order {order.pk} in review: Stripe took {amount} {currency}, the order is {order.amount_total}"
+    return f"order {order.pk} unchanged ({order.status})"
+
+
+def order_accept_payment(*, order: Order, by) -> Order:
+    """An operator accepts what Stripe took for an order in review: it becomes paid (and its receipt goes)."""
+    if order.status != OrderStatus.REVIEW:
+        raise OrderActionRefused(f"Only an order in review can be accepted; this one is {order.status}.")
+    order_transition(
+        order_id=order.pk, to=OrderStatus.PAID, cause=f"payment accepted by user {getattr(by, 'pk', None)}"
+    )
+    order.refresh_from_db()
+    return order
 
 
 @transaction.atomic
@@ -96,17 +163,29 @@ def order_apply_refund(
     created_by=None,
     idempotency_key: str | None = None,
 ) -> bool:
-    """Record a refund (made here or in the dashboard) once, whatever told us about it first."""
+    """Record a refund (made here or in the dashboard) once, whatever told us about it first.
+
+    Raises `RefundNotApplicable` while the order holds no payment to refund (Stripe sends events
+    in no order: the refund may come before the payment); the event waits and is tried again.
+    Never records more than Stripe took for the order.
+    """
     order = Order.objects.select_for_update().get(pk=order_id)
     known = OrderRefund.objects.filter(stripe_refund_id=stripe_refund_id).first()
     if known is not None:
         if idempotency_key and not known.idempotency_key:  # the webhook was faster than our own answer
             OrderRefund.objects.filter(pk=known.pk).update(idempotency_key=idempotency_key, created_by=created_by)
         return False
-    if order.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
-        log.warning("refund for an order that is not paid order=%s status=%s", order.pk, order.status)
-        return False
-    amount = min(amount, order.amount_remaining)
+    if order.status not in REFUNDABLE_STATUSES:
+        raise RefundNotApplicable(f"order {order.pk} is {order.status}; its refund {stripe_refund_id} waits")
+    if amount > order.amount_remaining:
+        log.error(
+            "refund above what remains order=%s refund=%s amount=%s remaining=%s",
+            order.pk,
+            stripe_refund_id,
+            amount,
+            order.amount_remaining,
+        )
+        amount = order.amount_remaining
     refund = OrderRefund.objects.create(
         order=order,
         stripe_refund_id=stripe_refund_id,
@@ -116,8 +195,12 @@ def order_apply_refund(
         idempotency_key=idempotency_key,
     )
     refunded = order.amount_refunded + amount
-    to = OrderStatus.REFUNDED if refunded >= order.amount_total else OrderStatus.PARTIALLY_REFUNDED
+    to = OrderStatus.REFUNDED if refunded >= order.amount_charged else OrderStatus.PARTIALLY_REFUNDED
     return order_transition(order_id=order.pk, to=to, cause=cause, refund=refund, amount_refunded=refunded)
+
+
+class RefundNotApplicable(Exception):
+    """The order holds no payment (yet) that this refund could come from."""
 
 
 class OrderActionRefused(Exception):
@@ -131,19 +214,20 @@ DOUBLE_CLICK_SECONDS = 30
 def order_refund(
     *, order: Order, amount: int | None, by, reason: str = "requested_by_customer", client_key: str | None = None
 ) -> OrderRefund:
-    """Refund (part of) a paid order through Stripe; never more than what remains; idempotent against double clicks.
+    """Refund (part of) an order Stripe took money for; never more than what remains; idempotent.
 
-    A client may send its own `Idempotency-Key`. Without one, two things catch a double
-    click: the Stripe key is made from what the order held *before* the request took its
-    lock (so clicks in flight together replay one refund), and the same request by the same
-    user within `DOUBLE_CLICK_SECONDS` gets the refund already made.
+    A client may send its own `Idempotency-Key` (the API binds it to the user and amount). Without
+    one, two things catch a double click: the Stripe key is made from what the order held *before*
+    the request took its lock (so clicks in flight together replay one refund), and the same request
+    by the same user within `DOUBLE_CLICK_SECONDS` gets the refund already made.
     """
     from apps.payments.stripe_client import gateway
 
     asked = str(amount) if amount is not None else "rest"
+    by_id = getattr(by, "pk", None)
     snapshot = Order.objects.get(pk=order.pk)
     if client_key:
-        key = f"order:{order.pk}:refund:client:{client_key}"
+        key = f"order:{order.pk}:refund:user:{by_id}:client:{client_key}"
     else:
         key = f"order:{order.pk}:refund:{snapshot.amount_refunded}:{asked}"
     with transaction.atomic():
@@ -157,13 +241,14 @@ def order_refund(
                     idempotency_key__endswith=f":{asked}",
                     created_at__gte=timezone.now() - timedelta(seconds=DOUBLE_CLICK_SECONDS),
                 )
+                .exclude(idempotency_key__contains=":client:")
                 .order_by("-created_at")
                 .first()
             )
         if done is not None:
             return done
         wanted = amount if amount is not None else locked.amount_remaining
-        if locked.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+        if locked.status not in REFUNDABLE_STATUSES:
             raise OrderActionRefused(f"Only a paid order can be refunded; this one is {locked.status}.")
         if not locked.payment_intent_id:
             raise OrderActionRefused("This order has no payment to refund.")
@@ -172,7 +257,7 @@ def order_refund(
                 {"amount": [f"At most {locked.amount_remaining} (minor units) remain to be refunded."]}
             )
         gw = gateway()
-        refund = gw.call(
+        refund = _stripe_call(
             lambda options: gw.v1.refunds.create(
                 params={
                     "payment_intent": locked.payment_intent_id,
@@ -189,22 +274,54 @@ def order_refund(
             stripe_refund_id=refund.id,
             amount=refund.amount,
             reason=reason,
-            cause=f"refund by user {getattr(by, 'pk', None)}",
+            cause=f"refund by user {by_id}",
             created_by=by,
             idempotency_key=key,
         )
         return OrderRefund.objects.get(stripe_refund_id=refund.id)
 
 
+def _stripe_call(operation, *, idempotency_key: str | None = None):
+    """A call whose refusal by Stripe (an invalid request) is told to the person who asked, not a crash."""
+    import stripe
+
+    from apps.payments.stripe_client import gateway
+
+    try:
+        return gateway().call(operation, idempotency_key=idempotency_key)
+    except stripe.StripeError as error:
+        log.warning("stripe refused error=%s", error)
+        raise StripeRefused(error) from error
+
+
+def order_self_refund_check(*, order: Order, by) -> None:
+    """Staff refund at any time; an owner cancels a paid order (a full refund) only for
+    `ORDER_SELF_REFUND_DAYS` after paying."""
+    if by.is_staff:
+        return
+    days = settings.ORDER_SELF_REFUND_DAYS
+    if days <= 0:
+        raise OrderActionRefused("A paid order is refunded by the shop: please contact us.")
+    paid_at = order.paid_at or order.created_at
+    if timezone.now() > paid_at + timedelta(days=days):
+        raise OrderActionRefused(
+            f"This order was paid more than {days} days ago, so it can no longer be canceled here; "
+            "please contact us for a refund."
+        )
+
+
 def order_cancel(*, order: Order, by) -> Order:
-    """Cancel a pending order (its Checkout Session is expired in Stripe) or refund a paid one in full."""
+    """Cancel a pending order (its Checkout Session is expired in Stripe) or refund a paid one in full
+    (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff at any time)."""
     import stripe
 
     from apps.payments.order_webhooks import apply_session
     from apps.payments.stripe_client import gateway
 
     order.refresh_from_db()
-    if order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+    by_id = getattr(by, "pk", None)
+    if order.status in REFUNDABLE_STATUSES:
+        order_self_refund_check(order=order, by=by)
         order_refund(order=order, amount=None, by=by)
     elif order.status in (OrderStatus.PENDING, OrderStatus.FAILED):
         if order.checkout_session_id:
@@ -213,19 +330,17 @@ def order_cancel(*, order: Order, by) -> Order:
                 gw.call(lambda options: gw.v1.checkout.sessions.expire(order.checkout_session_id, options=options))
             except stripe.InvalidRequestError:
                 # Paid (or expired) at this very moment: what Stripe holds decides, not the click.
-                session = gw.call(
+                session = _stripe_call(
                     lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options)
                 )
-                apply_session(
-                    session.to_dict(), cause=f"cancel by user {getattr(by, 'pk', None)} found the session closed"
-                )
+                apply_session(session.to_dict(), cause=f"cancel by user {by_id} found the session closed")
                 order.refresh_from_db()
-                if order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+                if order.status in REFUNDABLE_STATUSES:
                     return order_cancel(order=order, by=by)
                 return order
-        order_transition(
-            order_id=order.pk, to=OrderStatus.CANCELED, cause=f"canceled by user {getattr(by, 'pk', None)}"
-        )
+            except stripe.StripeError as error:
+                raise StripeRefused(error) from error
+        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"canceled by user {by_id}")
     else:
         raise OrderActionRefused(f"This order is {order.status}; it can no longer be canceled.")
     order.refresh_from_db()
@@ -239,7 +354,9 @@ def order_sync(*, order: Order, by) -> Order:
 
     if order.checkout_session_id and order.status in (OrderStatus.PENDING, OrderStatus.FAILED):
         gw = gateway()
-        session = gw.call(lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options))
+        session = _stripe_call(
+            lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options)
+        )
         apply_session(session.to_dict(), cause=f"sync requested by user {getattr(by, 'pk', None)}")
         order.refresh_from_db()
     return order

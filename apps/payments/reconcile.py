@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from apps.catalog.models import Price, Product
 from apps.payments import mirror
+from apps.payments.installation import is_ours
 from apps.payments.models import MirrorKind, MirrorRecord
 from apps.payments.stripe_client import gateway
 from apps.users.models import User
@@ -61,14 +62,15 @@ KINDS: dict[str, tuple[type, Callable, str]] = {
 
 
 def stripe_objects(kind: str) -> Iterable:
-    """Every live Stripe object of this kind that carries an `app_ref` of ours, through the shared budget."""
+    """Every live Stripe object of this kind that carries an `app_ref` of this installation, through the shared
+    budget (objects of other installations sharing the account are not ours to report or repair)."""
     gw = gateway()
     service = getattr(gw.v1, KINDS[kind][2])
     page = gw.call(lambda options: service.list(params={"limit": 100}, options=options))
     while True:
         for obj in page.data:
             ref = (obj.metadata or {}).get("app_ref", "")
-            if ref.startswith(f"{kind}:") and not getattr(obj, "deleted", False):
+            if ref.startswith(f"{kind}:") and is_ours(obj.metadata) and not getattr(obj, "deleted", False):
                 yield obj
         if not page.has_more:
             return

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from apps.payments.models import MirrorKind, MirrorRecord
+from apps.payments.models import MirrorKind, MirrorRecord, WebhookEvent, WebhookEventState
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -13,6 +13,11 @@ def stripe_price_id(*, price_id: int) -> str | None:
         .values_list("stripe_id", flat=True)
         .first()
     )
+
+
+def parked_webhook_event_count() -> int:
+    """Stripe events whose processing failed for three days: what they said is not applied."""
+    return WebhookEvent.objects.filter(state=WebhookEventState.FAILED).count()
 
 
 def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> QuerySet[MirrorRecord]:
@@ -40,7 +45,13 @@ def payment_stats(*, date_from, date_to) -> dict:
         .order_by("status", "currency")
     ]
     paid_statuses = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
-    finished_statuses = (*paid_statuses, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED)
+    finished_statuses = (
+        *paid_statuses,
+        OrderStatus.REVIEW,
+        OrderStatus.FAILED,
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELED,
+    )
     paid = created.filter(status__in=paid_statuses).count()
     finished = created.filter(status__in=finished_statuses).count()
     revenue = (
@@ -56,4 +67,5 @@ def payment_stats(*, date_from, date_to) -> dict:
         "by_status": by_status,
         "success_rate": round(paid / finished, 4) if finished else None,
         "revenue_per_day": list(revenue),
+        "in_review": Order.objects.filter(status=OrderStatus.REVIEW).count(),
     }

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.catalog.models import Price
+from apps.catalog.models import MAX_UNIT_AMOUNT, Price
 from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund
 
 
@@ -31,6 +31,8 @@ class MirrorRecordSerializer(serializers.ModelSerializer):
 
 MAX_CART_LINES = 100
 MAX_QUANTITY = 999
+# Stripe takes at most eight digits of minor units in one payment (999,999.99 USD).
+MAX_PAYMENT_AMOUNT = MAX_UNIT_AMOUNT
 
 
 class HttpUrlField(serializers.URLField):
@@ -63,6 +65,12 @@ class CartSerializer(serializers.Serializer):
         if len(currencies) > 1:
             raise serializers.ValidationError(
                 f"All prices of one payment must share a currency; this cart mixes {', '.join(sorted(currencies))}."
+            )
+        total = sum(line["price"].unit_amount * line["quantity"] for line in lines)
+        if total > MAX_PAYMENT_AMOUNT:
+            raise serializers.ValidationError(
+                f"The total, {total} (minor units of {currencies.pop()}), is more than one payment can take: "
+                f"at most {MAX_PAYMENT_AMOUNT}. Split the cart."
             )
         return lines
 
@@ -110,6 +118,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "status",
             "currency",
             "amount_total",
+            "amount_charged",
             "amount_refunded",
             "lines",
             "created_at",
@@ -182,3 +191,6 @@ class StatsOutputSerializer(serializers.Serializer):
     by_status = StatusStatsSerializer(many=True)
     success_rate = serializers.FloatField(allow_null=True, help_text="Paid among finished checkouts.")
     revenue_per_day = DayRevenueSerializer(many=True)
+    in_review = serializers.IntegerField(
+        help_text="Orders (of any date) waiting for an operator: Stripe took another amount than their total."
+    )

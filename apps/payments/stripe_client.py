@@ -39,6 +39,16 @@ class StripeUnavailable(Exception):
         self.retry_after = retry_after
 
 
+class StripeRefused(Exception):
+    """Stripe refused the request for good (an invalid request, a state that does not allow it): retrying
+    the same call cannot help. The message is Stripe's, for the person who asked."""
+
+    def __init__(self, error: stripe.StripeError):
+        request_id = getattr(error, "request_id", None)
+        super().__init__(f"{error.user_message or getattr(error, 'message', None) or error} (request {request_id})")
+        self.code = getattr(error, "code", None)
+
+
 class StripeKeySpent(Exception):
     """Stripe remembers a failure (or other parameters) for this idempotency key: only a new key can go on."""
 

@@ -26,7 +26,8 @@ from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
-from apps.payments.mirror import changes_from_stripe
+from apps.payments.installation import APP_REF_KEY, NAMESPACE_KEY, foreign_ref, is_ours
+from apps.payments.mirror import changes_from_stripe, price_immutable
 from apps.payments.models import (
     MirrorKind,
     MirrorRecord,
@@ -85,19 +86,34 @@ def process_next() -> tuple[int, str] | None:
         return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
 
 
+class EventNotReady(Exception):
+    """The event cannot apply yet (a refund whose payment is not recorded here yet): retried, never dropped."""
+
+
 def _process(record: WebhookEvent) -> str:
     handler = HANDLERS.get(record.type)
     if handler is None:
         outcome, state = "not a type this app handles", WebhookEventState.IGNORED
     else:
         event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
-        outcome, state = handler(event), WebhookEventState.PROCESSED
+        if bool(event.get("livemode")) != settings.STRIPE_LIVE_MODE:
+            # A live payment must never move a test order, nor a test event a live one.
+            outcome, state = _mode_refusal(event), WebhookEventState.REFUSED
+            log.error("webhook refused event=%s type=%s reason=%s", record.stripe_id, record.type, outcome)
+        else:
+            outcome, state = handler(event), WebhookEventState.PROCESSED
     record.attempts += 1
     record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
     record.last_error = record.traceback = ""
     record.retry_at = None
     record.save(update_fields=["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"])
     return outcome
+
+
+def _mode_refusal(event: dict) -> str:
+    ours = "live" if settings.STRIPE_LIVE_MODE else "test"
+    theirs = "live" if event.get("livemode") else "test"
+    return f"refused: a {theirs}-mode event, but this installation uses a {ours}-mode key"
 
 
 # --- ordering --------------------------------------------------------------------------------------
@@ -126,14 +142,23 @@ def _fetch(resource: str, stripe_id: str) -> dict | None:
 
 
 def _record_for(kind: str, obj: dict) -> MirrorRecord | None:
-    """The mirror row of the local object this Stripe object stands for (by Stripe id, else by `app_ref`)."""
+    """The mirror row of the local object this Stripe object stands for: by Stripe id, else by an
+    `app_ref` written by this installation (another's `catalog.product:7` is not our product 7)."""
     record = MirrorRecord.objects.filter(kind=kind, stripe_id=obj["id"]).first()
-    if record is not None:
+    if record is not None or not is_ours(obj.get("metadata")):
         return record
-    kind_ref, _, object_id = (obj.get("metadata") or {}).get("app_ref", "").partition(":")
+    kind_ref, _, object_id = (obj.get("metadata") or {}).get(APP_REF_KEY, "").partition(":")
     if kind_ref == kind and object_id.isdigit():
         return MirrorRecord.objects.filter(kind=kind, object_id=int(object_id)).first()
     return None
+
+
+def _of_another_installation(obj: dict, record: MirrorRecord | None) -> bool:
+    """Not linked here, and marked as the mirror of another database's row: none of our business."""
+    return record is None and foreign_ref(obj.get("metadata"))
+
+
+OTHER_INSTALLATION = "ignored: it mirrors a row of another installation"
 
 
 def _local_change_pending(record: MirrorRecord | None) -> bool:
@@ -146,7 +171,7 @@ def _superseded(record: MirrorRecord | None, obj: dict) -> bool:
 
 
 def _without_app_ref(metadata: dict | None) -> dict:
-    return {key: value for key, value in (metadata or {}).items() if key != "app_ref"}
+    return {key: value for key, value in (metadata or {}).items() if key not in (APP_REF_KEY, NAMESPACE_KEY)}
 
 
 def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None) -> None:
@@ -178,6 +203,8 @@ def on_product(event: dict) -> str:
     if watermark.updated is not None and obj["updated"] < watermark.updated:
         return "stale: a newer state of this product was applied already"
     record = _record_for(MirrorKind.PRODUCT, obj)
+    if _of_another_installation(obj, record):
+        return OTHER_INSTALLATION
     if _superseded(record, obj):
         return "ignored: another Stripe product mirrors this local product"
     if _local_change_pending(record):
@@ -257,6 +284,8 @@ def on_price(event: dict) -> str:
     if watermark.deleted:
         return "stale: the price was deleted in Stripe"
     record = _record_for(MirrorKind.PRICE, obj)
+    if _of_another_installation(obj, record):
+        return OTHER_INSTALLATION
     if _superseded(record, obj):
         return "ignored: an earlier Stripe price of this local price"
     if _local_change_pending(record):
@@ -292,6 +321,8 @@ def _create_price(obj: dict) -> str:
         stripe_product = _fetch("products", obj["product"])
         if stripe_product is None:
             return "not applied: its product is gone from Stripe"
+        if foreign_ref(stripe_product.get("metadata")):
+            return "ignored: its product mirrors a row of another installation"
         _apply_product(stripe_product, None)
         product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, stripe_id=obj["product"]).first()
     product = Product.objects.filter(pk=product_record.object_id).first() if product_record else None
@@ -308,8 +339,7 @@ def _create_price(obj: dict) -> str:
             )
     except ValidationError as error:
         return f"not applied, the catalog refuses it: {error.messages}"
-    immutable = {"currency": price.currency, "unit_amount": price.unit_amount, "interval": price.recurring_interval}
-    _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": immutable})
+    _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": price_immutable(price)})
     _push_app_ref(MirrorKind.PRICE, price.pk)
     return f"created local price {price.pk} from the dashboard"
 
@@ -329,6 +359,8 @@ def _archive_price(price: Price | None) -> str:
 def on_customer_updated(event: dict) -> str:
     obj = event["data"]["object"]
     record = _record_for(MirrorKind.USER, obj)
+    if _of_another_installation(obj, record):
+        return OTHER_INSTALLATION
     if record is None:
         return "ignored: no local user for this customer"
     if record.deleted:
@@ -363,18 +395,36 @@ def replay(*, webhook_event: WebhookEvent) -> None:
 
 
 def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str) -> str:
-    """Count a failed attempt: retried after 2, 4, 8 ... s, parked as failed after `WEBHOOK_MAX_ATTEMPTS`."""
+    """Count a failed attempt. Stripe was told 200 and will not send the event again, so it is retried
+    after 2, 4, 8 ... s (at most `WEBHOOK_RETRY_MAX_SECONDS` apart) until `WEBHOOK_RETRY_HORIZON_SECONDS`
+    after it arrived (three days, as long as Stripe itself retries); only then is it parked as failed."""
     record = WebhookEvent.objects.get(pk=webhook_event_id)
     attempts = record.attempts + 1
-    park = attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    now = timezone.now()
+    delay = retry_delay(attempts)
+    park = now >= record.received_at + timedelta(seconds=settings.WEBHOOK_RETRY_HORIZON_SECONDS)
+    waiting = isinstance(error, EventNotReady)
     WebhookEvent.objects.filter(pk=webhook_event_id).update(
         attempts=attempts,
         last_error=f"{error.__class__.__name__}: {error}",
-        traceback=traceback,
+        traceback="" if waiting else traceback,
         state=WebhookEventState.FAILED if park else WebhookEventState.RECEIVED,
-        retry_at=None if park else timezone.now() + timedelta(seconds=2**attempts),
+        retry_at=None if park else now + timedelta(seconds=delay),
+        outcome=f"waiting: {error}"[:255] if waiting else record.outcome,
     )
-    log.warning(
-        "webhook handler failed event=%s attempt=%s parked=%s error=%s", record.stripe_id, attempts, park, error
+    if park:
+        log.error(
+            "webhook event parked event=%s type=%s attempts=%s error=%s", record.stripe_id, record.type, attempts, error
+        )
+        return "failed, parked"
+    level = logging.INFO if waiting else logging.WARNING
+    log.log(
+        level, "webhook event retried event=%s attempt=%s in=%.1fs error=%s", record.stripe_id, attempts, delay, error
     )
-    return "failed, parked" if park else f"failed, retried in {2**attempts}s"
+    return f"{'waiting' if waiting else 'failed'}, retried in {delay:g}s"
+
+
+def retry_delay(attempts: int) -> float:
+    """The wait after the `attempts`-th failure: doubling from the base, capped."""
+    doublings = min(attempts - 1, 40)  # far past any cap, and no float overflow
+    return min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2**doublings)

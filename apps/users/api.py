@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -11,9 +11,17 @@ from apps.users.serializers import (
     MeUpdateInputSerializer,
     RegisterInputSerializer,
     UserOutputSerializer,
+    VerifyEmailInputSerializer,
+    VerifyEmailOutputSerializer,
 )
-from apps.users.services import user_create, user_delete, user_update
-from apps.users.throttles import AuthRateThrottle, LoginEmailRateThrottle
+from apps.users.services import (
+    user_create,
+    user_delete,
+    user_request_email_verification,
+    user_update,
+    user_verify_email,
+)
+from apps.users.throttles import AuthRateThrottle, LoginEmailRateThrottle, VerificationMailThrottle
 
 
 class RegisterApi(APIView):
@@ -48,6 +56,44 @@ class LogoutApi(TokenBlacklistView):
     def post(self, request, *args, **kwargs):
         super().post(request, *args, **kwargs)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerifyEmailApi(APIView):
+    """The link in the welcome (or verification) mail: proves the user owns their address."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = (AuthRateThrottle,)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("token", str, required=True)],
+        responses=VerifyEmailOutputSerializer,
+        tags=["auth"],
+    )
+    def get(self, request):
+        return self._verify(request.query_params)
+
+    @extend_schema(request=VerifyEmailInputSerializer, responses=VerifyEmailOutputSerializer, tags=["auth"])
+    def post(self, request):
+        return self._verify(request.data)
+
+    def _verify(self, data):
+        serializer = VerifyEmailInputSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        user = user_verify_email(token=serializer.validated_data["token"])
+        return Response(VerifyEmailOutputSerializer(user).data)
+
+
+class VerifyEmailResendApi(APIView):
+    permission_classes = (IsAuthenticated,)
+    throttle_classes = (VerificationMailThrottle,)
+
+    @extend_schema(request=None, responses={202: VerifyEmailOutputSerializer}, tags=["auth"])
+    def post(self, request):
+        """Mail the verification link again (nothing is sent when the address is verified already)."""
+        sent = user_request_email_verification(user=request.user)
+        code = status.HTTP_202_ACCEPTED if sent else status.HTTP_200_OK
+        return Response(VerifyEmailOutputSerializer(request.user).data, status=code)
 
 
 class MeApi(APIView):

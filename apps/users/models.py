@@ -44,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         error_messages={"unique": EMAIL_TAKEN},
     )
     name = models.CharField(max_length=150, blank=True)
+    email_verified = models.BooleanField(
+        default=False, help_text="The owner of the address followed the link we sent to it (reset when it changes)."
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log into the admin and manage the catalog.")
     date_joined = models.DateTimeField(default=timezone.now)

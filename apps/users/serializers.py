@@ -19,7 +19,7 @@ class UserOutputSerializer(serializers.ModelSerializer):
 class MeOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ("id", "email", "name", "is_staff", "date_joined")
+        fields = ("id", "email", "name", "email_verified", "is_staff", "date_joined")
         read_only_fields = fields
 
 
@@ -30,3 +30,14 @@ class MeUpdateInputSerializer(serializers.Serializer):
 
 class LogoutInputSerializer(serializers.Serializer):
     refresh = serializers.CharField()
+
+
+class VerifyEmailInputSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=500)
+
+
+class VerifyEmailOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ("email", "email_verified")
+        read_only_fields = fields

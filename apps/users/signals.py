@@ -13,3 +13,7 @@ user_changed = Signal()
 
 user_deleted = Signal()
 """A user was deleted; the row is gone. Arguments: `user_id`, `email`."""
+
+email_verification_requested = Signal()
+"""A user should prove they own their address (they changed it, or asked for the link again).
+Arguments: `user_id`, `request_id` (unique per request, so each request is one message)."""

@@ -28,3 +28,12 @@ class LoginEmailRateThrottle(SimpleRateThrottle):
         # Hashed so the cache never holds the addresses people tried.
         ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class VerificationMailThrottle(SimpleRateThrottle):
+    """Per signed-in user: asking for the verification link again cannot flood their inbox."""
+
+    scope = "verification_mail"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}

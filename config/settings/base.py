@@ -150,6 +150,8 @@ REST_FRAMEWORK = {
         "auth": env.str("AUTH_THROTTLE_RATE", default="30/minute"),
         # Per email address tried at the token endpoint, whoever tries it.
         "login_email": env.str("LOGIN_EMAIL_THROTTLE_RATE", default="10/minute"),
+        # Per user asking for the email verification link again.
+        "verification_mail": env.str("VERIFICATION_MAIL_THROTTLE_RATE", default="5/hour"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
@@ -213,7 +215,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Stripe (dj-stripe) -----------------------------------------------------------------
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
-STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
+# Secret and restricted keys alike; an event of the other mode is stored and refused.
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+# This installation's namespace in a Stripe account shared with others (generated once into the
+# database when empty); it is written beside every `metadata.app_ref`.
+STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="")
 # Empty means Stripe itself; the emulator and stripe-mock are given here.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 # Several secrets, comma-separated, while one is rolled over to the next; the first is current.
@@ -252,8 +258,12 @@ MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)
 
 # Stripe's own tolerance between the signature's timestamp and now.
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
-# A failing handler is retried this often (backoff 2, 4, 8 ... s) before its event is parked as failed.
-WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+# Stripe is told 200 at once and will not send an event again, so a failing handler (or an event that
+# cannot apply yet, a refund before its payment) is retried after 2, 4, 8 ... s, at most an hour apart,
+# for three days (Stripe's own horizon) from receipt; only then is the event parked as failed.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=2.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_RETRY_HORIZON_SECONDS = env.int("WEBHOOK_RETRY_HORIZON_SECONDS", default=3 * 24 * 3600)
 # Drain tasks that may process events at once (each takes one event at a time, skipping locked ones).
 WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=4)
 CELERY_BEAT_SCHEDULE["webhook-requeue-stale"] = {
@@ -264,6 +274,15 @@ CELERY_BEAT_SCHEDULE["mirror-requeue-stale"] = {
     "task": "apps.payments.tasks.mirror_requeue_stale_task",
     "schedule": 30.0,
 }
+
+# --- Orders ----------------------------------------------------------------------------------
+
+# An owner may cancel a paid order (a full refund) this many days after paying; 0 leaves refunds to staff.
+ORDER_SELF_REFUND_DAYS = env.int("ORDER_SELF_REFUND_DAYS", default=14)
+# The same cart from the same user this soon gets the same open checkout back, not a second order.
+CHECKOUT_REUSE_SECONDS = env.int("CHECKOUT_REUSE_SECONDS", default=300)
+# How long a client's Idempotency-Key gives back the first answer.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 
 # --- Mail -------------------------------------------------------------------------------------
 
@@ -280,6 +299,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@example.c
 # How messages name the shop and where their links point.
 SITE_NAME = env.str("SITE_NAME", default="Shop")
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# Where the link in the welcome mail leads; `{token}` is replaced (point it at your front end if you have one).
+EMAIL_VERIFICATION_URL = env.str(
+    "EMAIL_VERIFICATION_URL", default=f"{SITE_URL}/api/v1/auth/verify-email?token={{token}}"
+)
 # A server that defers (4xx, no connection) is tried this often, waiting 30 s, 60 s, 120 s ... (at most the max).
 MAIL_MAX_ATTEMPTS = env.int("MAIL_MAX_ATTEMPTS", default=6)
 MAIL_RETRY_BASE_SECONDS = env.float("MAIL_RETRY_BASE_SECONDS", default=30.0)

@@ -107,7 +107,8 @@ def test_order_canceled_lists_what_was_not_bought(customer, cart):
 
 
 def test_every_message_has_a_text_and_an_html_body(customer, cart):
-    users.user_create(email="new@example.com", password=PASSWORD)
+    newcomer = users.user_create(email="new@example.com", password=PASSWORD)
+    users.user_request_email_verification(user=newcomer)
     order = paid_order(user=customer, lines=cart)
     orders.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=100, cause="test")
     other = orders.order_create(user=customer, lines=cart)

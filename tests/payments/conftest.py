@@ -2,6 +2,7 @@ from contextlib import contextmanager
 
 import pytest
 import stripe
+from django.conf import settings as django_settings
 from django.db import transaction
 from kombu import pools
 
@@ -44,7 +45,7 @@ def broker_unreachable():
 
 
 def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
-    """Stripe's side: ids of each `app_ref`, to count duplicates."""
+    """Stripe's side: ids of each `app_ref` of this installation, to count duplicates."""
     client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
     service = getattr(client.v1, resource)
     found: dict[str, list[str]] = {}
@@ -52,7 +53,7 @@ def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
         if getattr(obj, "deleted", False):
             continue
         ref = (obj.metadata or {}).get("app_ref")
-        if ref:
+        if ref and (obj.metadata or {}).get("app_namespace") == django_settings.STRIPE_APP_NAMESPACE:
             found.setdefault(ref, []).append(obj.id)
     return found
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from apps.catalog import services as catalog
 from apps.payments.models import Order, OrderRefund, OrderStatus, OrderTransition
 from apps.users import services as users
+from apps.users.models import User
 from tests.conftest import client_for
 from tests.payments.conftest import (
     PASSWORD,
@@ -302,7 +303,7 @@ class TestVisibility:
 
     def test_list_is_paginated_and_filters_by_status(self, shop):
         client, _ = checkout_started(shop)
-        checkout_started(shop)
+        checkout_started(shop, quantity=3)
 
         assert client.get("/api/v1/orders", {"status": "pending"}).json()["count"] == 2
         assert client.get("/api/v1/orders", {"status": "paid"}).json()["count"] == 0
@@ -311,6 +312,7 @@ class TestVisibility:
 
 def test_payment_link_payments_become_orders_of_their_own(shop):
     emulator = shop["emulator"]
+    User.objects.filter(pk=shop["customer"].pk).update(email_verified=True)  # Ada followed her welcome link
     answer = client_for(shop["staff"]).post(
         "/api/v1/payment-links", {"lines": [{"price": shop["teapot"].pk, "quantity": 1}]}, format="json"
     )
@@ -357,7 +359,7 @@ def test_verify_prices_reports_what_differs(shop):
 
 def test_stats_for_staff(shop):
     _, paid = checkout_started(shop)
-    checkout_started(shop)
+    checkout_started(shop, quantity=3)
     shop["emulator"].complete_checkout(paid["session_id"], "paid")
     order_settles(paid["order"], OrderStatus.PAID)
     time.sleep(0.1)

@@ -14,6 +14,7 @@ from tests.payments.conftest import stripe_objects_by_ref
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-unusual-passphrase-42"
+OURS = "testsuite"  # STRIPE_APP_NAMESPACE of the test settings
 
 
 def _client(emulator) -> stripe.StripeClient:
@@ -89,7 +90,14 @@ class TestStripeReconcile:
         gone = MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=people[0].pk)
         client.v1.customers.delete(gone.stripe_id)  # missing
         stray = client.v1.customers.create(
-            params={"email": "x@example.com", "metadata": {"app_ref": "users.user:999999"}}
+            params={"email": "x@example.com", "metadata": {"app_ref": "users.user:999999", "app_namespace": OURS}}
+        )
+        # Another installation on the same Stripe account: its user 1 is not our user 1.
+        theirs = client.v1.customers.create(
+            params={
+                "email": "theirs@example.com",
+                "metadata": {"app_ref": f"users.user:{people[1].pk}", "app_namespace": "another-laptop"},
+            }
         )
 
         report = _run("stripe_reconcile", "--dry-run")
@@ -102,6 +110,8 @@ class TestStripeReconcile:
         assert "Dry run: nothing was changed." in report
         assert client.v1.products.retrieve(record.stripe_id).name == products[0].name
         assert client.v1.customers.retrieve(stray.id).deleted is True
+        assert theirs.id not in report + repaired
+        assert not getattr(client.v1.customers.retrieve(theirs.id), "deleted", False)
         assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
         for drift in ("missing:", "extra:", "differing:"):
             assert drift not in clean

@@ -71,8 +71,18 @@ class TestUsers:
             date_joined=timezone.now() - timedelta(days=30)
         )  # from before the mirror
         settings.STRIPE_MIRROR_ENABLED = True
+        # Another installation sharing the Stripe account has a user with the same id, and saved cards.
+        theirs = _client(mirror).v1.customers.create(
+            params={
+                "email": "someone-else@example.com",
+                "metadata": {"app_ref": f"users.user:{user.pk}", "app_namespace": "another-laptop"},
+            }
+        )
         earlier = _client(mirror).v1.customers.create(
-            params={"email": "old@example.com", "metadata": {"app_ref": f"users.user:{user.pk}"}}
+            params={
+                "email": "old@example.com",
+                "metadata": {"app_ref": f"users.user:{user.pk}", "app_namespace": settings.STRIPE_APP_NAMESPACE},
+            }
         )
 
         users.user_update(user=user, data={"name": "Ada"})
@@ -81,6 +91,24 @@ class TestUsers:
         assert _record(MirrorKind.USER, user.pk).stripe_id == earlier.id
         assert stripe_objects_by_ref(mirror, "customers") == {f"users.user:{user.pk}": [earlier.id]}
         assert _client(mirror).v1.customers.retrieve(earlier.id).email == "ada@example.com"
+        assert _client(mirror).v1.customers.retrieve(theirs.id).email == "someone-else@example.com"
+
+    def test_a_customer_of_another_installation_is_never_adopted(self, mirror, settings):
+        settings.STRIPE_MIRROR_ENABLED = False
+        user = users.user_create(email="ada@example.com", password=PASSWORD)
+        User.objects.filter(pk=user.pk).update(date_joined=timezone.now() - timedelta(days=30))
+        settings.STRIPE_MIRROR_ENABLED = True
+        for namespace in ("another-laptop", None):  # another installation's, and one written before namespaces
+            metadata = {"app_ref": f"users.user:{user.pk}", **({"app_namespace": namespace} if namespace else {})}
+            _client(mirror).v1.customers.create(params={"email": "theirs@example.com", "metadata": metadata})
+
+        users.user_update(user=user, data={"name": "Ada"})
+        wait_until(settled)
+
+        mine = _client(mirror).v1.customers.retrieve(_record(MirrorKind.USER, user.pk).stripe_id)
+        assert (mine.email, mine.metadata.app_namespace) == ("ada@example.com", settings.STRIPE_APP_NAMESPACE)
+        untouched = _client(mirror).v1.customers.search(params={"query": "email:'theirs@example.com'"}).data
+        assert len(untouched) == 2
 
 
 class TestCatalog:
@@ -91,7 +119,11 @@ class TestCatalog:
         stripe_product = _client(mirror).v1.products.retrieve(_record(MirrorKind.PRODUCT, product.pk).stripe_id)
         stripe_price = _client(mirror).v1.prices.retrieve(stripe_product.default_price)
         assert (stripe_product.name, stripe_product.description, stripe_product.active) == ("Teapot", "Cast iron", True)
-        assert stripe_product.metadata.to_dict() == {"sku": "Teapot", "app_ref": f"catalog.product:{product.pk}"}
+        assert stripe_product.metadata.to_dict() == {
+            "sku": "Teapot",
+            "app_ref": f"catalog.product:{product.pk}",
+            "app_namespace": "testsuite",
+        }
         assert (stripe_price.unit_amount, stripe_price.currency) == (4500, "eur")
         assert stripe_price.metadata.app_ref == f"catalog.price:{price.pk}"
         assert stripe_price_id(price_id=price.pk) == stripe_price.id
@@ -138,5 +170,8 @@ class TestCatalog:
         client = _client(mirror)
         stripe_product = client.v1.products.retrieve(_record(MirrorKind.PRODUCT, product.pk).stripe_id)
         assert stripe_product.active is False
-        assert stripe_product.metadata.to_dict() == {"app_ref": f"catalog.product:{product.pk}"}
+        assert stripe_product.metadata.to_dict() == {
+            "app_ref": f"catalog.product:{product.pk}",
+            "app_namespace": "testsuite",
+        }
         assert client.v1.prices.retrieve(stripe_price_id(price_id=price.pk)).active is False

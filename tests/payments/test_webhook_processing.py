@@ -1,10 +1,13 @@
 """Events processed once, in a safe order, by a real worker; dashboard edits come back, our echoes do not."""
 
+from datetime import timedelta
+
 import pytest
 import requests
 import stripe
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
@@ -206,21 +209,29 @@ def test_unhandled_types_are_stored_and_ignored(webhooks, live_server):
     assert (stored.state, stored.outcome) == (WebhookEventState.IGNORED, "not a type this app handles")
 
 
-def test_a_failing_handler_is_parked_with_its_traceback_and_replayed_later(webhooks, live_server):
+def test_a_failing_handler_retries_for_three_days_then_is_parked_and_replayed_later(webhooks, live_server):
     _, price, _ = _mirrored_product(webhooks)
     price_id = MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=price.pk).stripe_id
     # Stripe cannot be asked about this price for now, so its event cannot be processed.
-    webhooks.add_fault(status=500, path_prefix=f"/v1/prices/{price_id}", method="GET")
+    webhooks.add_fault(status=400, message="Temporarily refused", path_prefix=f"/v1/prices/{price_id}", method="GET")
     obj = {"id": price_id, "object": "price", "active": False, "product": "prod_x", "metadata": {}}
 
     assert _deliver(live_server, event("price.updated", obj, event_id="evt_parked")) == 200
+    # Stripe was told 200 and will not send it again: six failures (once the end) do not park it.
+    retrying = wait_until(
+        lambda: WebhookEvent.objects.filter(stripe_id="evt_parked", attempts__gte=7).first(),
+        message="seven failed attempts",
+    )
+    assert retrying.state == WebhookEventState.RECEIVED
+    assert retrying.retry_at is not None
+    # Three days pass (Stripe's own retry horizon): the next failure parks it.
+    WebhookEvent.objects.filter(pk=retrying.pk).update(received_at=timezone.now() - timedelta(days=3, minutes=1))
     parked = wait_until(
         lambda: WebhookEvent.objects.filter(stripe_id="evt_parked", state=WebhookEventState.FAILED).first(),
-        timeout=60,
         message="the event to be parked",
     )
     assert "Traceback" in parked.traceback
-    assert parked.attempts == 2
+    assert "Temporarily refused" in parked.last_error
     webhooks.control("DELETE", "faults")
 
     from io import StringIO
