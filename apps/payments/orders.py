@@ -328,11 +328,13 @@ def order_cancel(*, order: Order, by) -> Order:
             gw = gateway()
             try:
                 gw.call(lambda options: gw.v1.checkout.sessions.expire(order.checkout_session_id, options=options))
-            except stripe.InvalidRequestError:
+            except stripe.InvalidRequestError as error:
                 # Paid (or expired) at this very moment: what Stripe holds decides, not the click.
                 session = _stripe_call(
                     lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options)
                 )
+                if session.status == "open":  # refused for another reason: say so, change nothing
+                    raise StripeRefused(error) from error
                 apply_session(session.to_dict(), cause=f"cancel by user {by_id} found the session closed")
                 order.refresh_from_db()
                 if order.status in REFUNDABLE_STATUSES:

@@ -32,12 +32,19 @@ class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     ordering = ("-date_joined",)
-    list_display = ("email", "name", "is_staff", "is_active", "date_joined", "last_login")
-    list_filter = ("is_staff", "is_superuser", "is_active", ("date_joined", admin.DateFieldListFilter))
+    list_display = ("email", "name", "email_verified", "is_staff", "is_active", "date_joined", "last_login")
+    list_filter = (
+        "email_verified",
+        "is_staff",
+        "is_superuser",
+        "is_active",
+        ("date_joined", admin.DateFieldListFilter),
+    )
     search_fields = ("email", "name")
-    readonly_fields = ("date_joined", "last_login", "updated_at")
+    # Only the link mailed to the address verifies it: not even an operator's click.
+    readonly_fields = ("email_verified", "date_joined", "last_login", "updated_at")
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
+        (None, {"fields": ("email", "email_verified", "password")}),
         ("Profile", {"fields": ("name",)}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("date_joined", "last_login", "updated_at")}),

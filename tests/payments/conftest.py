@@ -94,8 +94,9 @@ def shop(webhooks):
     return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
 
 
-def checkout_cart(client, lines, **urls):
-    return client.post(CHECKOUT, {"lines": lines, **URLS, **urls}, format="json")
+def checkout_cart(client, lines, key: str | None = None, **urls):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(CHECKOUT, {"lines": lines, **URLS, **urls}, format="json", **headers)
 
 
 def order_settles(order_id: int, status: str, timeout: float = 30) -> Order:
