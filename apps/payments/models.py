@@ -134,8 +134,9 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.REVIEW: frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
     OrderStatus.PAID: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
     OrderStatus.PARTIALLY_REFUNDED: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
-    OrderStatus.EXPIRED: frozenset(),
-    OrderStatus.CANCELED: frozenset(),
+    # Final, except that money Stripe took for them anyway must reach an operator.
+    OrderStatus.EXPIRED: frozenset({OrderStatus.REVIEW}),
+    OrderStatus.CANCELED: frozenset({OrderStatus.REVIEW}),
     OrderStatus.REFUNDED: frozenset(),
 }
 # Stripe holds money for these: they can be refunded.

@@ -112,7 +112,8 @@ def order_payment_settle(
     *, order_id: int, amount: int | None, currency: str | None, payment_intent_id: str, cause: str, email: str = ""
 ) -> str:
     """Stripe took `amount` of `currency` for the order. The order is paid only when that is exactly its
-    total; any other amount parks it in `review` (both amounts kept) for an operator, with no receipt."""
+    total; any other amount parks it in `review` (both amounts kept) for an operator, with no receipt,
+    and so does money taken for an order that was canceled or expired meanwhile."""
     order = Order.objects.get(pk=order_id)
     currency = (currency or "").lower()
     changes = {
@@ -122,14 +123,16 @@ def order_payment_settle(
     }
     if email and not order.email:
         changes["email"] = email
-    if amount == order.amount_total and currency == order.currency:
+    closed = order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+    if amount == order.amount_total and currency == order.currency and not closed:
         moved = order_transition(order_id=order.pk, to=OrderStatus.PAID, cause=cause, **changes)
         return f"order {order.pk} paid" if moved else f"order {order.pk} unchanged ({order.status})"
     moved = order_transition(order_id=order.pk, to=OrderStatus.REVIEW, cause=cause, **changes)
     if moved:
         log.error(
-            "order amount mismatch order=%s expected=%s %s charged=%s %s payment_intent=%s cause=%s",
+            "order payment needs review order=%s status=%s expected=%s %s charged=%s %s payment_intent=%s cause=%s",
             order.pk,
+            order.status,
             order.amount_total,
             order.currency,
             amount,
@@ -137,7 +140,10 @@ def order_payment_settle(
             payment_intent_id,
             cause,
         )
-        return f"order {order.pk} in review: Stripe took {amount} {currency}, the order is {order.amount_total}"
+        return (
+            f"order {order.pk} in review: Stripe took {amount} {currency} for an order of {order.amount_total} "
+            f"{order.currency} that was {order.status}"
+        )
     return f"order {order.pk} unchanged ({order.status})"
 
 

@@ -192,6 +192,18 @@ class TestAmountsAreChecked:
         assert (order.amount_charged, order.currency_charged, order.currency) == (10200, "usd", "eur")
         assert not OutgoingMessage.objects.filter(kind=MessageKind.RECEIPT).exists()
 
+    def test_money_taken_for_a_canceled_order_reaches_an_operator(self, shop, live_server, settings):
+        client, started = checkout_started(shop)
+        session = _stripe(shop["emulator"]).v1.checkout.sessions.retrieve(started["session_id"]).to_dict()
+        assert client.post(f"/api/v1/orders/{started['order']}/cancel").json()["status"] == "canceled"
+        paid_anyway = {**session, "status": "complete", "payment_status": "paid", "payment_intent": "pi_late"}
+
+        _deliver(live_server, settings, event("checkout.session.completed", paid_anyway, event_id="evt_late_pay"))
+
+        order = order_settles(started["order"], OrderStatus.REVIEW)
+        assert (order.amount_charged, order.payment_intent_id) == (10200, "pi_late")
+        assert not OutgoingMessage.objects.filter(kind=MessageKind.RECEIPT).exists()
+
     def test_an_operator_accepts_a_payment_in_review_and_the_receipt_goes(self, shop, live_server, settings, client):
         _, started = checkout_started(shop)
         session = _stripe(shop["emulator"]).v1.checkout.sessions.retrieve(started["session_id"]).to_dict()
