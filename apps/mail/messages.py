@@ -19,33 +19,22 @@ log = logging.getLogger("apps.mail")
 
 
 def welcome_queue(*, user_id: int) -> OutgoingMessage | None:
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if user is None:
-        return None
-    return message_queue(
-        key=f"welcome:user:{user.pk}",
-        kind=MessageKind.WELCOME,
-        recipient=user.email,
-        context={"user": user, "verify_url": _verify_url(user)},
-    )
+    return _queue_for_user(user_id, key=f"welcome:user:{user_id}", kind=MessageKind.WELCOME)
 
 
 def verification_queue(*, user_id: int, request_id: str) -> OutgoingMessage | None:
     """The link that proves the user owns their (new) address; one message per request."""
+    return _queue_for_user(user_id, key=f"verify-email:user:{user_id}:{request_id}", kind=MessageKind.VERIFY_EMAIL)
+
+
+def _queue_for_user(user_id: int, *, key: str, kind: str) -> OutgoingMessage | None:
+    """A message to a user at their address now, with the link that verifies it."""
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None:
         return None
-    return message_queue(
-        key=f"verify-email:user:{user.pk}:{request_id}",
-        kind=MessageKind.VERIFY_EMAIL,
-        recipient=user.email,
-        context={"user": user, "verify_url": _verify_url(user)},
-    )
-
-
-def _verify_url(user) -> str:
     token = email_verification_token(user=user)
-    return settings.EMAIL_VERIFICATION_URL.replace("{token}", quote(token))
+    verify_url = settings.EMAIL_VERIFICATION_URL.replace("{token}", quote(token))
+    return message_queue(key=key, kind=kind, recipient=user.email, context={"user": user, "verify_url": verify_url})
 
 
 def receipt_queue(*, order_id: int) -> OutgoingMessage | None:

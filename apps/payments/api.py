@@ -89,7 +89,11 @@ class MoneyApiView:
         return super().handle_exception(exc)
 
 
-def _answer(answer: Answer) -> Response:
+def _once(request, *, scope: str, sent: dict, run) -> Response:
+    """Answer `run()`, or the first answer to this user's `Idempotency-Key` for the same request."""
+    answer = idempotent(
+        user=request.user, scope=scope, key=request.headers.get("Idempotency-Key"), request=sent, run=run
+    )
     return Response(
         answer.body, status=answer.status, headers={"Idempotent-Replayed": "true"} if answer.replayed else {}
     )
@@ -129,15 +133,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
             body = {"order": order.pk, "session_id": order.checkout_session_id, "url": order.checkout_url}
             return Answer(status.HTTP_201_CREATED, body)
 
-        return _answer(
-            idempotent(
-                user=request.user,
-                scope="checkout",
-                key=request.headers.get("Idempotency-Key"),
-                request=serializer.initial_data,
-                run=start,
-            )
-        )
+        return _once(request, scope="checkout", sent=serializer.initial_data, run=start)
 
 
 @extend_schema(tags=["checkout"])
@@ -156,15 +152,7 @@ class PaymentLinkApi(MoneyApiView, APIView):
             )
             return Answer(status.HTTP_201_CREATED, {"payment_link_id": link.stripe_id, "url": link.url})
 
-        return _answer(
-            idempotent(
-                user=request.user,
-                scope="payment-link",
-                key=request.headers.get("Idempotency-Key"),
-                request=serializer.initial_data,
-                run=create,
-            )
-        )
+        return _once(request, scope="payment-link", sent=serializer.initial_data, run=create)
 
 
 @extend_schema(tags=["checkout"])
@@ -244,10 +232,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
             made = orders.order_refund(order=order, amount=amount, by=request.user, client_key=key)
             return Answer(status.HTTP_201_CREATED, RefundOutputSerializer(made).data)
 
-        answer = idempotent(
-            user=request.user, scope=f"refund:order:{order.pk}", key=key, request={"amount": amount}, run=refund
-        )
-        return _answer(answer)
+        return _once(request, scope=f"refund:order:{order.pk}", sent={"amount": amount}, run=refund)
 
 
 @extend_schema(

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from apps.catalog.models import Price
 from apps.payments import orders
-from apps.payments.models import REFUNDABLE_STATUSES, MirrorKind, MirrorRecord, Order, OrderStatus, PaymentLink
+from apps.payments.models import MirrorKind, MirrorRecord, Order, OrderStatus, PaymentLink
 from apps.payments.stripe_client import gateway
 from apps.payments.webhook_handlers import EventNotReady, handles
 from apps.users.models import User
@@ -42,8 +42,9 @@ def _our_link(session: dict) -> PaymentLink | None:
 def apply_session(session: dict, cause: str) -> str:
     """Bring the order of a Checkout Session in line with the session (from an event or a fresh fetch)."""
     order = _order_for_session(session)
-    if order is None and session.get("status") == "complete" and _our_link(session) is not None:
-        order = _order_from_payment_link(session)
+    if order is None and session.get("status") == "complete":
+        link = _our_link(session)
+        order = _order_from_payment_link(session, link) if link is not None else None
     if order is None:
         return "ignored: no order of ours for this session"
     email = ((session.get("customer_details") or {}).get("email")) or ""
@@ -65,10 +66,9 @@ def apply_session(session: dict, cause: str) -> str:
     return f"order {order.pk} unchanged (session still open)"
 
 
-def _order_from_payment_link(session: dict) -> Order:
+def _order_from_payment_link(session: dict, link: PaymentLink) -> Order:
     """A payment through one of our links becomes an order of its own, priced from the catalog as it is
     now (a link made before a price change takes the old amount: the order then goes to review)."""
-    link = _our_link(session)
     prices = Price.objects.select_related("product").in_bulk([line["price"] for line in link.lines])
     lines = [orders.CartLine(price=prices[line["price"]], quantity=line["quantity"]) for line in link.lines]
     email = ((session.get("customer_details") or {}).get("email")) or session.get("customer_email") or ""
@@ -152,14 +152,11 @@ def on_payment_failed(event: dict) -> str:
 
 
 def _refund_order(payment_intent_id: str | None) -> Order | None:
-    """The order a refund of this payment belongs to; `EventNotReady` while its payment is not recorded."""
+    """The order a refund of this payment belongs to; `EventNotReady` while a link payment's order is not
+    made yet (whether the order can take the refund is `order_apply_refund`'s to say)."""
     order, session = _order_for_payment(payment_intent_id)
-    if order is None:
-        if session is not None and _our_link(session) is not None:
-            raise EventNotReady(f"the order of link session {session['id']} is not made yet")
-        return None
-    if order.status not in {*REFUNDABLE_STATUSES, OrderStatus.REFUNDED}:
-        raise EventNotReady(f"order {order.pk} is {order.status}: the refund waits for its payment")
+    if order is None and session is not None and _our_link(session) is not None:
+        raise EventNotReady(f"the order of link session {session['id']} is not made yet")
     return order
 
 

@@ -57,6 +57,24 @@ def _paid(shop, quantity: int = 2):
     return client, order_settles(started["order"], OrderStatus.PAID)
 
 
+def _post_at_once(live_server, user, cart: dict, *, copies: int, key: str | None = None) -> list:
+    """The same checkout request from `copies` clients released together, over real HTTP."""
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}", **({"Idempotency-Key": key} if key else {})}
+    barrier, answers = threading.Barrier(copies), []
+
+    def post():
+        barrier.wait()
+        url = f"{live_server.url}/api/v1/checkout/sessions"
+        answers.append(requests.post(url, json=cart, headers=headers, timeout=30))
+
+    threads = [threading.Thread(target=post) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def _link(shop, lines, **headers):
     return client_for(shop["staff"]).post("/api/v1/payment-links", {"lines": lines}, format="json", **headers)
 
@@ -421,26 +439,9 @@ class TestWhoMayMoveMoney:
         assert len([r for r in made if r["status"] == 200]) == 2
 
     def test_the_same_key_racing_itself_makes_one_order(self, shop, live_server):
-        token = AccessToken.for_user(shop["customer"])
         cart = {"lines": [{"price": shop["teapot"].pk, "quantity": 1}], **URLS}
-        barrier, answers = threading.Barrier(4), []
 
-        def post():
-            barrier.wait()
-            answers.append(
-                requests.post(
-                    f"{live_server.url}/api/v1/checkout/sessions",
-                    json=cart,
-                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "race"},
-                    timeout=30,
-                )
-            )
-
-        threads = [threading.Thread(target=post) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = _post_at_once(live_server, shop["customer"], cart, copies=4, key="race")
 
         created = [a.json() for a in answers if a.status_code == 201]
         assert sorted(a.status_code for a in answers)[0] == 201
@@ -449,26 +450,9 @@ class TestWhoMayMoveMoney:
         assert Order.objects.count() == 1
 
     def test_the_same_cart_within_five_minutes_gets_the_same_open_session(self, shop, live_server):
-        token = AccessToken.for_user(shop["customer"])
         cart = {"lines": [{"price": shop["cup"].pk, "quantity": 2}], **URLS}
-        barrier, answers = threading.Barrier(3), []
 
-        def post():
-            barrier.wait()
-            answers.append(
-                requests.post(
-                    f"{live_server.url}/api/v1/checkout/sessions",
-                    json=cart,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=30,
-                )
-            )
-
-        threads = [threading.Thread(target=post) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = _post_at_once(live_server, shop["customer"], cart, copies=3)
         Order.objects.update(created_at=timezone.now() - timedelta(minutes=6))
         later = checkout_cart(client_for(shop["customer"]), cart["lines"])
 
