@@ -6,9 +6,12 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.utils.module_loading import import_string
 
+from config.deploy import refuse_unsafe_start
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 django_application = get_wsgi_application()
+refuse_unsafe_start()
 # Paths answered by a bare WSGI app of their own, outside Django's middleware (settings.FAST_WSGI_PATHS).
 _fast_paths = {path: import_string(target) for path, target in settings.FAST_WSGI_PATHS.items()}
 

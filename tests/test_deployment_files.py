@@ -1,7 +1,10 @@
 """docker-compose.yml and the Procfile are documentation that runs: keep them true to the code."""
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,27 +28,158 @@ def _compose() -> dict:
     return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
 
 
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}: compose's own interpolation.
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def _interpolate(value, environment: dict[str, str]):
+    """What compose makes of the file's values given `environment` (compose refuses to start on `?`)."""
+    if isinstance(value, dict):
+        return {key: _interpolate(item, environment) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, environment) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, op, arg = match["name"], match["op"] or "", match["arg"] or ""
+        given = environment.get(name)
+        missing = given is None or (op.startswith(":") and given == "")
+        if op.endswith("?") and missing:
+            raise MissingVariable(f"{name}: {arg}")
+        if op.endswith("-") and missing:
+            return arg
+        return given or ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def _app_environment(environment: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives the web service."""
+    web = _interpolate(_compose()["services"]["web"], environment)
+    return {name: str(value) for name, value in web["environment"].items()}
+
+
+DEV_ENV = dict(
+    line.split("=", 1)
+    for line in (ROOT / "compose.dev.env").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+STRONG = "k3Jx9-Qw0Zr2Tn8Vb5Lm1Yc7Hd4Gf6Sa0Pe3Ui9Oo2Kq5Wz8Xv1Rt4Ny7Mb6Cj"
+REAL_ENV = {
+    "DJANGO_SECRET_KEY": STRONG,
+    "JWT_SIGNING_KEY": STRONG[::-1] + "x",
+    "POSTGRES_PASSWORD": "a-database-password",
+    "STRIPE_SECRET_KEY": "sk_live_51Hx0000RealLookingLiveKey000000000000",
+    "STRIPE_WEBHOOK_SECRET": "whsec_4eC39HqLyjWDarjtT1zdp7dcRealLooking",
+    "EMAIL_URL": "smtp+tls://mailer:password@smtp.example.com:587",
+    "SITE_URL": "https://shop.example.com",
+}
+SECRETS = ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "POSTGRES_PASSWORD", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+
+
 def test_compose_runs_the_whole_stack():
     services = _compose()["services"]
 
-    assert {"postgres", "redis", "web", "worker", "beat", "stripe-emulator"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "beat", "migrate", "stripe-emulator", "mailpit"} <= set(services)
     assert services["stripe-emulator"]["command"][:3] == ["python", "-m", "tools.stripe_emulator"]
-    assert services["web"]["environment"]["STRIPE_API_BASE"].endswith("stripe-emulator:12111}")
     assert services["web"]["command"][:2] == ["gunicorn", "config.wsgi"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
-    for name in ("web", "worker", "beat"):
-        environment = services[name]["environment"]
-        assert environment["DATABASE_URL"].startswith("postgres://")
+    assert "python -m config.deploy && python manage.py migrate" in services["migrate"]["command"][-1]
+    for name in ("web", "worker", "beat", "migrate"):
+        environment = _interpolate(services[name], REAL_ENV)["environment"]
+        assert environment["DATABASE_URL"] == "postgres://commerce:a-database-password@postgres:5432/commerce"
         assert environment["CELERY_BROKER_URL"].startswith("redis://")
-        assert environment["EMAIL_URL"] == "${EMAIL_URL:-smtp://mailpit:1025}"
+        assert environment["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
+        assert environment["DJANGO_DEBUG"] == "false"
 
 
-def test_compose_catches_mail_in_a_mail_catcher_with_a_web_ui():
-    services = _compose()["services"]
+@pytest.mark.parametrize("secret", SECRETS)
+def test_compose_refuses_to_start_without_each_secret(secret):
+    environment = {name: value for name, value in REAL_ENV.items() if name != secret}
 
-    assert services["mailpit"]["image"].startswith("axllent/mailpit:v")
-    assert "8025:8025" in services["mailpit"]["ports"]
+    with pytest.raises(MissingVariable, match=secret):
+        _app_environment(environment)
+    with pytest.raises(MissingVariable, match=secret):
+        _app_environment({**environment, secret: ""})
+
+
+def test_compose_holds_no_secret_of_its_own():
+    environment = _app_environment(REAL_ENV)
+
+    for name in SECRETS:
+        if name in environment:
+            assert environment[name] == REAL_ENV[name]
+    assert environment["STRIPE_API_BASE"] == ""  # Stripe itself unless told otherwise
+
+
+def test_only_the_web_port_is_published_and_on_loopback_unless_told():
+    services = _interpolate(_compose()["services"], REAL_ENV)
+
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert published["web"] == ["127.0.0.1:8000:8000"]
+    for name in ("stripe-emulator", "mailpit"):
+        assert services[name]["profiles"] == ["dev"]
+        assert all(port.startswith("127.0.0.1:") for port in published[name])
+    assert set(published) == {"web", "stripe-emulator", "mailpit"}
+    for name in ("web", "worker", "beat", "migrate"):
+        assert "mailpit" not in services[name].get("depends_on", {}), "a dev-only service cannot be required"
+
+
+def test_dev_env_file_runs_the_emulator_and_mail_catcher_on_development_settings():
+    environment = _app_environment(DEV_ENV)
+
+    assert DEV_ENV["COMPOSE_PROFILES"] == "dev"
+    assert environment["DJANGO_SETTINGS_MODULE"] == "config.settings.local"
+    assert environment["STRIPE_API_BASE"] == "http://stripe-emulator:12111"
+    assert environment["EMAIL_URL"] == "smtp://mailpit:1025"
+    emulator = _interpolate(_compose()["services"]["stripe-emulator"], DEV_ENV)
+    assert f"--webhook-secret={DEV_ENV['STRIPE_WEBHOOK_SECRET']}" in emulator["command"]
+
+
+def _keys_of(environment: dict[str, str]) -> dict[str, str]:
+    return {name: environment[name] for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY")}
+
+
+def _check_deploy(app_environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """`check --deploy` with what compose hands the app (addresses of compose's own network left as they are)."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "JWT_", "EMAIL_"))}
+    local = {"DATABASE_URL": "postgres:///postgres", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env={**keep, **app_environment, **local, "DJANGO_SETTINGS_MODULE": "config.settings.production"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_deploy_with_the_compose_dev_values_is_an_error_and_with_real_values_clean():
+    dev = _check_deploy(_app_environment(DEV_ENV))
+    dev_stripe_real_keys = _check_deploy(_app_environment({**DEV_ENV, **_keys_of(REAL_ENV)}))
+    real = _check_deploy(_app_environment(REAL_ENV))
+
+    assert dev.returncode != 0
+    assert "DJANGO_SECRET_KEY is too weak for production" in dev.stderr  # the public development key
+    assert dev_stripe_real_keys.returncode == 1
+    assert "payments.E001" in dev_stripe_real_keys.stderr  # the emulator's address
+    assert "payments.E003" in dev_stripe_real_keys.stderr  # a test key
+    assert real.returncode == 0, real.stderr
+    assert "no issues" in real.stdout
+
+
+def test_env_example_names_every_secret_compose_requires():
+    example = (ROOT / ".env.example").read_text()
+
+    for name in SECRETS:
+        assert f"\n{name}=\n" in example, name
 
 
 def test_procfile_starts_web_worker_and_beat():

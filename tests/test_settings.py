@@ -7,11 +7,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_KEY = "k3Jx9-Qw0Zr2Tn8Vb5Lm1Yc7Hd4Gf6Sa0Pe3Ui9Oo2Kq5Wz8Xv1Rt4Ny7Mb6Cj"
+STRONG_JWT_KEY = "Zq8Lm3Xv0Rt6Yb1Nw4Kc9Hd2Gf7Sa5Pe0Ui3Oo8Kq1Wz6Jx4Bv9Tn2Mr7Cl5Dh"
+# What a real deployment sets: `check --deploy` and the processes' start are clean with these.
+REAL = {
+    "DJANGO_SECRET_KEY": STRONG_KEY,
+    "JWT_SIGNING_KEY": STRONG_JWT_KEY,
+    "STRIPE_SECRET_KEY": "sk_live_51Hx0000RealLookingLiveKey000000000000",
+    "STRIPE_WEBHOOK_SECRET": "whsec_4eC39HqLyjWDarjtT1zdp7dcRealLooking",
+    "EMAIL_URL": "smtp+tls://mailer:password@smtp.example.com:587",
+    "DATABASE_URL": "postgres:///postgres",
+}
+
+
+def _clean_environment() -> dict[str, str]:
+    """This machine's environment without any of the settings the tests set themselves."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "STRIPE_", "JWT_", "EMAIL_URL"))
+    }
 
 
 def _boot(settings_module: str, code: str, **variables: str) -> subprocess.CompletedProcess:
     """Start Django in a fresh interpreter, as a deployment would, with only the given variables set."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "STRIPE_"))}
+    environment = _clean_environment()
     environment.update(DJANGO_SETTINGS_MODULE=settings_module, **variables)
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
@@ -27,7 +46,9 @@ def _boot(settings_module: str, code: str, **variables: str) -> subprocess.Compl
     "secret_key", [None, "", "short", "dev-only-insecure-key-never-use-in-production-at-all", "a" * 60]
 )
 def test_production_refuses_to_start_without_a_real_secret_key(secret_key):
-    variables = {} if secret_key is None else {"DJANGO_SECRET_KEY": secret_key}
+    variables = {k: v for k, v in REAL.items() if k != "DJANGO_SECRET_KEY"}
+    if secret_key is not None:
+        variables["DJANGO_SECRET_KEY"] = secret_key
 
     result = _boot("config.settings.production", "pass", **variables)
 
@@ -37,14 +58,193 @@ def test_production_refuses_to_start_without_a_real_secret_key(secret_key):
 
 
 def test_production_starts_with_a_real_secret_key_and_debug_off():
-    result = _boot(
-        "config.settings.production",
-        "from django.conf import settings; print(settings.DEBUG)",
-        DJANGO_SECRET_KEY=STRONG_KEY,
-    )
+    result = _boot("config.settings.production", "from django.conf import settings; print(settings.DEBUG)", **REAL)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def _check_deploy(**variables: str) -> subprocess.CompletedProcess:
+    environment = _clean_environment()
+    environment.update(DJANGO_SETTINGS_MODULE="config.settings.production", **variables)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_with_real_values():
+    result = _check_deploy(**REAL)
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"STRIPE_API_BASE": "http://stripe-emulator:12111"}, "payments.E001"),
+        ({"STRIPE_SECRET_KEY": ""}, "payments.E002"),
+        ({"STRIPE_SECRET_KEY": "pk_live_publishableNotSecret000000"}, "payments.E002"),
+        ({"STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}, "payments.E003"),
+        ({"STRIPE_SECRET_KEY": "rk_test_restrictedTestKey00000000000"}, "payments.E003"),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, "payments.E004"),
+    ],
+)
+def test_check_deploy_errors_on_an_unsafe_stripe_setup(change, error):
+    result = _check_deploy(**{**REAL, **change})
+
+    assert result.returncode == 1
+    assert error in result.stderr
+
+
+def test_a_test_key_is_allowed_only_on_purpose():
+    variables = {**REAL, "STRIPE_SECRET_KEY": "sk_test_stagingKey0000000000000000"}
+
+    assert _check_deploy(**variables).returncode == 1
+    assert _check_deploy(**variables, STRIPE_TEST_MODE_ALLOWED="true").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("jwt_key", "message"),
+    [
+        (None, "JWT_SIGNING_KEY must be set"),
+        ("short", "JWT_SIGNING_KEY is too weak"),
+        (STRONG_KEY, "JWT_SIGNING_KEY must differ from DJANGO_SECRET_KEY"),
+    ],
+)
+def test_production_requires_a_jwt_signing_key_of_its_own(jwt_key, message):
+    variables = {k: v for k, v in REAL.items() if k != "JWT_SIGNING_KEY"}
+    if jwt_key is not None:
+        variables["JWT_SIGNING_KEY"] = jwt_key
+
+    result = _boot("config.settings.production", "pass", **variables)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_tokens_are_signed_with_the_jwt_key_not_the_secret_key():
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(settings.SIMPLE_JWT['SIGNING_KEY'] == settings.SECRET_KEY, "
+        "settings.SIMPLE_JWT['SIGNING_KEY'] == settings.JWT_SIGNING_KEY)",
+        **REAL,
+    )
+
+    assert result.stdout.split() == ["False", "True"], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("behind_proxy", "expected"),
+    [(None, "None 0"), ("true", "('HTTP_X_FORWARDED_PROTO', 'https') 1")],
+)
+def test_forwarded_headers_are_believed_only_behind_a_proxy(behind_proxy, expected):
+    variables = dict(REAL)
+    if behind_proxy:
+        variables["DJANGO_BEHIND_PROXY"] = behind_proxy
+
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER, "
+        "settings.REST_FRAMEWORK['NUM_PROXIES'])",
+        **variables,
+    )
+
+    assert result.stdout.strip() == expected, result.stderr
+
+
+def test_hsts_is_one_year():
+    result = _boot(
+        "config.settings.production", "from django.conf import settings; print(settings.SECURE_HSTS_SECONDS)", **REAL
+    )
+
+    assert result.stdout.strip() == "31536000", result.stderr
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        "whsec_4eC39HqLyjWDarjtT1zdp7dc, ",
+        ",whsec_4eC39HqLyjWDarjtT1zdp7dc",
+        "whsec_short",
+        "not-a-secret-at-all-really",
+    ],
+)
+def test_a_blank_or_malformed_webhook_secret_stops_the_start(secrets):
+    result = _boot("config.settings.local", "pass", STRIPE_WEBHOOK_SECRET=secrets)
+
+    assert result.returncode != 0
+    assert "STRIPE_WEBHOOK_SECRET" in result.stderr
+
+
+def test_webhook_secrets_are_stripped():
+    result = _boot(
+        "config.settings.local",
+        "from django.conf import settings; print(settings.STRIPE_WEBHOOK_SECRETS)",
+        STRIPE_WEBHOOK_SECRET=" whsec_4eC39HqLyjWDarjtT1zdp7dc , whsec_nextSecretRolledOver00000 ",
+    )
+
+    assert result.stdout.strip() == "['whsec_4eC39HqLyjWDarjtT1zdp7dc', 'whsec_nextSecretRolledOver00000']"
+
+
+@pytest.mark.parametrize("entry", ["config.wsgi", "config.asgi"])
+def test_production_processes_refuse_to_start_on_a_deploy_error(entry):
+    unsafe = {**REAL, "STRIPE_API_BASE": "http://stripe-emulator:12111"}
+
+    refused = _boot("config.settings.production", f"import {entry}", **unsafe)
+    started = _boot("config.settings.production", f"import {entry}", **REAL)
+
+    assert refused.returncode != 0
+    assert "Refusing to start" in refused.stderr
+    assert "payments.E001" in refused.stderr
+    assert started.returncode == 0, started.stderr
+
+
+@pytest.mark.parametrize("process", ["worker", "beat"])
+def test_celery_refuses_to_start_on_a_deploy_error(process, tmp_path):
+    unsafe = {**REAL, "STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}
+    environment = {
+        **_clean_environment(),
+        **unsafe,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/12",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", process, "--schedule", str(tmp_path / "beat")]
+        if process == "beat"
+        else [sys.executable, "-m", "celery", "-A", "config", process, "--pool", "solo"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "payments.E003" in result.stderr
+
+
+def test_the_release_step_refuses_an_unsafe_deployment():
+    environment = _clean_environment()
+    unsafe = {**REAL, "STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "config.deploy"], cwd=ROOT, env={**environment, **unsafe}, capture_output=True, text=True
+    )
+    passed = subprocess.run(
+        [sys.executable, "-m", "config.deploy"], cwd=ROOT, env={**environment, **REAL}, capture_output=True, text=True
+    )
+
+    assert refused.returncode != 0
+    assert "payments.E003" in refused.stderr
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.strip() == "deployment checks passed"
 
 
 def test_stripe_sdk_follows_stripe_api_base_and_the_pinned_version():

@@ -12,7 +12,7 @@ class PaymentsConfig(AppConfig):
         import stripe
         from django.conf import settings
 
-        from apps.payments import order_webhooks, receivers  # noqa: F401 - register handlers and receivers
+        from apps.payments import checks, order_webhooks, receivers  # noqa: F401 - checks, handlers, receivers
         from apps.payments.stripe_client import install_for_module_level_calls
 
         # dj-stripe calls Stripe through the SDK's module-level settings: point them

@@ -31,6 +31,7 @@ class InvalidWebhook(Exception):
 
 def verify(payload: bytes, signature: str | None, secrets: list[str], tolerance: int) -> dict:
     """The event, if `signature` is Stripe's for `payload` under one of `secrets` and recent enough."""
+    secrets = [secret for secret in secrets if secret.strip()]  # a blank secret would accept a blank signature
     if not signature or not secrets:
         raise InvalidWebhook("no signature" if secrets else "no webhook secret configured")
     try:
@@ -154,14 +155,29 @@ def acknowledge(payload: bytes, signature: str | None) -> tuple[int, dict]:
     return 200, {"received": True, "duplicate": not new}
 
 
+def body_refusal(content_length: str | None) -> tuple[int, dict] | None:
+    """The answer to a delivery whose declared size alone disqualifies it, before a byte of it is read:
+    a body Stripe never sends would otherwise be held in memory whole before its signature is checked."""
+    declared = (content_length or "0").strip()
+    if not declared.isascii() or not declared.isdigit():
+        return 400, {"error": "Content-Length is not a number"}
+    if int(declared) > settings.STRIPE_WEBHOOK_MAX_BYTES:
+        return 413, {"error": f"body larger than {settings.STRIPE_WEBHOOK_MAX_BYTES} bytes"}
+    return None
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
+    refusal = body_refusal(request.META.get("CONTENT_LENGTH"))
+    if refusal is not None:
+        log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
+        return JsonResponse(refusal[1], status=refusal[0])
     status, body = acknowledge(request.body, request.headers.get("Stripe-Signature"))
     return JsonResponse(body, status=status)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 413: "Content Too Large"}
 
 
 def webhook_wsgi_app(environ, start_response):
@@ -171,6 +187,9 @@ def webhook_wsgi_app(environ, start_response):
     try:
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
+        elif (refusal := body_refusal(environ.get("CONTENT_LENGTH"))) is not None:
+            log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
+            status, body = refusal
         else:
             payload = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"))

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -20,6 +21,11 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 PORT = env.int("PORT", default=8000)
+# A reverse proxy (nginx, a load balancer) in front sets X-Forwarded-Proto and X-Forwarded-For. Only then are
+# those headers believed: without a proxy any client could write them.
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+# Production (settings/production.py) turns every `check --deploy` error into a refusal to start.
+REFUSE_UNSAFE_START = False
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -153,10 +159,16 @@ REST_FRAMEWORK = {
         # Per user asking for the email verification link again.
         "verification_mail": env.str("VERIFICATION_MAIL_THROTTLE_RATE", default="5/hour"),
     },
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+    # How many proxies append to X-Forwarded-For: rate limits count the client's own address, not the proxy's.
+    # (Empty counts as unset: docker-compose passes unset variables through as empty strings.)
+    "NUM_PROXIES": int(env.str("DJANGO_NUM_PROXIES", default="") or (1 if BEHIND_PROXY else 0)),
 }
 
+# Tokens are signed with their own key, so a leaked SECRET_KEY (sessions, password reset) does not mint API
+# tokens, and the JWT key can be rolled without logging out the admin. Production requires it.
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="")
 SIMPLE_JWT = {
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
@@ -183,13 +195,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),
     }
 else:
     # Redis re-delivers an unacked message after this long; task retry
@@ -222,8 +235,28 @@ STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="")
 # Empty means Stripe itself; the emulator and stripe-mock are given here.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# A test key (sk_test_, rk_test_) in production is refused by `check --deploy` unless this says it is meant.
+STRIPE_TEST_MODE_ALLOWED = env.bool("STRIPE_TEST_MODE_ALLOWED", default=False)
+
+
+def _webhook_secrets(raw: str) -> list[str]:
+    """`whsec_a, whsec_b` -> both; an empty entry (`"whsec_a, "`) or one not in Stripe's form stops the start,
+    because a blank secret would accept any event signed with a blank key."""
+    if not raw.strip():
+        return []
+    entries = [entry.strip() for entry in raw.split(",")]
+    for position, entry in enumerate(entries, start=1):
+        if not entry:
+            raise ImproperlyConfigured(f"STRIPE_WEBHOOK_SECRET: entry {position} is empty (a stray comma?).")
+        if not entry.startswith("whsec_") or len(entry) < len("whsec_") + 16 or any(c.isspace() for c in entry):
+            raise ImproperlyConfigured(
+                f"STRIPE_WEBHOOK_SECRET: entry {position} is not a Stripe signing secret (whsec_ and 16+ characters)."
+            )
+    return entries
+
+
 # Several secrets, comma-separated, while one is rolled over to the next; the first is current.
-STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+STRIPE_WEBHOOK_SECRETS = _webhook_secrets(env.str("STRIPE_WEBHOOK_SECRET", default=""))
 STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRETS[0] if STRIPE_WEBHOOK_SECRETS else ""
 # Pinned to the version the installed `stripe` SDK is generated for, so the
 # shapes dj-stripe stores never change under us when Stripe moves its default.
@@ -256,6 +289,8 @@ MIRROR_MAX_TASK_RETRIES = env.int("MIRROR_MAX_TASK_RETRIES", default=25)
 
 # --- Webhooks (Stripe -> local) ------------------------------------------------------------
 
+# Stripe's events are a few KiB; a larger body is answered 413 before it is read.
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=256 * 1024)
 # Stripe's own tolerance between the signature's timestamp and now.
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # Stripe is told 200 at once and will not send an event again, so a failing handler (or an event that

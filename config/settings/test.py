@@ -3,10 +3,12 @@
 import hashlib
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, SIMPLE_JWT, env
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-long-enough-for-hs256-signing"  # noqa: S105
+JWT_SIGNING_KEY = "test-only-jwt-signing-key-not-the-secret-key-either"
+SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres:///postgres")}

@@ -1,5 +1,6 @@
 """`POST /stripe/webhook/`: verified, stored once, answered at once; bad input is a plain 400."""
 
+import io
 import json
 import threading
 import time
@@ -159,10 +160,26 @@ def test_concurrent_deliveries_of_one_event_store_it_once(live_server, settings)
     assert djstripe_models.Event.objects.filter(id="evt_concurrent").count() == 1
 
 
-def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None):
-    """Call the deployed WSGI application (config.wsgi) the way gunicorn does."""
-    import io
+class _CountingInput:
+    """A request body that counts what the application reads of it (gunicorn's would be a socket)."""
 
+    def __init__(self, payload: bytes):
+        self._stream = io.BytesIO(payload)
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._stream.readline(size)
+        self.bytes_read += len(line)
+        return line
+
+
+def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None, **environ_overrides):
+    """Call the deployed WSGI application (config.wsgi) the way gunicorn does."""
     from config.wsgi import application
 
     environ = {
@@ -172,9 +189,10 @@ def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None):
         "SERVER_PORT": "80",
         "HTTP_HOST": "testserver",
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(payload),
+        "wsgi.input": _CountingInput(payload),
         "CONTENT_LENGTH": str(len(payload)),
         "CONTENT_TYPE": "application/json",
+        **environ_overrides,
     }
     if sig is not None:
         environ["HTTP_STRIPE_SIGNATURE"] = sig
@@ -218,3 +236,57 @@ class TestDeployedWsgiPath:
 
         assert status.startswith("200")
         assert json.loads(content)["status"] == "ok"
+
+    def test_a_body_above_the_limit_is_413_before_a_byte_is_read(self, settings):
+        settings.STRIPE_WEBHOOK_MAX_BYTES = 256 * 1024
+        stream = _CountingInput(b"x" * 1024)
+        declared = str(300 * 1024 * 1024)  # what a 300 MiB POST declares; the bytes would follow on the socket
+
+        status, _, content = _wsgi("POST", URL, **{"wsgi.input": stream, "CONTENT_LENGTH": declared})
+
+        assert status == "413 Content Too Large"
+        assert json.loads(content) == {"error": "body larger than 262144 bytes"}
+        assert stream.bytes_read == 0
+        assert not WebhookEvent.objects.exists()
+
+    @pytest.mark.parametrize("declared", ["abc", "-5", "1e6", "12 34", "\u0661\u0662"])
+    def test_a_content_length_that_is_not_a_number_is_400(self, declared):
+        stream = _CountingInput(b"{}")
+
+        status, _, content = _wsgi("POST", URL, **{"wsgi.input": stream, "CONTENT_LENGTH": declared})
+
+        assert status == "400 Bad Request"
+        assert json.loads(content) == {"error": "Content-Length is not a number"}
+        assert stream.bytes_read == 0
+
+    def test_a_genuine_event_at_the_limit_is_still_taken(self, settings):
+        payload = body(event("product.updated", PRODUCT, event_id="evt_at_limit"))
+        settings.STRIPE_WEBHOOK_MAX_BYTES = len(payload)
+
+        status, _, _ = _wsgi("POST", URL, payload, signature(payload))
+
+        assert status == "200 OK"
+        assert WebhookEvent.objects.filter(stripe_id="evt_at_limit").exists()
+
+
+@pytest.mark.django_db
+def test_the_django_view_refuses_a_large_body_too(client, settings):
+    settings.STRIPE_WEBHOOK_MAX_BYTES = 1024
+    payload = body(event("product.updated", {**PRODUCT, "description": "x" * 2048}))
+
+    response = post(client, payload, signature(payload))
+
+    assert response.status_code == 413
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_blank_secret_never_accepts_a_blank_signature(client, settings):
+    """`STRIPE_WEBHOOK_SECRET="whsec_x, "` once left a blank secret; settings now refuse it, and so does verify."""
+    settings.STRIPE_WEBHOOK_SECRETS = [SECRET, " ", ""]
+    payload = body(event("product.updated", PRODUCT))
+
+    for blank in (" ", ""):
+        response = post(client, payload, signature(payload, blank))
+        assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()

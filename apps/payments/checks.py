@@ -1,0 +1,58 @@
+"""`manage.py check --deploy` errors for a deployment that would take no real money or accept forged events.
+
+Production refuses to start on any of them (`config.deploy`); `STRIPE_TEST_MODE_ALLOWED=true` says on purpose
+that a deployment (a staging site) runs on a test key.
+"""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+STRIPE_API = "https://api.stripe.com"
+TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+KEY_PREFIXES = ("sk_live_", "rk_live_", *TEST_KEY_PREFIXES)
+MIN_WEBHOOK_SECRET_LENGTH = len("whsec_") + 16
+
+
+@register(Tags.security, deploy=True)
+def check_stripe_is_stripe(app_configs, **kwargs) -> list[Error]:
+    found = []
+    base = settings.STRIPE_API_BASE.rstrip("/")
+    if base and base != STRIPE_API:
+        found.append(
+            Error(
+                f"STRIPE_API_BASE is {base}: payments would go to an emulator or stub, not to Stripe.",
+                hint="Leave STRIPE_API_BASE unset in production.",
+                id="payments.E001",
+            )
+        )
+    key = settings.STRIPE_SECRET_KEY
+    if not key.startswith(KEY_PREFIXES):
+        found.append(
+            Error(
+                "STRIPE_SECRET_KEY is empty or not a Stripe secret or restricted key.",
+                hint="Set it to the sk_live_... (or rk_live_...) key of your Stripe account.",
+                id="payments.E002",
+            )
+        )
+    elif key.startswith(TEST_KEY_PREFIXES) and not settings.STRIPE_TEST_MODE_ALLOWED:
+        found.append(
+            Error(
+                "STRIPE_SECRET_KEY is a test-mode key: no payment would be real.",
+                hint="Use the live key, or set STRIPE_TEST_MODE_ALLOWED=true if this deployment is a test site.",
+                id="payments.E003",
+            )
+        )
+    secrets = settings.STRIPE_WEBHOOK_SECRETS
+    if not secrets or any(
+        not secret.startswith("whsec_") or len(secret) < MIN_WEBHOOK_SECRET_LENGTH or secret != secret.strip()
+        for secret in secrets
+    ):
+        found.append(
+            Error(
+                "STRIPE_WEBHOOK_SECRET is empty or not a Stripe signing secret: no genuine event would be accepted, "
+                "or a forged one would.",
+                hint="Copy the endpoint's signing secret (whsec_...) from the Stripe dashboard.",
+                id="payments.E004",
+            )
+        )
+    return found
