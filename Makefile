@@ -10,7 +10,7 @@ EMULATOR_SECRET_KEY := sk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services clean help bench-emulator bench-mirror bench-webhooks
+.PHONY: run test lint migrate services clean help bench-emulator bench-mirror bench-webhooks fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
 	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
 	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
+	@echo "make fuzz   - the API fuzzed from its OpenAPI schema, long run (FUZZ_EXAMPLES=200), JSON summary"
+	@echo "make audit  - known vulnerabilities in the pinned requirements (pip-audit)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +87,24 @@ bench-mirror: $(VENV)/.dev services
 
 bench-webhooks: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/webhooks.py
+
+# The same fuzz test `make test` runs with a small budget, here with a long one; the summary is JSON.
+FUZZ_EXAMPLES ?= 200
+FUZZ_SEED ?= 20261123
+fuzz: $(VENV)/.dev services
+	@mkdir -p var && rm -f var/fuzz-summary.jsonl
+	@DJANGO_SETTINGS_MODULE=config.settings.test FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
+		FUZZ_SUMMARY=var/fuzz-summary.jsonl $(BIN)/pytest -q -p no:warnings tests/test_api_fuzz.py >var/fuzz.log 2>&1; \
+		status=$$?; $(BIN)/python -m tests.fuzzing var/fuzz-summary.jsonl; \
+		[ $$status -eq 0 ] || { echo "failures: see var/fuzz.log" >&2; exit $$status; }
+
+# Every pin is exact, so the files are audited as they are, without resolving anything. --strict: a package
+# the vulnerability service cannot answer for fails the audit instead of passing unaudited.
+# AUDIT_SERVICE=osv asks osv.dev instead of PyPI's JSON API.
+AUDIT_SERVICE ?= pypi
+audit: $(VENV)/.dev
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off --vulnerability-service $(AUDIT_SERVICE) \
+		-r requirements.txt -r requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var

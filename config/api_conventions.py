@@ -1,7 +1,10 @@
 """What every endpoint of the API shares: the error shape, pagination, stable ordering and routes."""
 
+import django_filters
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, filters, pagination, routers
+from rest_framework import exceptions, filters, pagination, permissions, routers, throttling
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -15,14 +18,33 @@ def exception_handler(exc, context):
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """`?page=2&page_size=50`; answers `count`, `next`, `previous`, `results`."""
+    """`?page=2&page_size=50`; answers `count`, `next`, `previous`, `results`. A page size that is not a
+    number from 1 to 100 is a 400 (DRF would quietly use the default instead)."""
 
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_page_size(self, request):
+        given = request.query_params.getlist(self.page_size_query_param)
+        if not given:
+            return self.page_size
+        if len(given) > 1 or not given[0].isdigit() or not 1 <= int(given[0]) <= self.max_page_size:
+            raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
+        return int(given[0])
+
 
 class StableOrderingFilter(filters.OrderingFilter):
-    """`?ordering=name`: ties are broken by id, so a row never shows on two pages or none."""
+    """`?ordering=name`: ties are broken by id, so a row never shows on two pages or none. A field that
+    cannot be ordered by is a 400 naming the ones that can (DRF would quietly ignore it)."""
+
+    def remove_invalid_fields(self, queryset, fields, view, request):
+        valid = super().remove_invalid_fields(queryset, fields, view, request)
+        if len(valid) != len(fields):
+            allowed = sorted(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
+            raise exceptions.ValidationError(
+                {self.ordering_param: [f"Order by one of: {', '.join(allowed)} (a leading - reverses)."]}
+            )
+        return valid
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
@@ -37,3 +59,75 @@ class OptionalSlashRouter(routers.SimpleRouter):
     def __init__(self) -> None:
         super().__init__()
         self.trailing_slash = "/?"
+
+
+def staff_with(*perms: str) -> type[permissions.BasePermission]:
+    """A permission class: an active staff member holding every one of `perms` (Django's model permissions,
+    as the admin grants them). Being staff alone opens nothing."""
+
+    class StaffWith(permissions.BasePermission):
+        message = f"This needs the permission{'s' if len(perms) > 1 else ''} {', '.join(perms)}."
+
+        def has_permission(self, request, view) -> bool:
+            user = request.user
+            return bool(user and user.is_authenticated and user.is_staff and user.has_perms(perms))
+
+    StaffWith.__name__ = StaffWith.__qualname__ = f"StaffWith({', '.join(perms)})"
+    return StaffWith
+
+
+def is_staff_with(request, *perms: str) -> bool:
+    user = request.user
+    return bool(user and user.is_authenticated and user.is_staff and user.has_perms(perms))
+
+
+class ConfiguredRateThrottle(throttling.SimpleRateThrottle):
+    """A throttle whose rate is read from `DEFAULT_THROTTLE_RATES` when asked, not once at import."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """`true`/`false` (or `1`/`0`); anything else is a 400, where django-filter would drop the filter."""
+
+    widget = forms.TextInput  # the select widget would turn an unknown value into "no filter" before this sees it
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise forms.ValidationError("Enter true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+def api_not_found(request, exception=None):
+    """The 404 of a URL nothing routes: JSON under /api/ (clients parse it), Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def api_server_error(request):
+    """A 500 under /api/ is JSON too, with the request id the logs carry."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    from config.request_id import current_request_id
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error.", "request_id": current_request_id()}, status=500)
+    return defaults.server_error(request)

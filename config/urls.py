@@ -18,3 +18,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include(api_v1)),
 ]
+
+handler404 = "config.api_conventions.api_not_found"
+handler500 = "config.api_conventions.api_server_error"

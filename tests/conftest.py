@@ -1,3 +1,7 @@
+import io
+import logging
+from contextlib import contextmanager
+
 import psycopg
 import pytest
 import stripe
@@ -6,8 +10,9 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config.request_id import RequestIdLogFilter
 from tests.emulator_process import EmulatorProcess
-from tests.users.factories import UserFactory
+from tests.users.factories import UserFactory, operator
 from tests.webhook_receiver import WebhookReceiver
 
 STALE_DB_PREFIX = "test_commerce_"
@@ -76,7 +81,7 @@ def user(db):
 
 @pytest.fixture
 def staff_user(db):
-    return UserFactory(is_staff=True)
+    return operator()
 
 
 @pytest.fixture
@@ -116,3 +121,18 @@ def webhook_receiver():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@contextmanager
+def project_log():
+    """Log lines as the project's console handler writes them (with their request id), kept in a buffer."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["keyvalue"]["format"]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)

@@ -257,3 +257,17 @@ def test_stripe_sdk_follows_stripe_api_base_and_the_pinned_version():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["http://127.0.0.1:12111", "2026-08-26.dahlia", "2026-08-26.dahlia"]
+
+
+def test_the_dev_admin_of_make_run_never_runs_in_production():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "dev_admin"],
+        cwd=ROOT,
+        env={**_clean_environment(), **REAL, "DJANGO_SETTINGS_MODULE": "config.settings.production"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "dev_admin only runs with DEBUG=True" in result.stderr

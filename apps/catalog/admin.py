@@ -90,7 +90,7 @@ class ProductAdmin(admin.ModelAdmin):
             else:
                 formset.changed_objects.append((price, inline_form.changed_data))
 
-    @admin.action(description="Archive selected products")
+    @admin.action(description="Archive selected products", permissions=["change"])
     def archive_selected(self, request, queryset) -> None:
         for product in queryset:
             services.product_archive(product=product)
@@ -118,7 +118,7 @@ class PriceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         _adopt(obj, _save_price(price=obj, form=form))
 
-    @admin.action(description="Archive selected prices")
+    @admin.action(description="Archive selected prices", permissions=["change"])
     def archive_selected(self, request, queryset) -> None:
         for price in queryset:
             services.price_archive(price=price)

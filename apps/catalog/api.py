@@ -12,17 +12,27 @@ from apps.catalog.serializers import (
     ProductInputSerializer,
     ProductOutputSerializer,
 )
+from config.api_conventions import is_staff_with
 
 
-class IsStaffOrReadOnly(permissions.BasePermission):
+class CatalogPermission(permissions.DjangoModelPermissions):
+    """Anyone reads; staff write with the model's permission: add to create, change to edit or archive
+    (`DELETE` archives, so it is a change, as the admin's "Archive" action is)."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "DELETE": ["%(app_label)s.change_%(model_name)s"],
+    }
+    allows_anonymous_reads = True
+
     def has_permission(self, request, view) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        return bool(request.user and request.user.is_staff and super().has_permission(request, view))
 
 
-def _is_staff(request) -> bool:
-    return bool(request.user and request.user.is_staff)
+def _sees_archived(request, model: str) -> bool:
+    return is_staff_with(request, f"catalog.view_{model}")
 
 
 class CatalogViewSet(
@@ -35,7 +45,7 @@ class CatalogViewSet(
 ):
     """Reads through selectors, writes through services; `DELETE` archives."""
 
-    permission_classes = (IsStaffOrReadOnly,)
+    permission_classes = (CatalogPermission,)
     input_serializer_class: type
     output_serializer_class: type
 
@@ -91,7 +101,7 @@ class ProductViewSet(CatalogViewSet):
     ordering_fields = ("name", "created_at", "updated_at")
 
     def get_queryset(self):
-        return selectors.product_list(include_archived=_is_staff(self.request))
+        return selectors.product_list(include_archived=_sees_archived(self.request, "product"))
 
     def service_save(self, *, instance, data):
         if instance is None:
@@ -114,7 +124,7 @@ class PriceViewSet(CatalogViewSet):
     ordering_fields = ("unit_amount", "currency", "created_at", "updated_at")
 
     def get_queryset(self):
-        return selectors.price_list(include_archived=_is_staff(self.request))
+        return selectors.price_list(include_archived=_sees_archived(self.request, "price"))
 
     def service_save(self, *, instance, data):
         if instance is None:

@@ -1,10 +1,11 @@
 import django_filters
 
 from apps.catalog.models import Price, Product, RecurringInterval
+from config.api_conventions import StrictBooleanFilter
 
 
 class ProductFilter(django_filters.FilterSet):
-    active = django_filters.BooleanFilter(help_text="Staff only: `false` lists archived products.")
+    active = StrictBooleanFilter(help_text="Staff only: `false` lists archived products.")
 
     class Meta:
         model = Product
@@ -13,10 +14,10 @@ class ProductFilter(django_filters.FilterSet):
 
 class PriceFilter(django_filters.FilterSet):
     product = django_filters.NumberFilter(field_name="product_id")
-    active = django_filters.BooleanFilter(help_text="Staff only: `false` lists archived prices.")
+    active = StrictBooleanFilter(help_text="Staff only: `false` lists archived prices.")
     currency = django_filters.CharFilter(lookup_expr="iexact")
     recurring_interval = django_filters.ChoiceFilter(choices=RecurringInterval.choices)
-    recurring = django_filters.BooleanFilter(
+    recurring = StrictBooleanFilter(
         field_name="recurring_interval", lookup_expr="isnull", exclude=True, help_text="`false` lists one-off prices."
     )
 

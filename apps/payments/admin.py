@@ -1,7 +1,11 @@
+from functools import wraps
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from djstripe import models as djstripe_models
+from djstripe.admin.actions import CustomActionMixin
 
 from apps.payments import mirror, orders, webhook_handlers
 from apps.payments.models import (
@@ -46,7 +50,7 @@ class MirrorRecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Mirror again")
+    @admin.action(description="Mirror again", permissions=["change"])
     def mirror_again(self, request, queryset) -> None:
         records = list(queryset)
         for record in records:
@@ -98,7 +102,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Process again")
+    @admin.action(description="Process again", permissions=["change"])
     def process_again(self, request, queryset) -> None:
         events = list(queryset)
         for webhook_event in events:
@@ -227,15 +231,19 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Refund in full")
+    def has_refund_permission(self, request) -> bool:
+        # Canceling a paid order refunds it too: the service asks for the same permission then.
+        return request.user.has_perm("payments.refund_order")
+
+    @admin.action(description="Refund in full", permissions=["refund"])
     def refund_in_full(self, request, queryset) -> None:
         self._each(request, queryset, lambda order: orders.order_refund(order=order, amount=None, by=request.user))
 
-    @admin.action(description="Cancel (refunds paid orders)")
+    @admin.action(description="Cancel (refunds paid orders)", permissions=["change"])
     def cancel(self, request, queryset) -> None:
         self._each(request, queryset, lambda order: orders.order_cancel(order=order, by=request.user))
 
-    @admin.action(description="Accept what Stripe took as paid (orders in review)")
+    @admin.action(description="Accept what Stripe took as paid (orders in review)", permissions=["change"])
     def accept_payment(self, request, queryset) -> None:
         self._each(request, queryset, lambda order: orders.order_accept_payment(order=order, by=request.user))
 
@@ -249,3 +257,46 @@ class OrderAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Order {order.pk}: {error}", messages.WARNING)
         if done:
             self.message_user(request, f"Done for {done} order(s).", messages.SUCCESS)
+
+
+# --- dj-stripe's own admin -----------------------------------------------------------------------------------
+
+DJSTRIPE_STRIPE_ACTIONS = ("_resync_instances", "_sync_all_instances", "_cancel")
+
+
+def _superusers_only(view):
+    @wraps(view)
+    def gated(request, *args, **kwargs):
+        if not request.user.is_superuser:
+            raise PermissionDenied("dj-stripe's Stripe actions are for superusers.")
+        return view(request, *args, **kwargs)
+
+    return gated
+
+
+def _gate_djstripe_actions(model_admin: admin.ModelAdmin) -> None:
+    """dj-stripe's actions (re-sync, sync everything, cancel a subscription) call Stripe through a confirm
+    view that checks no permission at all: any staff member could cancel a customer's subscription. They
+    stay for superusers; everyone else neither sees them nor reaches the view."""
+    all_actions, all_urls = model_admin.get_actions, model_admin.get_urls
+
+    def get_actions(request):
+        found = all_actions(request)
+        if not request.user.is_superuser:
+            for name in DJSTRIPE_STRIPE_ACTIONS:
+                found.pop(name, None)
+        return found
+
+    def get_urls():
+        patterns = all_urls()
+        for pattern in patterns:
+            if getattr(pattern, "name", None) == "djstripe_custom_action":
+                pattern.callback = _superusers_only(pattern.callback)
+        return patterns
+
+    model_admin.get_actions, model_admin.get_urls = get_actions, get_urls
+
+
+for _model_admin in admin.site._registry.values():
+    if isinstance(_model_admin, CustomActionMixin):
+        _gate_djstripe_actions(_model_admin)

@@ -1,9 +1,11 @@
 """`/api/v1/payments/mirror/`: staff see how far each object got to Stripe, and send failed ones again."""
 
+import logging
+
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +29,11 @@ from apps.payments.serializers import (
     StatsOutputSerializer,
 )
 from apps.payments.stripe_client import StripeKeySpent, StripeRefused, StripeUnavailable
+from apps.payments.throttles import StripeCallsThrottle, SyncStripeCallsThrottle
+from config.api_conventions import is_staff_with, staff_with
+from config.request_id import current_request_id
+
+log = logging.getLogger("apps.payments.api")
 
 
 class MirrorRecordFilter(django_filters.FilterSet):
@@ -40,7 +47,7 @@ class MirrorRecordFilter(django_filters.FilterSet):
 
 @extend_schema(tags=["payments"])
 class MirrorRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    permission_classes = (permissions.IsAdminUser,)
+    permission_classes = (staff_with("payments.view_mirrorrecord"),)
     serializer_class = MirrorRecordSerializer
     filterset_class = MirrorRecordFilter
     search_fields = ("stripe_id", "=object_id")
@@ -50,7 +57,12 @@ class MirrorRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return selectors.mirror_record_list()
 
     @extend_schema(request=None, responses={202: MirrorRecordSerializer})
-    @action(detail=True, methods=["post"])
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[staff_with("payments.view_mirrorrecord", "payments.change_mirrorrecord")],
+        throttle_classes=[StripeCallsThrottle],
+    )
     def retry(self, request, pk=None):
         """Mirror again (a new version, so Stripe does not replay a failure it remembers)."""
         record = self.get_object()
@@ -67,6 +79,8 @@ def _cart(lines: list[dict]) -> list[orders.CartLine]:
 
 
 # What each failure to move money means for the client: one table instead of a try/except in every view.
+# A fixed text says what happened; the error itself (Stripe's words, the mirror's) goes to the log under the
+# request id the answer carries. Where the text is empty, the error is one of ours, written for the client.
 MONEY_ERRORS: dict[type[Exception], tuple[int, str]] = {
     StripeUnavailable: (503, "The payment provider cannot be reached; nothing was charged. Try again shortly."),
     checkout.CheckoutUnavailable: (503, "The payment provider cannot be reached; nothing was charged."),
@@ -81,11 +95,15 @@ MONEY_ERRORS: dict[type[Exception], tuple[int, str]] = {
 class MoneyApiView:
     """Views that move money answer every refusal with its status and a clear `detail`, never a 500."""
 
+    answers_money_errors = True  # the schema declares the 409/502/503 below
+
     def handle_exception(self, exc):
-        for error_class, (code, preface) in MONEY_ERRORS.items():
+        for error_class, (code, text) in MONEY_ERRORS.items():
             if isinstance(exc, error_class):
-                detail = f"{preface} ({exc})" if preface else str(exc)
-                return Response({"detail": detail}, status=code)
+                if not text:
+                    return Response({"detail": str(exc)}, status=code)
+                log.warning("money request refused status=%s error=%s: %s", code, type(exc).__name__, exc)
+                return Response({"detail": text, "request_id": current_request_id()}, status=code)
         return super().handle_exception(exc)
 
 
@@ -112,6 +130,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 @extend_schema(tags=["checkout"])
 class CheckoutSessionApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
+    throttle_classes = (StripeCallsThrottle,)
 
     @extend_schema(
         request=CheckoutInputSerializer, responses={201: CheckoutOutputSerializer}, parameters=[IDEMPOTENCY_KEY]
@@ -139,6 +158,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
 @extend_schema(tags=["checkout"])
 class PaymentLinkApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
+    throttle_classes = (StripeCallsThrottle,)
 
     @extend_schema(request=CartSerializer, responses={201: PaymentLinkOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
@@ -189,18 +209,23 @@ class OrderFilter(django_filters.FilterSet):
 
 @extend_schema(tags=["orders"])
 class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Users see their own orders, staff all of them; anyone else's order is a 404."""
+    """Users see their own orders, staff with `payments.view_order` all of them; anyone else's order is a 404."""
 
     permission_classes = (permissions.IsAuthenticated,)
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
     ordering_fields = ("created_at", "amount_total")
 
+    def get_throttles(self):
+        if self.action == "retrieve":  # only `?sync=1` asks Stripe
+            return [SyncStripeCallsThrottle()]
+        return super().get_throttles()
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
             return Order.objects.none()
         found = Order.objects.prefetch_related("lines")
-        return found if self.request.user.is_staff else found.filter(user=self.request.user)
+        return found if is_staff_with(self.request, "payments.view_order") else found.filter(user=self.request.user)
 
     @extend_schema(parameters=[OpenApiParameter("sync", bool, description="Ask Stripe first (for the success page).")])
     def retrieve(self, request, *args, **kwargs):
@@ -210,18 +235,26 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=None, responses=OrderSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[StripeCallsThrottle])
     def cancel(self, request, pk=None):
         """A pending order is canceled (its checkout expired in Stripe); a paid one is refunded in full,
-        by its owner within ORDER_SELF_REFUND_DAYS of paying, by staff at any time."""
-        order = orders.order_cancel(order=self.get_object(), by=request.user)
+        by its owner within ORDER_SELF_REFUND_DAYS of paying, by staff with `payments.refund_order` at any time."""
+        order = self.get_object()
+        if order.user_id != request.user.pk and not is_staff_with(request, "payments.change_order"):
+            raise exceptions.PermissionDenied("Canceling another's order needs the permission payments.change_order.")
+        order = orders.order_cancel(order=order, by=request.user)
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=RefundInputSerializer, responses={201: RefundOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[staff_with("payments.view_order", "payments.refund_order")],
+        throttle_classes=[StripeCallsThrottle],
+    )
     def refunds(self, request, pk=None):
-        """Refund all or part of a paid order (staff); never more than what remains. An Idempotency-Key
-        is bound to its user and amount: reused with another amount it is a 409."""
+        """Refund all or part of a paid order (staff with `payments.refund_order`); never more than what
+        remains. An Idempotency-Key is bound to its user and amount: reused with another amount it is a 409."""
         serializer = RefundInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order = self.get_object()
@@ -243,7 +276,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     ],
 )
 class PaymentStatsApi(APIView):
-    permission_classes = (permissions.IsAdminUser,)
+    permission_classes = (staff_with("payments.view_order"),)
 
     @extend_schema(responses=StatsOutputSerializer)
     def get(self, request):

@@ -40,6 +40,8 @@ class PriceNotInStripe(Exception):
 
 def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.stripe_id)) -> MirrorRecord | None:
     """The object's mirror row once Stripe holds it as wanted, mirroring it now if need be; None if it cannot."""
+    if not settings.STRIPE_MIRROR_ENABLED:
+        raise CheckoutUnavailable("Stripe is not configured here (no STRIPE_SECRET_KEY, or STRIPE_MIRROR_ENABLED off).")
     record = MirrorRecord.objects.filter(kind=kind, object_id=object_id).first()
     if record is not None and is_current(record):
         return record

@@ -179,6 +179,8 @@ class Order(models.Model):
             )
         ]
         indexes = [models.Index(fields=["user", "cart_fingerprint", "created_at"], name="payments_order_cart_idx")]
+        # Moving money back is its own decision: staff who may view or change orders may not refund them.
+        permissions = [("refund_order", "Can refund order")]
 
     def __str__(self) -> str:
         return f"Order {self.pk} ({self.status})"

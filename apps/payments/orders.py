@@ -301,10 +301,12 @@ def _stripe_call(operation, *, idempotency_key: str | None = None):
 
 
 def order_self_refund_check(*, order: Order, by) -> None:
-    """Staff refund at any time; an owner cancels a paid order (a full refund) only for
-    `ORDER_SELF_REFUND_DAYS` after paying."""
-    if by.is_staff:
+    """Staff with the `refund_order` permission refund at any time; the owner cancels a paid order (a full
+    refund) only for `ORDER_SELF_REFUND_DAYS` after paying; nobody else refunds another's order."""
+    if by.is_staff and by.has_perm("payments.refund_order"):
         return
+    if order.user_id != by.pk:
+        raise OrderActionRefused("Refunding this order needs the 'Can refund order' permission.")
     days = settings.ORDER_SELF_REFUND_DAYS
     if days <= 0:
         raise OrderActionRefused("A paid order is refunded by the shop: please contact us.")
@@ -318,7 +320,7 @@ def order_self_refund_check(*, order: Order, by) -> None:
 
 def order_cancel(*, order: Order, by) -> Order:
     """Cancel a pending order (its Checkout Session is expired in Stripe) or refund a paid one in full
-    (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff at any time)."""
+    (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff with `refund_order` at any time)."""
     import stripe
 
     from apps.payments.order_webhooks import apply_session

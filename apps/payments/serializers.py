@@ -1,3 +1,7 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http.request import validate_host
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNIT_AMOUNT, Price
@@ -35,13 +39,20 @@ MAX_QUANTITY = 999
 MAX_PAYMENT_AMOUNT = MAX_UNIT_AMOUNT
 
 
-class HttpUrlField(serializers.URLField):
-    """Where Stripe sends the customer back: http or https only."""
+class RedirectUrlField(serializers.URLField):
+    """Where Stripe sends the customer back: only to the shop's own hosts (`CHECKOUT_REDIRECT_HOSTS`), so our
+    checkout is never an open redirect to someone else's page; https unless DEBUG."""
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("Enter an http or https URL.")
+        parts = urlsplit(value)
+        schemes = ("http", "https") if settings.DEBUG else ("https",)
+        if parts.scheme.lower() not in schemes:
+            raise serializers.ValidationError(f"Enter an {' or '.join(schemes)} URL.")
+        if not parts.hostname or not validate_host(parts.hostname, settings.CHECKOUT_REDIRECT_HOSTS):
+            raise serializers.ValidationError(
+                f"Customers can only be sent back to {', '.join(settings.CHECKOUT_REDIRECT_HOSTS)}."
+            )
         return value
 
 
@@ -76,8 +87,8 @@ class CartSerializer(serializers.Serializer):
 
 
 class CheckoutInputSerializer(CartSerializer):
-    success_url = HttpUrlField(max_length=2048)
-    cancel_url = HttpUrlField(max_length=2048)
+    success_url = RedirectUrlField(max_length=2048)
+    cancel_url = RedirectUrlField(max_length=2048)
 
 
 class CheckoutOutputSerializer(serializers.Serializer):

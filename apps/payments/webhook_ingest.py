@@ -21,6 +21,7 @@ from djstripe import models as djstripe_models
 
 from apps.payments.models import WebhookEvent, WebhookEventState
 from apps.payments.webhook_drain import schedule_drain
+from config import request_id as request_ids
 
 log = logging.getLogger("apps.payments.webhooks")
 
@@ -184,6 +185,7 @@ def webhook_wsgi_app(environ, start_response):
     """The same endpoint as a bare WSGI application, which `config.wsgi` serves without Django's
     middleware and routing: a webhook needs no session, CSRF or auth, and every delivery is on the hot path."""
     close_old_connections()  # what Django does around each request, for persistent connections
+    request_id = request_ids.begin(environ.get("HTTP_X_REQUEST_ID"))
     try:
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
@@ -196,7 +198,11 @@ def webhook_wsgi_app(environ, start_response):
     finally:
         close_old_connections()
     content = json.dumps(body).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(content)))]
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(content))),
+        (request_ids.HEADER, request_id),
+    ]
     if status == 405:
         headers.append(("Allow", "POST"))
     start_response(f"{status} {_REASONS[status]}", headers)

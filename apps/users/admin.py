@@ -1,10 +1,15 @@
+import math
+from functools import wraps
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
+from django.http import HttpResponse
 
 from apps.users.models import User, normalize_email
 from apps.users.services import user_create, user_delete, user_update
+from apps.users.throttles import login_refused_for
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -76,3 +81,26 @@ class UserAdmin(DjangoUserAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for user in queryset:
             user_delete(user=user)
+
+
+def _throttled(login_view):
+    """The admin's login under the API login's limits (per address, per account and address, per account):
+    Django's own login form has none, and an operator's password is worth more than a customer's."""
+
+    @wraps(login_view)
+    def login(request, extra_context=None):
+        if request.method == "POST":
+            wait = login_refused_for(request)
+            if wait is not None:
+                return HttpResponse(
+                    f"Too many login attempts. Try again in {wait:.0f} seconds.",
+                    status=429,
+                    headers={"Retry-After": str(math.ceil(wait))},
+                    content_type="text/plain",
+                )
+        return login_view(request, extra_context)
+
+    return login
+
+
+admin.site.login = _throttled(admin.site.login)

@@ -21,13 +21,19 @@ from apps.users.services import (
     user_update,
     user_verify_email,
 )
-from apps.users.throttles import AuthRateThrottle, LoginEmailRateThrottle, VerificationMailThrottle
+from apps.users.throttles import (
+    LOGIN_THROTTLES,
+    AuthRateThrottle,
+    RefreshRateThrottle,
+    RegisterRateThrottle,
+    VerificationMailThrottle,
+)
 
 
 class RegisterApi(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
-    throttle_classes = (AuthRateThrottle,)
+    throttle_classes = (RegisterRateThrottle,)
 
     @extend_schema(request=RegisterInputSerializer, responses={201: UserOutputSerializer}, tags=["auth"])
     def post(self, request):
@@ -39,12 +45,12 @@ class RegisterApi(APIView):
 
 @extend_schema(tags=["auth"])
 class TokenObtainApi(TokenObtainPairView):
-    throttle_classes = (AuthRateThrottle, LoginEmailRateThrottle)
+    throttle_classes = LOGIN_THROTTLES
 
 
 @extend_schema(tags=["auth"])
 class TokenRefreshApi(TokenRefreshView):
-    throttle_classes = (AuthRateThrottle,)
+    throttle_classes = (RefreshRateThrottle,)
 
 
 class LogoutApi(TokenBlacklistView):
@@ -88,7 +94,9 @@ class VerifyEmailResendApi(APIView):
     permission_classes = (IsAuthenticated,)
     throttle_classes = (VerificationMailThrottle,)
 
-    @extend_schema(request=None, responses={202: VerifyEmailOutputSerializer}, tags=["auth"])
+    @extend_schema(
+        request=None, responses={200: VerifyEmailOutputSerializer, 202: VerifyEmailOutputSerializer}, tags=["auth"]
+    )
     def post(self, request):
         """Mail the verification link again (nothing is sent when the address is verified already)."""
         sent = user_request_email_verification(user=request.user)

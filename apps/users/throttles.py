@@ -1,39 +1,97 @@
-"""Rate limits on the auth endpoints, counted in the shared cache so every web process sees the same count."""
+"""Rate limits on the auth endpoints and the admin login, counted in the shared cache so every web process
+sees the same count.
+
+Each endpoint has its own budget per client address (behind a proxy the address is the client's, through
+`DJANGO_NUM_PROXIES`), so one client exhausting logins blocks neither everyone else nor its own refreshes.
+Guessing one account's password is slowed per account and address (one client) and per account (many
+clients); the per-account limit is counted over a minute, so no one can lock a user out for longer than a
+minute after they stop.
+"""
 
 import hashlib
 
-from rest_framework.throttling import SimpleRateThrottle
-
 from apps.users.models import normalize_email
+from config.api_conventions import ConfiguredRateThrottle
 
 
-class AuthRateThrottle(SimpleRateThrottle):
-    """Per client address, across register, token, refresh and logout."""
-
-    scope = "auth"
-
+class PerAddressThrottle(ConfiguredRateThrottle):
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class LoginEmailRateThrottle(SimpleRateThrottle):
-    """Per email address tried, so guessing one account's password from many addresses is slow too."""
+class AuthRateThrottle(PerAddressThrottle):
+    """Per client address: logout and the email verification link."""
+
+    scope = "auth"
+
+
+class LoginRateThrottle(PerAddressThrottle):
+    """Per client address, every login attempt whatever the account (password spraying)."""
+
+    scope = "login"
+
+
+class RegisterRateThrottle(PerAddressThrottle):
+    scope = "register"
+
+
+class RefreshRateThrottle(PerAddressThrottle):
+    scope = "refresh"
+
+
+def login_email(request) -> str | None:
+    """The account a login names: `email` in the API's body, `username` in the admin's form."""
+    data = getattr(request, "data", None)
+    if data is None:  # a plain Django request (the admin login)
+        data = request.POST
+    email = (data.get("email") or data.get("username")) if hasattr(data, "get") else None
+    if not isinstance(email, str) or not email.strip():
+        return None
+    # Hashed so the cache never holds the addresses people tried.
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
+
+
+class LoginEmailAddressRateThrottle(ConfiguredRateThrottle):
+    """Per account and client address: one client guessing one account's password."""
+
+    scope = "login_email_address"
+
+    def get_cache_key(self, request, view):
+        email = login_email(request)
+        if email is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": f"{email}:{self.get_ident(request)}"}
+
+
+class LoginEmailRateThrottle(ConfiguredRateThrottle):
+    """Per account, whoever tries it: many clients guessing one account's password together."""
 
     scope = "login_email"
 
     def get_cache_key(self, request, view):
-        email = request.data.get("email") if hasattr(request.data, "get") else None
-        if not isinstance(email, str) or not email.strip():
+        email = login_email(request)
+        if email is None:
             return None
-        # Hashed so the cache never holds the addresses people tried.
-        ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        return self.cache_format % {"scope": self.scope, "ident": email}
 
 
-class VerificationMailThrottle(SimpleRateThrottle):
+LOGIN_THROTTLES = (LoginRateThrottle, LoginEmailAddressRateThrottle, LoginEmailRateThrottle)
+
+
+class VerificationMailThrottle(ConfiguredRateThrottle):
     """Per signed-in user: asking for the verification link again cannot flood their inbox."""
 
     scope = "verification_mail"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+def login_refused_for(request) -> int | None:
+    """Seconds to wait when a login attempt (API or admin) is over one of its limits, else None."""
+    waits = []
+    for throttle_class in LOGIN_THROTTLES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait() or 1)
+    return max(waits) if waits else None

@@ -5,6 +5,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -142,6 +144,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON only: no form or multipart parsing of bodies nobody should send (415 otherwise).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "config.api_conventions.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
@@ -149,13 +154,19 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "config.api_conventions.StableOrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiSchema",
     "EXCEPTION_HANDLER": "config.api_conventions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        # Per client address, for every auth endpoint together.
+        # Per client address, each endpoint its own budget (apps/users/throttles.py says why).
+        "login": env.str("LOGIN_THROTTLE_RATE", default="30/minute"),
+        "register": env.str("REGISTER_THROTTLE_RATE", default="20/hour"),
+        "refresh": env.str("REFRESH_THROTTLE_RATE", default="60/minute"),
         "auth": env.str("AUTH_THROTTLE_RATE", default="30/minute"),
-        # Per email address tried at the token endpoint, whoever tries it.
-        "login_email": env.str("LOGIN_EMAIL_THROTTLE_RATE", default="10/minute"),
+        # Per account tried and client address, and per account whoever tries it.
+        "login_email_address": env.str("LOGIN_EMAIL_ADDRESS_THROTTLE_RATE", default="5/minute"),
+        "login_email": env.str("LOGIN_EMAIL_THROTTLE_RATE", default="20/minute"),
+        # Per user, on every endpoint that spends the shared Stripe budget (checkout, links, cancel, refund, sync).
+        "stripe_calls": env.str("STRIPE_CALLS_THROTTLE_RATE", default="30/minute"),
         # Per user asking for the email verification link again.
         "verification_mail": env.str("VERIFICATION_MAIL_THROTTLE_RATE", default="5/hour"),
     },
@@ -175,7 +186,13 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Every token carries a hash of the password it was issued under: a changed password ends them all.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_OBTAIN_SERIALIZER": "apps.users.serializers.TokenObtainInputSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "apps.users.serializers.TokenRefreshInputSerializer",
 }
+# Refreshing rotates the refresh token, but a session ends this long after its login whatever it refreshes.
+JWT_SESSION_MAX_DAYS = env.int("JWT_SESSION_MAX_DAYS", default=30)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Commerce API",
@@ -334,6 +351,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@example.c
 # How messages name the shop and where their links point.
 SITE_NAME = env.str("SITE_NAME", default="Shop")
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# Where checkout may send a customer back to (success_url, cancel_url): these hosts only (a leading dot admits
+# subdomains, as in ALLOWED_HOSTS), over https unless DEBUG; by default the site's own host.
+CHECKOUT_REDIRECT_HOSTS = env.list("CHECKOUT_REDIRECT_HOSTS", default=[]) or [urlsplit(SITE_URL).hostname or ""]
 # Where the link in the welcome mail leads; `{token}` is replaced (point it at your front end if you have one).
 EMAIL_VERIFICATION_URL = env.str(
     "EMAIL_VERIFICATION_URL", default=f"{SITE_URL}/api/v1/auth/verify-email?token={{token}}"
@@ -354,9 +374,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "keyvalue": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+        "keyvalue": {
+            "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s %(message)s"
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "filters": {"request_id": {"()": "config.request_id.RequestIdLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "keyvalue", "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

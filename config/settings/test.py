@@ -10,6 +10,8 @@ SECRET_KEY = "test-only-secret-key-long-enough-for-hs256-signing"  # noqa: S105
 JWT_SIGNING_KEY = "test-only-jwt-signing-key-not-the-secret-key-either"
 SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# The shop front the tests' customers come from and return to.
+CHECKOUT_REDIRECT_HOSTS = ["shop.example"]
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres:///postgres")}
 

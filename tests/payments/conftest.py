@@ -11,6 +11,7 @@ from apps.payments.models import MirrorRecord, MirrorState, Order
 from apps.users import services as users
 from config.celery import app as celery_app
 from tests.conftest import client_for
+from tests.users.factories import OPERATOR_PERMISSIONS, grant
 from tests.worker_fixtures import wait_until
 
 __all__ = ["broker_unreachable", "events_settled", "settled", "stripe_objects_by_ref", "wait_until"]
@@ -89,7 +90,7 @@ def shop(webhooks):
         cup = catalog.product_create(name="Cup")
         cup_price = catalog.price_create(product=cup, unit_amount=1200, currency="eur")
     customer = users.user_create(email="ada@example.com", password=PASSWORD, name="Ada")
-    staff = users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True)
+    staff = grant(users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True), *OPERATOR_PERMISSIONS)
     wait_until(settled, message="the catalog and users in Stripe")
     return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
 

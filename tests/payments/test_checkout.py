@@ -21,6 +21,7 @@ from tests.payments.conftest import (
     webhooks_quiet,
 )
 from tests.payments.webhook_signing import body, event, signature
+from tests.users.factories import operator
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +182,7 @@ class TestCancelAndRefund:
         too_much = staff.post(url, {"amount": 8201}, format="json")
         rest = staff.post(url, {}, format="json")
         rest_again = staff.post(url, {}, format="json")  # a double click on "refund the rest"
-        other_staff = client_for(users.user_create(email="boss@example.com", password=PASSWORD, is_staff=True))
+        other_staff = client_for(operator(email="boss@example.com"))
         nothing_left = other_staff.post(url, {}, format="json")
         webhooks_quiet(shop["emulator"])
 

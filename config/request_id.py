@@ -1,0 +1,45 @@
+"""Every answer carries an `X-Request-ID`, and every log line written while serving it carries the same id.
+
+A client quoting the id of a 503 leads an operator to the log lines that say what went wrong, while the
+answer itself says nothing of Stripe's or the mirror's internals. A well-formed id set by the proxy in front
+is kept, so its logs and ours agree; anything else is replaced by a fresh one.
+"""
+
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+
+HEADER = "X-Request-ID"
+_WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_current: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+def current_request_id() -> str:
+    return _current.get()
+
+
+def begin(incoming: str | None) -> str:
+    """Take the proxy's id when it is well formed, else a new one; it is current until the next `begin`."""
+    request_id = incoming if incoming and _WELL_FORMED.match(incoming) else uuid.uuid4().hex
+    _current.set(request_id)
+    return request_id
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = begin(request.headers.get(HEADER))
+        response = self.get_response(request)
+        response[HEADER] = request.request_id
+        return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Adds `request_id` to every record (`-` outside a request), for the formatter to print."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _current.get()
+        return True
