@@ -14,7 +14,32 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
+    elif isinstance(exc, exceptions.ValidationError) and not isinstance(exc.detail, dict):
+        # A bare list of messages (a check outside any serializer field): still the one 400 shape.
+        exc = exceptions.ValidationError(detail={"non_field_errors": exc.detail})
     return drf_exception_handler(exc, context)
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A filter given with no value (`?currency=`) is a 400, not silently no filter at all."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name in self.filters:
+            if name in self.data and str(self.data.get(name, "")).strip() == "":
+                self.form.add_error(name, "Give a value, or leave the parameter out.")
+                valid = False
+        return valid
+
+
+class StrictSearchFilter(filters.SearchFilter):
+    """`?search=` with what no search can hold (a NUL character) is a 400 naming `search`."""
+
+    def get_search_terms(self, request):
+        try:
+            return super().get_search_terms(request)
+        except exceptions.ValidationError as error:
+            raise exceptions.ValidationError({self.search_param: error.detail}) from error
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -28,9 +53,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
         given = request.query_params.getlist(self.page_size_query_param)
         if not given:
             return self.page_size
-        if len(given) > 1 or not given[0].isdigit() or not 1 <= int(given[0]) <= self.max_page_size:
+        number = given[0]
+        if len(given) > 1 or not (number.isascii() and number.isdigit() and len(number) <= 3):
             raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
-        return int(given[0])
+        if not 1 <= int(number) <= self.max_page_size:
+            raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
+        return int(number)
 
 
 class StableOrderingFilter(filters.OrderingFilter):

@@ -118,6 +118,21 @@ def test_compose_holds_no_secret_of_its_own():
     assert environment["STRIPE_API_BASE"] == ""  # Stripe itself unless told otherwise
 
 
+def test_every_setting_in_env_reaches_the_app():
+    app = _compose()["x-app"]
+
+    assert app["env_file"] == [{"path": ".env", "required": False}]
+    for name in ("web", "worker", "beat", "migrate"):
+        assert _compose()["services"][name]["env_file"] == app["env_file"]
+
+
+def test_the_health_check_asks_as_the_proxy_would():
+    check = " ".join(_compose()["services"]["web"]["healthcheck"]["test"])
+
+    assert "DJANGO_ALLOWED_HOSTS" in check
+    assert "X-Forwarded-Proto" in check
+
+
 def test_only_the_web_port_is_published_and_on_loopback_unless_told():
     services = _interpolate(_compose()["services"], REAL_ENV)
 

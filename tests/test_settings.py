@@ -271,3 +271,32 @@ def test_the_dev_admin_of_make_run_never_runs_in_production():
 
     assert result.returncode != 0
     assert "dev_admin only runs with DEBUG=True" in result.stderr
+
+
+def test_development_settings_with_debug_off_refuse_to_serve():
+    """A server started on a `.env` copied from compose.dev.env: test keys, the emulator, no HTTPS."""
+    refused = _boot("config.settings.local", "import config.wsgi", DJANGO_DEBUG="false")
+    developing = _boot("config.settings.local", "import config.wsgi", DJANGO_DEBUG="true")
+
+    assert refused.returncode != 0
+    assert "development settings (config.settings.local) with DEBUG off" in refused.stderr
+    assert developing.returncode == 0, developing.stderr
+
+
+def test_stripe_api_base_is_normalised():
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(repr(settings.STRIPE_API_BASE))",
+        **REAL,
+        STRIPE_API_BASE=" https://api.stripe.com/ ",
+    )
+
+    assert result.stdout.strip() == "'https://api.stripe.com'", result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["*", ".com", "shop.example.com,*"])
+def test_check_deploy_errors_on_redirect_hosts_that_admit_any_site(hosts):
+    result = _check_deploy(**REAL, CHECKOUT_REDIRECT_HOSTS=hosts)
+
+    assert result.returncode == 1
+    assert "payments.E005" in result.stderr

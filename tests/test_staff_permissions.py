@@ -188,3 +188,44 @@ class TestStaffApi:
         product.refresh_from_db()
         assert (product.name, product.active) != ("Renamed", False)
         assert product.active
+
+
+class TestStaffCannotPromoteThemselves:
+    def test_change_user_alone_cannot_grant_permissions(self, client):
+        editor = _staff("users.view_user", "users.change_user")
+        _admin_as(client, editor)
+
+        page = client.get(f"/admin/users/user/{editor.pk}/change/")
+        client.post(
+            f"/admin/users/user/{editor.pk}/change/",
+            {"email": editor.email, "name": editor.name, "is_active": "on", "is_staff": "on", "is_superuser": "on"},
+        )
+
+        assert page.status_code == 200
+        assert 'name="is_superuser"' not in page.content.decode()  # shown read-only, not as a checkbox
+        editor.refresh_from_db()
+        assert not editor.is_superuser
+
+    def test_nor_take_over_an_operators_account(self, client):
+        superuser = UserFactory(is_staff=True, is_superuser=True)
+        _admin_as(client, _staff("users.view_user", "users.change_user"))
+
+        password_page = client.post(
+            f"/admin/users/user/{superuser.pk}/password/",
+            {"password1": "taken-over-passphrase-99", "password2": "taken-over-passphrase-99"},
+        )
+
+        assert password_page.status_code == 403
+        superuser.refresh_from_db()
+        assert not superuser.check_password("taken-over-passphrase-99")
+
+
+def test_saving_an_order_in_the_admin_writes_nothing_back(client):
+    order = _paid_order()
+    _admin_as(client, _staff("payments.view_order", "payments.change_order"))
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.REFUNDED, amount_refunded=4500)  # a webhook, meanwhile
+
+    client.post(f"/admin/payments/order/{order.pk}/change/", {"_save": "Save"})
+
+    order.refresh_from_db()
+    assert (order.status, order.amount_refunded) == (OrderStatus.REFUNDED, 4500)

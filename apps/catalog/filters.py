@@ -1,10 +1,10 @@
 import django_filters
 
 from apps.catalog.models import Price, Product, RecurringInterval
-from config.api_conventions import StrictBooleanFilter
+from config.api_conventions import StrictBooleanFilter, StrictFilterSet
 
 
-class ProductFilter(django_filters.FilterSet):
+class ProductFilter(StrictFilterSet):
     active = StrictBooleanFilter(help_text="Staff only: `false` lists archived products.")
 
     class Meta:
@@ -12,7 +12,7 @@ class ProductFilter(django_filters.FilterSet):
         fields = ("active",)
 
 
-class PriceFilter(django_filters.FilterSet):
+class PriceFilter(StrictFilterSet):
     product = django_filters.NumberFilter(field_name="product_id")
     active = StrictBooleanFilter(help_text="Staff only: `false` lists archived prices.")
     currency = django_filters.CharFilter(lookup_expr="iexact")

@@ -198,7 +198,12 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
         "paid_at",
     )
-    exclude = ("checkout_session_id", "payment_intent_id")
+    exclude = ("checkout_session_id", "payment_intent_id", "cart_fingerprint")
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Orders change only through their services (transitions, refunds, under the order's lock); the form
+        # has nothing to save, and saving the row would write back whatever a webhook changed meanwhile.
+        return
 
     @admin.display(description="total", ordering="amount_total")
     def amount(self, order: Order) -> str:

@@ -29,14 +29,14 @@ from apps.payments.serializers import (
     StatsOutputSerializer,
 )
 from apps.payments.stripe_client import StripeKeySpent, StripeRefused, StripeUnavailable
-from apps.payments.throttles import StripeCallsThrottle, SyncStripeCallsThrottle
-from config.api_conventions import is_staff_with, staff_with
+from apps.payments.throttles import STRIPE_CALL_THROTTLES, SYNC_THROTTLES
+from config.api_conventions import StrictFilterSet, is_staff_with, staff_with
 from config.request_id import current_request_id
 
 log = logging.getLogger("apps.payments.api")
 
 
-class MirrorRecordFilter(django_filters.FilterSet):
+class MirrorRecordFilter(StrictFilterSet):
     state = django_filters.ChoiceFilter(choices=MirrorState.choices)
     kind = django_filters.ChoiceFilter(choices=MirrorKind.choices)
 
@@ -61,7 +61,7 @@ class MirrorRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         detail=True,
         methods=["post"],
         permission_classes=[staff_with("payments.view_mirrorrecord", "payments.change_mirrorrecord")],
-        throttle_classes=[StripeCallsThrottle],
+        throttle_classes=STRIPE_CALL_THROTTLES,
     )
     def retry(self, request, pk=None):
         """Mirror again (a new version, so Stripe does not replay a failure it remembers)."""
@@ -130,7 +130,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 @extend_schema(tags=["checkout"])
 class CheckoutSessionApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
-    throttle_classes = (StripeCallsThrottle,)
+    throttle_classes = STRIPE_CALL_THROTTLES
 
     @extend_schema(
         request=CheckoutInputSerializer, responses={201: CheckoutOutputSerializer}, parameters=[IDEMPOTENCY_KEY]
@@ -158,7 +158,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
 @extend_schema(tags=["checkout"])
 class PaymentLinkApi(MoneyApiView, APIView):
     permission_classes = (permissions.IsAuthenticated,)
-    throttle_classes = (StripeCallsThrottle,)
+    throttle_classes = STRIPE_CALL_THROTTLES
 
     @extend_schema(request=CartSerializer, responses={201: PaymentLinkOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request):
@@ -199,7 +199,7 @@ class VerifyPricesApi(APIView):
         return Response({"verified": not discrepancies, "discrepancies": discrepancies})
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
 
     class Meta:
@@ -218,7 +218,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     def get_throttles(self):
         if self.action == "retrieve":  # only `?sync=1` asks Stripe
-            return [SyncStripeCallsThrottle()]
+            return [throttle() for throttle in SYNC_THROTTLES]
         return super().get_throttles()
 
     def get_queryset(self):
@@ -235,7 +235,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=None, responses=OrderSerializer)
-    @action(detail=True, methods=["post"], throttle_classes=[StripeCallsThrottle])
+    @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
     def cancel(self, request, pk=None):
         """A pending order is canceled (its checkout expired in Stripe); a paid one is refunded in full,
         by its owner within ORDER_SELF_REFUND_DAYS of paying, by staff with `payments.refund_order` at any time."""
@@ -250,7 +250,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         detail=True,
         methods=["post"],
         permission_classes=[staff_with("payments.view_order", "payments.refund_order")],
-        throttle_classes=[StripeCallsThrottle],
+        throttle_classes=STRIPE_CALL_THROTTLES,
     )
     def refunds(self, request, pk=None):
         """Refund all or part of a paid order (staff with `payments.refund_order`); never more than what

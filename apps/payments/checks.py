@@ -42,6 +42,21 @@ def check_stripe_is_stripe(app_configs, **kwargs) -> list[Error]:
                 id="payments.E003",
             )
         )
+    # `*`, or a dot and one label (`.com`): every site, or every site under a top-level domain.
+    too_wide = [
+        host
+        for host in settings.CHECKOUT_REDIRECT_HOSTS
+        if "*" in host or (host.startswith(".") and "." not in host[1:])
+    ]
+    if too_wide:
+        found.append(
+            Error(
+                f"CHECKOUT_REDIRECT_HOSTS admits {', '.join(repr(h) for h in too_wide)}: checkout would send "
+                "customers to any site (an open redirect).",
+                hint="List the shop's own hosts, e.g. shop.example.com or .example.com for its subdomains.",
+                id="payments.E005",
+            )
+        )
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets or any(
         not secret.startswith("whsec_") or len(secret) < MIN_WEBHOOK_SECRET_LENGTH or secret != secret.strip()

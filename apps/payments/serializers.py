@@ -45,10 +45,22 @@ class RedirectUrlField(serializers.URLField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
+        # A browser reads `\` as `/` where Python does not (`https://evil.example\@shop.example/`), and a
+        # user name or password in the URL only serves to disguise where it leads: neither is a shop's link.
+        if "\\" in value or "%5c" in value.lower():
+            raise serializers.ValidationError("A backslash has no place in this URL.")
         parts = urlsplit(value)
         schemes = ("http", "https") if settings.DEBUG else ("https",)
         if parts.scheme.lower() not in schemes:
             raise serializers.ValidationError(f"Enter an {' or '.join(schemes)} URL.")
+        if parts.username is not None or parts.password is not None:
+            raise serializers.ValidationError("A user name or password has no place in this URL.")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None and not settings.DEBUG:
+            raise serializers.ValidationError("Leave the port out: customers come back over the standard one.")
         if not parts.hostname or not validate_host(parts.hostname, settings.CHECKOUT_REDIRECT_HOSTS):
             raise serializers.ValidationError(
                 f"Customers can only be sent back to {', '.join(settings.CHECKOUT_REDIRECT_HOSTS)}."

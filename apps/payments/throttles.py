@@ -1,5 +1,5 @@
-"""Per-user limits on the endpoints that spend the Stripe budget every worker and user shares: one user looping
-on checkout cannot starve everyone else's checkouts into 503s."""
+"""Limits on the endpoints that spend the Stripe budget every worker and user shares: one user looping on
+checkout (or one address with many fresh accounts) cannot starve everyone else's checkouts into 503s."""
 
 from config.api_conventions import ConfiguredRateThrottle
 
@@ -15,10 +15,33 @@ class StripeCallsThrottle(ConfiguredRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-class SyncStripeCallsThrottle(StripeCallsThrottle):
-    """The same budget, for an order read only when it asks Stripe first (`?sync=1`)."""
+class StripeCallsAddressThrottle(ConfiguredRateThrottle):
+    """The same endpoints per client address: registering more accounts buys no more of the budget."""
+
+    scope = "stripe_calls_address"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+STRIPE_CALL_THROTTLES = (StripeCallsThrottle, StripeCallsAddressThrottle)
+
+
+class _OnlyWhenSyncing:
+    """An order read spends the budget only when it asks Stripe first (`?sync=1`)."""
 
     def get_cache_key(self, request, view):
         if request.query_params.get("sync") not in ("1", "true"):
             return None
         return super().get_cache_key(request, view)
+
+
+class SyncStripeCallsThrottle(_OnlyWhenSyncing, StripeCallsThrottle):
+    pass
+
+
+class SyncStripeCallsAddressThrottle(_OnlyWhenSyncing, StripeCallsAddressThrottle):
+    pass
+
+
+SYNC_THROTTLES = (SyncStripeCallsThrottle, SyncStripeCallsAddressThrottle)

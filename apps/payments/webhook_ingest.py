@@ -162,7 +162,7 @@ def body_refusal(content_length: str | None) -> tuple[int, dict] | None:
     declared = (content_length or "0").strip()
     if not declared.isascii() or not declared.isdigit():
         return 400, {"error": "Content-Length is not a number"}
-    if int(declared) > settings.STRIPE_WEBHOOK_MAX_BYTES:
+    if len(declared) > 15 or int(declared) > settings.STRIPE_WEBHOOK_MAX_BYTES:  # 16+ digits: petabytes, never parsed
         return 413, {"error": f"body larger than {settings.STRIPE_WEBHOOK_MAX_BYTES} bytes"}
     return None
 

@@ -56,6 +56,20 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),)
 
+    PERMISSION_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Who may do what is a superuser's decision: `change_user` alone must not grant itself refunds.
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, *self.PERMISSION_FIELDS)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Nor may it take over an operator's account (a new password or address) to act as them.
+        if obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser:
+            return obj.pk == request.user.pk and super().has_change_permission(request, obj)
+        return super().has_change_permission(request, obj)
+
     def save_model(self, request, obj, form: forms.ModelForm, change: bool) -> None:
         if not change:
             created = user_create(

@@ -27,6 +27,7 @@ from apps.users.throttles import (
     RefreshRateThrottle,
     RegisterRateThrottle,
     VerificationMailThrottle,
+    login_refused_for,
 )
 
 
@@ -46,6 +47,12 @@ class RegisterApi(APIView):
 @extend_schema(tags=["auth"])
 class TokenObtainApi(TokenObtainPairView):
     throttle_classes = LOGIN_THROTTLES
+
+    def check_throttles(self, request):
+        # DRF asks every throttle (and counts the attempt in each); here the first refusal ends it.
+        wait = login_refused_for(request)
+        if wait is not None:
+            self.throttled(request, wait)
 
 
 @extend_schema(tags=["auth"])

@@ -75,6 +75,7 @@ class LoginEmailRateThrottle(ConfiguredRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": email}
 
 
+# In this order: per address, per account and address, per account (see login_refused_for).
 LOGIN_THROTTLES = (LoginRateThrottle, LoginEmailAddressRateThrottle, LoginEmailRateThrottle)
 
 
@@ -87,11 +88,14 @@ class VerificationMailThrottle(ConfiguredRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-def login_refused_for(request) -> int | None:
-    """Seconds to wait when a login attempt (API or admin) is over one of its limits, else None."""
-    waits = []
+def login_refused_for(request) -> float | None:
+    """Seconds to wait when a login attempt (API or admin) is over one of its limits, else None.
+
+    The limits are asked in order and the first refusal ends it: an attempt the address's own limits
+    refused is not counted against the account, so one address cannot spend an account's budget (and lock
+    its owner out) with attempts it was never allowed to make."""
     for throttle_class in LOGIN_THROTTLES:
         throttle = throttle_class()
         if not throttle.allow_request(request, None):
-            waits.append(throttle.wait() or 1)
-    return max(waits) if waits else None
+            return throttle.wait() or 1.0
+    return None

@@ -27,6 +27,8 @@ PORT = env.int("PORT", default=8000)
 BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
 # Production (settings/production.py) turns every `check --deploy` error into a refusal to start.
 REFUSE_UNSAFE_START = False
+# Which settings these are: development settings with DEBUG off are a server run on the wrong settings.
+SETTINGS_ROLE = "base"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -151,7 +153,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "config.api_conventions.StrictSearchFilter",
         "config.api_conventions.StableOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiSchema",
@@ -167,6 +169,7 @@ REST_FRAMEWORK = {
         "login_email": env.str("LOGIN_EMAIL_THROTTLE_RATE", default="20/minute"),
         # Per user, on every endpoint that spends the shared Stripe budget (checkout, links, cancel, refund, sync).
         "stripe_calls": env.str("STRIPE_CALLS_THROTTLE_RATE", default="30/minute"),
+        "stripe_calls_address": env.str("STRIPE_CALLS_ADDRESS_THROTTLE_RATE", default="120/minute"),
         # Per user asking for the email verification link again.
         "verification_mail": env.str("VERIFICATION_MAIL_THROTTLE_RATE", default="5/hour"),
     },
@@ -251,7 +254,7 @@ STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 # database when empty); it is written beside every `metadata.app_ref`.
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="")
 # Empty means Stripe itself; the emulator and stripe-mock are given here.
-STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").strip().rstrip("/")
 # A test key (sk_test_, rk_test_) in production is refused by `check --deploy` unless this says it is meant.
 STRIPE_TEST_MODE_ALLOWED = env.bool("STRIPE_TEST_MODE_ALLOWED", default=False)
 

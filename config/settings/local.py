@@ -4,6 +4,7 @@ from .base import *  # noqa: F403
 from .base import SIMPLE_JWT, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SETTINGS_ROLE = "development"
 # Only good on a developer's machine; production.py refuses to start without real keys.
 # An empty variable (docker-compose passes one through) counts as unset.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or "dev-only-insecure-key-never-use-in-production"

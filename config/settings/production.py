@@ -27,6 +27,7 @@ def _require_real_secret(name: str, key: str) -> str:
 
 DEBUG = False
 REFUSE_UNSAFE_START = True
+SETTINGS_ROLE = "production"
 SECRET_KEY = _require_real_secret("DJANGO_SECRET_KEY", SECRET_KEY)
 JWT_SIGNING_KEY = _require_real_secret("JWT_SIGNING_KEY", JWT_SIGNING_KEY)
 if JWT_SIGNING_KEY == SECRET_KEY:

@@ -6,6 +6,7 @@ from .base import *  # noqa: F403
 from .base import BASE_DIR, SIMPLE_JWT, env
 
 DEBUG = False
+SETTINGS_ROLE = "test"
 SECRET_KEY = "test-only-secret-key-long-enough-for-hs256-signing"  # noqa: S105
 JWT_SIGNING_KEY = "test-only-jwt-signing-key-not-the-secret-key-either"
 SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}

@@ -36,6 +36,15 @@ class TestStripeBudgetPerUser:
         assert int(links["Retry-After"]) > 0
         assert others.status_code == 400
 
+    def test_new_accounts_from_one_address_buy_no_more_budget(self, settings):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "stripe_calls_address": "3/minute"}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+        accounts = [client_for(UserFactory()) for _ in range(4)]
+
+        answers = [account.post(CHECKOUT, _refused_cart()).status_code for account in accounts]
+
+        assert answers == [400, 400, 400, 429]
+
     def test_cancel_refund_and_sync_spend_the_same_budget(self, stripe_calls_rate):
         user = UserFactory()
         order = Order.objects.create(user=user, status=OrderStatus.EXPIRED, currency="eur", amount_total=100)
@@ -70,6 +79,10 @@ class TestCheckoutRedirects:
             "https://shop.example@evil.example/",
             "//evil.example/thanks",
             "http://shop.example/thanks",  # not https outside DEBUG
+            "https://evil.example\\@shop.example/",  # a browser goes to evil.example
+            "https://evil.example%5C@shop.example/",
+            "https://user:pass@shop.example/",
+            "https://shop.example:8443/thanks",
         ],
     )
     def test_customers_are_sent_back_only_to_the_shop(self, cart, url):
@@ -108,7 +121,13 @@ class TestRequestIds:
         assert len(first["X-Request-ID"]) == 32
         assert first["X-Request-ID"] != second["X-Request-ID"]
 
-    def test_a_well_formed_id_from_the_proxy_is_kept_and_anything_else_replaced(self, api_client):
+    def test_a_clients_own_id_is_replaced(self, api_client):
+        answer = api_client.get("/api/v1/products", HTTP_X_REQUEST_ID="someone-elses-request-id")
+
+        assert answer["X-Request-ID"] != "someone-elses-request-id"
+
+    def test_behind_a_proxy_its_well_formed_id_is_kept_and_anything_else_replaced(self, api_client, settings):
+        settings.BEHIND_PROXY = True
         kept = api_client.get("/api/v1/products", HTTP_X_REQUEST_ID="lb-7f3a9c2e-41")
         replaced = api_client.get("/api/v1/products", HTTP_X_REQUEST_ID="bad id\nlevel=ERROR forged=1")
 

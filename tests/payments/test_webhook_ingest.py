@@ -249,6 +249,11 @@ class TestDeployedWsgiPath:
         assert stream.bytes_read == 0
         assert not WebhookEvent.objects.exists()
 
+    def test_a_content_length_of_thousands_of_digits_is_413_not_a_crash(self):
+        status, _, _ = _wsgi("POST", URL, **{"wsgi.input": _CountingInput(b"{}"), "CONTENT_LENGTH": "9" * 5000})
+
+        assert status == "413 Content Too Large"
+
     @pytest.mark.parametrize("declared", ["abc", "-5", "1e6", "12 34", "\u0661\u0662"])
     def test_a_content_length_that_is_not_a_number_is_400(self, declared):
         stream = _CountingInput(b"{}")

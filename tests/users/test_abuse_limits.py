@@ -87,6 +87,15 @@ class TestGuessingOneAccount:
         assert locked.status_code == 429
         assert 0 < int(locked["Retry-After"]) <= 60
 
+    def test_attempts_an_address_was_refused_do_not_count_against_the_account(self, api_client, behind_proxy):
+        owner = UserFactory()
+        for n in range(30):  # the attacker's address spends its own budget ...
+            _login(api_client, f"filler{n}@example.com", "guess", address="203.0.113.9")
+        for n in range(20):  # ... and everything after is refused before the owner's account is counted
+            _login(api_client, owner.email, f"guess-{n}", address="203.0.113.9")
+
+        assert _login(api_client, owner.email, TEST_PASSWORD, address="198.51.100.7").status_code == 200
+
 
 class TestAdminLogin:
     def test_the_admin_login_is_limited_per_account_and_address(self, client):
