@@ -3,7 +3,7 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, filters, pagination, permissions, routers, throttling
+from rest_framework import exceptions, filters, pagination, permissions, routers, serializers, throttling
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -59,6 +59,22 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if not 1 <= int(number) <= self.max_page_size:
             raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
         return int(number)
+
+    def get_page_number(self, request, paginator):
+        # DRF reads `?page=` (empty) as page 1; a page given is a number (or `last`), else a 400.
+        given = request.query_params.get(self.page_query_param)
+        if given is not None and given not in self.last_page_strings and not (given.isascii() and given.isdigit()):
+            raise exceptions.ValidationError({self.page_query_param: ["Enter a page number."]})
+        return super().get_page_number(request, paginator)
+
+
+class StrictCharField(serializers.CharField):
+    """Text is a JSON string: DRF's own field would also take `934071` or `1.5` and store their digits."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StableOrderingFilter(filters.OrderingFilter):

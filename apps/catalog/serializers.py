@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNIT_AMOUNT, Price, Product, RecurringInterval, validate_currency, validate_metadata
+from config.api_conventions import StrictCharField
 
 
 class PriceOutputSerializer(serializers.ModelSerializer):
@@ -29,13 +30,13 @@ class ProductOutputSerializer(serializers.ModelSerializer):
 
 
 class ProductInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=250)
-    description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+    name = StrictCharField(max_length=250)
+    description = StrictCharField(max_length=5000, allow_blank=True, required=False)
     active = serializers.BooleanField(required=False)
     metadata = serializers.JSONField(required=False, validators=[validate_metadata])
 
 
-class LowercaseCurrencyField(serializers.CharField):
+class LowercaseCurrencyField(StrictCharField):
     def to_internal_value(self, data):
         return super().to_internal_value(data).lower()
 

@@ -281,6 +281,7 @@ class PaymentStatsApi(APIView):
     @extend_schema(responses=StatsOutputSerializer)
     def get(self, request):
         """Orders by status, the success rate, and revenue per day, per currency, for a date range."""
-        serializer = StatsInputSerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty form value (`?date_from=`) as "not given", which it is not.
+        serializer = StatsInputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         return Response(selectors.payment_stats(**serializer.validated_data))

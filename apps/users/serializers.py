@@ -8,12 +8,13 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from apps.users.models import User
+from config.api_conventions import StrictCharField
 
 
 class RegisterInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)
-    name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=128)
+    name = StrictCharField(max_length=150, allow_blank=True, required=False, default="")
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -32,7 +33,7 @@ class MeOutputSerializer(serializers.ModelSerializer):
 
 class MeUpdateInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False)
-    name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    name = StrictCharField(max_length=150, allow_blank=True, required=False)
 
 
 class LogoutInputSerializer(serializers.Serializer):
