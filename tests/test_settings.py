@@ -28,18 +28,17 @@ def _clean_environment() -> dict[str, str]:
     }
 
 
-def _boot(settings_module: str, code: str, **variables: str) -> subprocess.CompletedProcess:
-    """Start Django in a fresh interpreter, as a deployment would, with only the given variables set."""
-    environment = _clean_environment()
-    environment.update(DJANGO_SETTINGS_MODULE=settings_module, **variables)
+def _run(*argv: str, settings_module: str = "config.settings.production", **variables: str):
+    """A command of the project in a fresh process, as a deployment would start it, with only these variables."""
+    environment = {**_clean_environment(), "DJANGO_SETTINGS_MODULE": settings_module, **variables}
     return subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, *argv], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def _boot(settings_module: str, code: str, **variables: str) -> subprocess.CompletedProcess:
+    """Start Django in a fresh interpreter with only the given variables set."""
+    return _run("-c", f"import django; django.setup(); {code}", settings_module=settings_module, **variables)
 
 
 @pytest.mark.parametrize(
@@ -65,16 +64,7 @@ def test_production_starts_with_a_real_secret_key_and_debug_off():
 
 
 def _check_deploy(**variables: str) -> subprocess.CompletedProcess:
-    environment = _clean_environment()
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings.production", **variables)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return _run("manage.py", "check", "--deploy", "--fail-level", "ERROR", **variables)
 
 
 def test_check_deploy_is_clean_with_real_values():
@@ -208,22 +198,10 @@ def test_production_processes_refuse_to_start_on_a_deploy_error(entry):
 @pytest.mark.parametrize("process", ["worker", "beat"])
 def test_celery_refuses_to_start_on_a_deploy_error(process, tmp_path):
     unsafe = {**REAL, "STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}
-    environment = {
-        **_clean_environment(),
-        **unsafe,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/12",
-    }
+    options = ["--schedule", str(tmp_path / "beat")] if process == "beat" else ["--pool", "solo"]
 
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "config", process, "--schedule", str(tmp_path / "beat")]
-        if process == "beat"
-        else [sys.executable, "-m", "celery", "-A", "config", process, "--pool", "solo"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = _run(
+        "-m", "celery", "-A", "config", process, *options, CELERY_BROKER_URL="redis://127.0.0.1:6379/12", **unsafe
     )
 
     assert result.returncode != 0
@@ -231,15 +209,8 @@ def test_celery_refuses_to_start_on_a_deploy_error(process, tmp_path):
 
 
 def test_the_release_step_refuses_an_unsafe_deployment():
-    environment = _clean_environment()
-    unsafe = {**REAL, "STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}
-
-    refused = subprocess.run(
-        [sys.executable, "-m", "config.deploy"], cwd=ROOT, env={**environment, **unsafe}, capture_output=True, text=True
-    )
-    passed = subprocess.run(
-        [sys.executable, "-m", "config.deploy"], cwd=ROOT, env={**environment, **REAL}, capture_output=True, text=True
-    )
+    refused = _run("-m", "config.deploy", **{**REAL, "STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"})
+    passed = _run("-m", "config.deploy", **REAL)
 
     assert refused.returncode != 0
     assert "payments.E003" in refused.stderr
@@ -260,14 +231,7 @@ def test_stripe_sdk_follows_stripe_api_base_and_the_pinned_version():
 
 
 def test_the_dev_admin_of_make_run_never_runs_in_production():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "dev_admin"],
-        cwd=ROOT,
-        env={**_clean_environment(), **REAL, "DJANGO_SETTINGS_MODULE": "config.settings.production"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run("manage.py", "dev_admin", **REAL)
 
     assert result.returncode != 0
     assert "dev_admin only runs with DEBUG=True" in result.stderr
