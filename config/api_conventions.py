@@ -3,9 +3,13 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, filters, pagination, permissions, routers, serializers, throttling
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.request_id import current_request_id
 
 
 def exception_handler(exc, context):
@@ -54,9 +58,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if not given:
             return self.page_size
         number = given[0]
-        if len(given) > 1 or not (number.isascii() and number.isdigit() and len(number) <= 3):
-            raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
-        if not 1 <= int(number) <= self.max_page_size:
+        is_number = number.isascii() and number.isdigit() and len(number) <= 3
+        if len(given) > 1 or not is_number or not 1 <= int(number) <= self.max_page_size:
             raise exceptions.ValidationError({"page_size": [f"Enter one whole number from 1 to {self.max_page_size}."]})
         return int(number)
 
@@ -113,8 +116,7 @@ def staff_with(*perms: str) -> type[permissions.BasePermission]:
         message = f"This needs the permission{'s' if len(perms) > 1 else ''} {', '.join(perms)}."
 
         def has_permission(self, request, view) -> bool:
-            user = request.user
-            return bool(user and user.is_authenticated and user.is_staff and user.has_perms(perms))
+            return is_staff_with(request, *perms)
 
     StaffWith.__name__ = StaffWith.__qualname__ = f"StaffWith({', '.join(perms)})"
     return StaffWith
@@ -157,9 +159,6 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 
 def api_not_found(request, exception=None):
     """The 404 of a URL nothing routes: JSON under /api/ (clients parse it), Django's page elsewhere."""
-    from django.http import JsonResponse
-    from django.views import defaults
-
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
@@ -167,11 +166,6 @@ def api_not_found(request, exception=None):
 
 def api_server_error(request):
     """A 500 under /api/ is JSON too, with the request id the logs carry."""
-    from django.http import JsonResponse
-    from django.views import defaults
-
-    from config.request_id import current_request_id
-
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error.", "request_id": current_request_id()}, status=500)
     return defaults.server_error(request)

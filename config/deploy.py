@@ -4,6 +4,9 @@ Gunicorn and Celery run no system checks of their own, so a deployment with an e
 blank webhook secret would otherwise serve traffic; here it stops with the checks' own messages instead.
 """
 
+import os
+
+import django
 from django.conf import settings
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
@@ -28,10 +31,6 @@ def refuse_unsafe_start() -> None:
 
 def main() -> None:
     """`python -m config.deploy`: the release step's check, as strict as the processes' own start."""
-    import os
-
-    import django
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
     django.setup()
     refuse_unsafe_start()

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from django.conf import settings
 
 HEADER = "X-Request-ID"
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{8,128}")
 _current: ContextVar[str] = ContextVar("request_id", default="-")
 
 

@@ -29,7 +29,7 @@ from apps.payments.serializers import (
     StatsOutputSerializer,
 )
 from apps.payments.stripe_client import StripeKeySpent, StripeRefused, StripeUnavailable
-from apps.payments.throttles import STRIPE_CALL_THROTTLES, SYNC_THROTTLES
+from apps.payments.throttles import STRIPE_CALL_THROTTLES, asks_stripe
 from config.api_conventions import StrictFilterSet, is_staff_with, staff_with
 from config.request_id import current_request_id
 
@@ -217,8 +217,8 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     ordering_fields = ("created_at", "amount_total")
 
     def get_throttles(self):
-        if self.action == "retrieve":  # only `?sync=1` asks Stripe
-            return [throttle() for throttle in SYNC_THROTTLES]
+        if self.action == "retrieve":  # a read costs nothing, unless it asks Stripe first
+            return [throttle() for throttle in STRIPE_CALL_THROTTLES] if asks_stripe(self.request) else []
         return super().get_throttles()
 
     def get_queryset(self):
@@ -230,7 +230,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     @extend_schema(parameters=[OpenApiParameter("sync", bool, description="Ask Stripe first (for the success page).")])
     def retrieve(self, request, *args, **kwargs):
         order = self.get_object()
-        if request.query_params.get("sync") in ("1", "true"):
+        if asks_stripe(request):
             order = orders.order_sync(order=order, by=request.user)
         return Response(self.get_serializer(order).data)
 

@@ -27,21 +27,6 @@ class StripeCallsAddressThrottle(ConfiguredRateThrottle):
 STRIPE_CALL_THROTTLES = (StripeCallsThrottle, StripeCallsAddressThrottle)
 
 
-class _OnlyWhenSyncing:
-    """An order read spends the budget only when it asks Stripe first (`?sync=1`)."""
-
-    def get_cache_key(self, request, view):
-        if request.query_params.get("sync") not in ("1", "true"):
-            return None
-        return super().get_cache_key(request, view)
-
-
-class SyncStripeCallsThrottle(_OnlyWhenSyncing, StripeCallsThrottle):
-    pass
-
-
-class SyncStripeCallsAddressThrottle(_OnlyWhenSyncing, StripeCallsAddressThrottle):
-    pass
-
-
-SYNC_THROTTLES = (SyncStripeCallsThrottle, SyncStripeCallsAddressThrottle)
+def asks_stripe(request) -> bool:
+    """An order read spends the Stripe budget only when it asks Stripe first (`?sync=1`)."""
+    return request.query_params.get("sync") in ("1", "true")

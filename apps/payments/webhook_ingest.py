@@ -161,10 +161,13 @@ def body_refusal(content_length: str | None) -> tuple[int, dict] | None:
     a body Stripe never sends would otherwise be held in memory whole before its signature is checked."""
     declared = (content_length or "0").strip()
     if not declared.isascii() or not declared.isdigit():
-        return 400, {"error": "Content-Length is not a number"}
-    if len(declared) > 15 or int(declared) > settings.STRIPE_WEBHOOK_MAX_BYTES:  # 16+ digits: petabytes, never parsed
-        return 413, {"error": f"body larger than {settings.STRIPE_WEBHOOK_MAX_BYTES} bytes"}
-    return None
+        refusal = 400, {"error": "Content-Length is not a number"}
+    elif len(declared) > 15 or int(declared) > settings.STRIPE_WEBHOOK_MAX_BYTES:  # 16+ digits: never parsed
+        refusal = 413, {"error": f"body larger than {settings.STRIPE_WEBHOOK_MAX_BYTES} bytes"}
+    else:
+        return None
+    log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
+    return refusal
 
 
 @csrf_exempt
@@ -172,7 +175,6 @@ def body_refusal(content_length: str | None) -> tuple[int, dict] | None:
 def stripe_webhook(request):
     refusal = body_refusal(request.META.get("CONTENT_LENGTH"))
     if refusal is not None:
-        log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
         return JsonResponse(refusal[1], status=refusal[0])
     status, body = acknowledge(request.body, request.headers.get("Stripe-Signature"))
     return JsonResponse(body, status=status)
@@ -190,7 +192,6 @@ def webhook_wsgi_app(environ, start_response):
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
         elif (refusal := body_refusal(environ.get("CONTENT_LENGTH"))) is not None:
-            log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
             status, body = refusal
         else:
             payload = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
