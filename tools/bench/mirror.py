@@ -29,10 +29,12 @@ BUDGET_URL = "redis://127.0.0.1:6379/11"
 PASSWORD = "bench-passphrase-long-enough"  # noqa: S105 - the benchmark's throwaway users
 
 
-# The processes measured run the production settings (persistent database connections, DEBUG off).
+# The processes measured run the production settings (persistent database connections, DEBUG off),
+# through the benchmarks' own module that lets them start against the emulator.
 PRODUCTION = {
-    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SETTINGS_MODULE": "tools.bench.settings",
     "DJANGO_SECRET_KEY": "benchmark-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH",
+    "JWT_SIGNING_KEY": "benchmark-only-jwt-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABC",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "LOG_LEVEL": "WARNING",
