@@ -1,20 +1,32 @@
 """What every endpoint of the API shares: the error shape, pagination, stable ordering and routes."""
 
+import logging
+
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, filters, pagination, permissions, routers, serializers, throttling
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.errors import Conflict, DomainError, Unavailable, UpstreamRefused
 from config.request_id import current_request_id
+
+log = logging.getLogger("config.api")
+
+# What each kind of refusal a service raises is, over HTTP: one table for every view.
+DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {Conflict: 409, UpstreamRefused: 502, Unavailable: 503}
 
 
 def exception_handler(exc, context):
-    """Services raise Django's `ValidationError` (they know nothing of HTTP); answer it
-    with the 400 body DRF's serializers produce, `{"field": ["message"]}`, never a 500."""
+    """Services raise Django's `ValidationError` and the refusals of `config.errors` (they know nothing of
+    HTTP); answer the first with the 400 body DRF's serializers produce, `{"field": ["message"]}`, the others
+    with their status and a clear `detail`, never a 500."""
+    if isinstance(exc, DomainError):
+        return domain_error_answer(exc)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
@@ -22,6 +34,16 @@ def exception_handler(exc, context):
         # A bare list of messages (a check outside any serializer field): still the one 400 shape.
         exc = exceptions.ValidationError(detail={"non_field_errors": exc.detail})
     return drf_exception_handler(exc, context)
+
+
+def domain_error_answer(error: DomainError) -> Response:
+    """The answer to a refusal: its status by kind; its own words when they are written for the client,
+    else a fixed text, with the error itself in the log under the request id the answer carries."""
+    status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(error, kind))
+    if not error.public_detail:
+        return Response({"detail": str(error)}, status=status)
+    log.warning("request refused status=%s error=%s: %s", status, type(error).__name__, error)
+    return Response({"detail": error.public_detail, "request_id": current_request_id()}, status=status)
 
 
 class StrictFilterSet(django_filters.FilterSet):

@@ -7,7 +7,7 @@ from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
-app = Celery("commerce", task_cls="celery.contrib.django.task:DjangoTask")
+app = Celery("commerce", task_cls="config.task_base:OnCommitTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -1,24 +1,19 @@
-import io
-import logging
-from contextlib import contextmanager
-
 import psycopg
 import pytest
 import stripe
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
-from config.request_id import RequestIdLogFilter
 from tests.emulator_process import EmulatorProcess
+from tests.helpers import client_for
 from tests.users.factories import UserFactory, operator
 from tests.webhook_receiver import WebhookReceiver
 
 STALE_DB_PREFIX = "test_commerce_"
 
-# The real worker, the SMTP server and the fixtures built on them.
-pytest_plugins = ["tests.worker_fixtures"]
+# The real worker, the SMTP server and the fixtures built on them; the shop the payment journeys buy from.
+pytest_plugins = ["tests.worker_fixtures", "tests.payments.fixtures"]
 
 
 def _drop_stale_test_databases() -> None:
@@ -65,13 +60,6 @@ def _fresh_cache():
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
-
-
-def client_for(user) -> APIClient:
-    """An API client that authenticates with a real JWT access token for `user`."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
-    return client
 
 
 @pytest.fixture
@@ -121,18 +109,3 @@ def webhook_receiver():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
-
-
-@contextmanager
-def project_log():
-    """Log lines as the project's console handler writes them (with their request id), kept in a buffer."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["keyvalue"]["format"]))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)

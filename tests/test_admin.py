@@ -5,6 +5,7 @@ from apps.catalog.signals import price_changed, product_changed, product_deleted
 from apps.users.models import User
 from apps.users.signals import user_registered
 from tests.catalog.factories import PriceFactory, ProductFactory
+from tests.payments.factories import OrderFactory
 from tests.signal_recorder import SignalRecorder
 from tests.users.factories import UserFactory
 
@@ -133,3 +134,17 @@ def test_editing_a_product_in_the_admin_signals_the_changed_fields(operator_clie
     product.refresh_from_db()
     assert product.name == "New"
     assert recorder.calls == [{"product_id": product.pk, "created": False, "fields": ["name"]}]
+
+
+@pytest.mark.parametrize(
+    ("live", "link"),
+    [(False, "https://dashboard.stripe.com/test/payments/pi_1"), (True, "https://dashboard.stripe.com/payments/pi_1")],
+)
+def test_links_into_stripes_dashboard_follow_the_mode_of_the_key(operator_client, settings, live, link):
+    settings.STRIPE_LIVE_MODE = live
+    order = OrderFactory(paid=True, payment_intent_id="pi_1")
+
+    page = operator_client.get(f"/admin/payments/order/{order.pk}/change/")
+
+    assert page.status_code == 200
+    assert f'href="{link}"' in page.content.decode()

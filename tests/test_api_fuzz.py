@@ -16,8 +16,8 @@ from django.core import signals
 from django.db import close_old_connections
 
 from apps.catalog import services as catalog
-from tests.conftest import client_for
 from tests.fuzzing import FuzzReport, fuzz
+from tests.helpers import client_for
 from tests.users.factories import UserFactory, operator
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))

@@ -264,3 +264,39 @@ def test_check_deploy_errors_on_redirect_hosts_that_admit_any_site(hosts):
 
     assert result.returncode == 1
     assert "payments.E005" in result.stderr
+
+
+def _production_start_that_records(watch: str, **variables: str) -> subprocess.CompletedProcess:
+    """Production settings loaded in a fresh process, with `watch` (Python) run first to record what loading does."""
+    code = f"{watch}\nimport django\ndjango.setup()\nprint('started')"
+    return _run("-c", code, **{**REAL, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15", **variables})
+
+
+def test_loading_the_production_settings_creates_no_directory():
+    refuse_mkdir = (
+        "import pathlib\n"
+        "def refuse(path, *args, **kwargs):\n"
+        "    raise SystemExit(f'created a directory: {path}')\n"
+        "pathlib.Path.mkdir = refuse"
+    )
+
+    result = _production_start_that_records(refuse_mkdir)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
+
+
+@pytest.mark.parametrize(("asked", "reads"), [(None, 0), ("false", 0), ("true", 1)])
+def test_a_dot_env_file_is_read_only_when_asked(asked, reads):
+    count_reads = (
+        "import environ, atexit\n"
+        "reads = []\n"
+        "environ.Env.read_env = classmethod(lambda cls, *args, **kwargs: reads.append(args))\n"
+        "atexit.register(lambda: print('reads', len(reads)))"
+    )
+    variables = {"DJANGO_READ_DOT_ENV_FILE": asked} if asked is not None else {}
+
+    result = _production_start_that_records(count_reads, **variables)
+
+    assert result.returncode == 0, result.stderr
+    assert f"reads {reads}" in result.stdout

@@ -6,7 +6,7 @@ from django.utils import timezone
 from apps.catalog import services as catalog
 from apps.payments.models import MirrorRecord, MirrorState, Order, OrderRefund, OrderStatus, WebhookEvent
 from tests.catalog.factories import ProductFactory
-from tests.conftest import client_for
+from tests.helpers import client_for
 from tests.users.factories import UserFactory, grant
 
 pytestmark = pytest.mark.django_db

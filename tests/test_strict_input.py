@@ -3,7 +3,7 @@ here was found by fuzzing the API from its schema (`make fuzz`)."""
 
 import pytest
 
-from tests.conftest import client_for
+from tests.helpers import client_for
 from tests.users.factories import UserFactory, operator
 
 pytestmark = pytest.mark.django_db

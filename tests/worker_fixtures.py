@@ -100,7 +100,7 @@ def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator, smtp_sink
 
 def _clear_shared_state() -> None:
     celery_app.control.purge()
-    client = redis.Redis.from_url(django_settings.STRIPE_BUDGET_REDIS_URL)
+    client = redis.Redis.from_url(django_settings.COORDINATION_REDIS_URL)
     for key in client.scan_iter("stripe:*"):
         client.delete(key)
 

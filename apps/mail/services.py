@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from apps.mail.models import MessageState, OutgoingMessage
 from apps.mail.rendering import message_render
+from apps.mail.tasks import message_send_task
 from apps.users.validators import validate_deliverable_email
 
 log = logging.getLogger("apps.mail")
@@ -66,7 +67,7 @@ def message_queue(*, key: str, kind: str, recipient: str, context: dict) -> Outg
     if refusal:
         log.warning("mail not sent key=%s reason=%s", key, refusal)
     else:
-        transaction.on_commit(lambda: _enqueue(message.pk), robust=True)
+        message_send_task.apply_async_on_commit((message.pk,))
     return message
 
 
@@ -115,7 +116,7 @@ def message_send_again(*, message: OutgoingMessage) -> bool:
             state=MessageState.QUEUED, attempts=0, next_attempt_at=timezone.now(), updated_at=timezone.now()
         )
         if again:
-            transaction.on_commit(lambda: _enqueue(message.pk), robust=True)
+            message_send_task.apply_async_on_commit((message.pk,))
     return bool(again)
 
 
@@ -129,16 +130,10 @@ def messages_send_due(*, grace: timedelta, limit: int = 500) -> int:
     ).order_by("next_attempt_at")
     message_ids = list(due.values_list("pk", flat=True)[:limit])
     for message_id in message_ids:
-        _enqueue(message_id)
+        message_send_task.delay(message_id)
     if message_ids:
         log.info("mail requeued count=%s", len(message_ids))
     return len(message_ids)
-
-
-def _enqueue(message_id: int) -> None:
-    from apps.mail.tasks import message_send_task  # tasks import this module
-
-    message_send_task.delay(message_id)
 
 
 def _deliver(message: OutgoingMessage) -> None:

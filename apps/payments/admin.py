@@ -1,5 +1,6 @@
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
@@ -7,7 +8,7 @@ from django.utils.text import Truncator
 from djstripe import models as djstripe_models
 from djstripe.admin.actions import CustomActionMixin
 
-from apps.payments import mirror, orders, webhook_handlers
+from apps.payments import services
 from apps.payments.models import (
     MirrorRecord,
     Order,
@@ -18,7 +19,7 @@ from apps.payments.models import (
     WebhookEvent,
     WebhookEventState,
 )
-from apps.payments.stripe_client import StripeRefused, StripeUnavailable
+from config.errors import DomainError
 
 
 @admin.register(MirrorRecord)
@@ -54,7 +55,7 @@ class MirrorRecordAdmin(admin.ModelAdmin):
     def mirror_again(self, request, queryset) -> None:
         records = list(queryset)
         for record in records:
-            mirror.mirror_again(record=record)
+            services.mirror_again(record=record)
         self.message_user(request, f"Queued {len(records)} object(s) for mirroring.", messages.SUCCESS)
 
 
@@ -106,7 +107,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def process_again(self, request, queryset) -> None:
         events = list(queryset)
         for webhook_event in events:
-            webhook_handlers.replay(webhook_event=webhook_event)
+            services.webhook_event_replay(webhook_event=webhook_event)
         self.message_user(request, f"Queued {len(events)} event(s) for processing.", messages.SUCCESS)
 
 
@@ -144,10 +145,12 @@ class OrderRefundInline(admin.TabularInline):
 
 
 def _dashboard_link(path: str, stripe_id: str) -> str:
+    """A link to the object in Stripe's dashboard, in the mode (live or test) of this installation's key."""
     if not stripe_id:
         return "-"
+    mode = "" if settings.STRIPE_LIVE_MODE else "test/"
     return format_html(
-        '<a href="https://dashboard.stripe.com/test/{}/{}" target="_blank">{}</a>', path, stripe_id, stripe_id
+        '<a href="https://dashboard.stripe.com/{}{}/{}" target="_blank">{}</a>', mode, path, stripe_id, stripe_id
     )
 
 
@@ -242,15 +245,15 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refund in full", permissions=["refund"])
     def refund_in_full(self, request, queryset) -> None:
-        self._each(request, queryset, lambda order: orders.order_refund(order=order, amount=None, by=request.user))
+        self._each(request, queryset, lambda order: services.order_refund(order=order, amount=None, by=request.user))
 
     @admin.action(description="Cancel (refunds paid orders)", permissions=["change"])
     def cancel(self, request, queryset) -> None:
-        self._each(request, queryset, lambda order: orders.order_cancel(order=order, by=request.user))
+        self._each(request, queryset, lambda order: services.order_cancel(order=order, by=request.user))
 
     @admin.action(description="Accept what Stripe took as paid (orders in review)", permissions=["change"])
     def accept_payment(self, request, queryset) -> None:
-        self._each(request, queryset, lambda order: orders.order_accept_payment(order=order, by=request.user))
+        self._each(request, queryset, lambda order: services.order_accept_payment(order=order, by=request.user))
 
     def _each(self, request, queryset, act) -> None:
         done = 0
@@ -258,7 +261,7 @@ class OrderAdmin(admin.ModelAdmin):
             try:
                 act(order)
                 done += 1
-            except (orders.OrderActionRefused, StripeUnavailable, StripeRefused) as error:
+            except DomainError as error:
                 self.message_user(request, f"Order {order.pk}: {error}", messages.WARNING)
         if done:
             self.message_user(request, f"Done for {done} order(s).", messages.SUCCESS)

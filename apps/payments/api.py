@@ -1,6 +1,8 @@
-"""`/api/v1/payments/mirror/`: staff see how far each object got to Stripe, and send failed ones again."""
+"""Payments over HTTP: checkout and payment links, orders and refunds, the mirror's rows, the stats.
 
-import logging
+Views validate, call a service or a selector, and answer. A refusal a service raises (an order that
+cannot be canceled, Stripe out of reach) is answered by `config.api_conventions`, the same everywhere.
+"""
 
 import django_filters
 from drf_spectacular.types import OpenApiTypes
@@ -10,9 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.catalog.models import Price
-from apps.payments import checkout, mirror, orders, selectors
-from apps.payments.idempotency import Answer, IdempotencyConflict, idempotent
+from apps.payments import selectors, services
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus
 from apps.payments.serializers import (
     CartSerializer,
@@ -28,12 +28,9 @@ from apps.payments.serializers import (
     StatsInputSerializer,
     StatsOutputSerializer,
 )
-from apps.payments.stripe_client import StripeKeySpent, StripeRefused, StripeUnavailable
+from apps.payments.services import Answer
 from apps.payments.throttles import STRIPE_CALL_THROTTLES, asks_stripe
 from config.api_conventions import StrictFilterSet, is_staff_with, staff_with
-from config.request_id import current_request_id
-
-log = logging.getLogger("apps.payments.api")
 
 
 class MirrorRecordFilter(StrictFilterSet):
@@ -66,7 +63,7 @@ class MirrorRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def retry(self, request, pk=None):
         """Mirror again (a new version, so Stripe does not replay a failure it remembers)."""
         record = self.get_object()
-        mirror.mirror_again(record=record)
+        services.mirror_again(record=record)
         record.refresh_from_db()
         return Response(self.get_serializer(record).data, status=status.HTTP_202_ACCEPTED)
 
@@ -74,42 +71,20 @@ class MirrorRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 # --- checkout, orders, refunds ----------------------------------------------------------------------------
 
 
-def _cart(lines: list[dict]) -> list[orders.CartLine]:
-    return [orders.CartLine(price=line["price"], quantity=line["quantity"]) for line in lines]
-
-
-# What each failure to move money means for the client: one table instead of a try/except in every view.
-# A fixed text says what happened; the error itself (Stripe's words, the mirror's) goes to the log under the
-# request id the answer carries. Where the text is empty, the error is one of ours, written for the client.
-MONEY_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    StripeUnavailable: (503, "The payment provider cannot be reached; nothing was charged. Try again shortly."),
-    checkout.CheckoutUnavailable: (503, "The payment provider cannot be reached; nothing was charged."),
-    StripeRefused: (502, "The payment provider refused the request; nothing was changed."),
-    StripeKeySpent: (409, "The payment provider holds an earlier request with this key; use a new one."),
-    checkout.PriceNotInStripe: (409, ""),
-    orders.OrderActionRefused: (409, ""),
-    IdempotencyConflict: (409, ""),
-}
+def _cart(lines: list[dict]) -> list[services.CartLine]:
+    return [services.CartLine(price=line["price"], quantity=line["quantity"]) for line in lines]
 
 
 class MoneyApiView:
-    """Views that move money answer every refusal with its status and a clear `detail`, never a 500."""
+    """A view that moves money: besides its own answers it may answer 409, 502 or 503 (see
+    `config.api_conventions.domain_error_answer`), and its schema says so."""
 
-    answers_money_errors = True  # the schema declares the 409/502/503 below
-
-    def handle_exception(self, exc):
-        for error_class, (code, text) in MONEY_ERRORS.items():
-            if isinstance(exc, error_class):
-                if not text:
-                    return Response({"detail": str(exc)}, status=code)
-                log.warning("money request refused status=%s error=%s: %s", code, type(exc).__name__, exc)
-                return Response({"detail": text, "request_id": current_request_id()}, status=code)
-        return super().handle_exception(exc)
+    answers_money_errors = True
 
 
 def _once(request, *, scope: str, sent: dict, run) -> Response:
     """Answer `run()`, or the first answer to this user's `Idempotency-Key` for the same request."""
-    answer = idempotent(
+    answer = services.idempotent(
         user=request.user, scope=scope, key=request.headers.get("Idempotency-Key"), request=sent, run=run
     )
     return Response(
@@ -143,7 +118,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
         data = serializer.validated_data
 
         def start() -> Answer:
-            order = checkout.checkout_for_cart(
+            order = services.checkout_for_cart(
                 user=request.user,
                 lines=_cart(data["lines"]),
                 success_url=data["success_url"],
@@ -167,7 +142,7 @@ class PaymentLinkApi(MoneyApiView, APIView):
         serializer.is_valid(raise_exception=True)
 
         def create() -> Answer:
-            link = checkout.payment_link_create(
+            link = services.payment_link_create(
                 lines=_cart(serializer.validated_data["lines"]), created_by=request.user
             )
             return Answer(status.HTTP_201_CREATED, {"payment_link_id": link.stripe_id, "url": link.url})
@@ -185,12 +160,7 @@ class VerifyPricesApi(APIView):
         serializer = PriceCheckInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lines = serializer.validated_data["lines"]
-        on_sale = {
-            price.pk: price.unit_amount
-            for price in Price.objects.filter(
-                pk__in=[line["price"] for line in lines], active=True, product__active=True
-            )
-        }
+        on_sale = selectors.prices_on_sale(price_ids=[line["price"] for line in lines])
         discrepancies = [
             {"price": line["price"], "expected": on_sale.get(line["price"]), "provided": line["unit_amount"]}
             for line in lines
@@ -223,15 +193,14 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
-            return Order.objects.none()
-        found = Order.objects.prefetch_related("lines")
-        return found if is_staff_with(self.request, "payments.view_order") else found.filter(user=self.request.user)
+            return selectors.order_list(user=None)
+        return selectors.order_list(user=self.request.user, everyone=is_staff_with(self.request, "payments.view_order"))
 
     @extend_schema(parameters=[OpenApiParameter("sync", bool, description="Ask Stripe first (for the success page).")])
     def retrieve(self, request, *args, **kwargs):
         order = self.get_object()
         if asks_stripe(request):
-            order = orders.order_sync(order=order, by=request.user)
+            order = services.order_sync(order=order, by=request.user)
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=None, responses=OrderSerializer)
@@ -242,7 +211,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         order = self.get_object()
         if order.user_id != request.user.pk and not is_staff_with(request, "payments.change_order"):
             raise exceptions.PermissionDenied("Canceling another's order needs the permission payments.change_order.")
-        order = orders.order_cancel(order=order, by=request.user)
+        order = services.order_cancel(order=order, by=request.user)
         return Response(self.get_serializer(order).data)
 
     @extend_schema(request=RefundInputSerializer, responses={201: RefundOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
@@ -262,7 +231,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         key = request.headers.get("Idempotency-Key")
 
         def refund() -> Answer:
-            made = orders.order_refund(order=order, amount=amount, by=request.user, client_key=key)
+            made = services.order_refund(order=order, amount=amount, by=request.user, client_key=key)
             return Answer(status.HTTP_201_CREATED, RefundOutputSerializer(made).data)
 
         return _once(request, scope=f"refund:order:{order.pk}", sent={"amount": amount}, run=refund)

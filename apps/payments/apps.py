@@ -12,8 +12,8 @@ class PaymentsConfig(AppConfig):
         import stripe
         from django.conf import settings
 
-        from apps.payments import checks, order_webhooks, receivers  # noqa: F401 - checks, handlers, receivers
-        from apps.payments.stripe_client import install_for_module_level_calls
+        from apps.payments import checks, receivers  # noqa: F401 - registers the deploy checks, connects receivers
+        from apps.payments.gateway.client import install_for_module_level_calls
 
         # dj-stripe calls Stripe through the SDK's module-level settings: point them
         # at STRIPE_API_BASE (the emulator in development and tests) when it is set,

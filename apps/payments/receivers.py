@@ -3,7 +3,7 @@
 from django.dispatch import receiver
 
 from apps.catalog.signals import price_changed, price_deleted, product_changed, product_deleted
-from apps.payments.mirror import mirror_record_change
+from apps.payments.mirror.outbox import mirror_record_change
 from apps.payments.models import MirrorKind
 from apps.users.signals import user_changed, user_deleted, user_registered
 

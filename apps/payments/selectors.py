@@ -2,7 +2,8 @@
 
 from django.db.models import QuerySet
 
-from apps.payments.models import MirrorKind, MirrorRecord, WebhookEvent, WebhookEventState
+from apps.catalog.models import Price
+from apps.payments.models import MirrorKind, MirrorRecord, Order, WebhookEvent, WebhookEventState
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -29,13 +30,27 @@ def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> 
     return records
 
 
+def prices_on_sale(*, price_ids: list[int]) -> dict[int, int]:
+    """The unit amount of each of these prices that is on sale now (active, of an active product)."""
+    on_sale = Price.objects.filter(pk__in=price_ids, active=True, product__active=True)
+    return dict(on_sale.values_list("pk", "unit_amount"))
+
+
+def order_list(*, user, everyone: bool = False) -> QuerySet[Order]:
+    """Orders with their lines: all of them for `everyone`, else the user's own (none without a user)."""
+    found = Order.objects.prefetch_related("lines")
+    if everyone:
+        return found
+    return found.filter(user=user) if user is not None else found.none()
+
+
 def payment_stats(*, date_from, date_to) -> dict:
     """Orders created in [date_from, date_to]: counts and amounts by status and currency, the success
     rate of finished checkouts, and revenue (paid minus refunded) per day of payment."""
     from django.db.models import Count, F, Sum
     from django.db.models.functions import TruncDate
 
-    from apps.payments.models import Order, OrderStatus
+    from apps.payments.models import OrderStatus
 
     created = Order.objects.filter(created_at__date__gte=date_from, created_at__date__lte=date_to)
     by_status = [

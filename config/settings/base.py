@@ -14,8 +14,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# A developer may keep overrides in `.env`; real deployments set the environment.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A developer may keep overrides in `.env`, read only when asked (`DJANGO_READ_DOT_ENV_FILE=true`): a server's
+# settings come from its environment, never from a file that happens to lie beside the code.
+if env.bool("DJANGO_READ_DOT_ENV_FILE", default=False):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -64,7 +66,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="config.urls")
 # Hot paths config.wsgi serves with a bare WSGI app, skipping the middleware (Stripe's webhook deliveries).
-FAST_WSGI_PATHS = {"/stripe/webhook/": "apps.payments.webhook_ingest.webhook_wsgi_app"}
+FAST_WSGI_PATHS = {"/stripe/webhook/": "apps.payments.webhooks.ingest.webhook_wsgi_app"}
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -85,7 +87,6 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 
-VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -132,7 +133,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -213,16 +213,14 @@ SPECTACULAR_SETTINGS = {
 
 # `filesystem://` is a broker that needs no server: messages are files under var/.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
-        "control_folder": str(_broker_dir / "control"),
+        "control_folder": str(BROKER_DIR / "control"),
     }
 else:
     # Redis re-delivers an unacked message after this long; task retry
@@ -294,9 +292,13 @@ STRIPE_MAX_RETRIES = env.int("STRIPE_MAX_RETRIES", default=3)
 # The budget every worker shares, below Stripe's limits (100/s live, 25/s test, 25/s per endpoint).
 STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=90.0 if STRIPE_LIVE_MODE else 25.0)
 STRIPE_RATE_LIMIT_PER_ENDPOINT = env.float("STRIPE_RATE_LIMIT_PER_ENDPOINT", default=20.0)
-# Where the budget and the circuit breaker live; empty keeps them per process (no Redis in `make run`).
-STRIPE_BUDGET_REDIS_URL = env.str(
-    "STRIPE_BUDGET_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+# The Redis where web and worker processes coordinate: the Stripe rate budget, the circuit breaker and the
+# webhook drain slots. Empty keeps each per process (no Redis in `make run`). STRIPE_BUDGET_REDIS_URL is its
+# earlier name, still read.
+COORDINATION_REDIS_URL = env.str(
+    "COORDINATION_REDIS_URL",
+    default=env.str("STRIPE_BUDGET_REDIS_URL", default="")
+    or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""),
 )
 STRIPE_CIRCUIT_FAILURES = env.int("STRIPE_CIRCUIT_FAILURES", default=10)
 STRIPE_CIRCUIT_COOLDOWN_SECONDS = env.float("STRIPE_CIRCUIT_COOLDOWN_SECONDS", default=15.0)

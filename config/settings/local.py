@@ -1,7 +1,14 @@
 """Development: `make run`. Safe defaults so a fresh machine needs no configuration."""
 
 from .base import *  # noqa: F403
-from .base import SIMPLE_JWT, env
+from .base import BROKER_DIR, CELERY_BROKER_URL, SIMPLE_JWT, VAR_DIR, env
+
+# Development's defaults keep their state under var/ (the SQLite file, the broker's messages, the beat's
+# schedule): made here, so a fresh checkout runs, and only here (production and the tests create nothing).
+VAR_DIR.mkdir(exist_ok=True)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in ("queue", "processed", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SETTINGS_ROLE = "development"

@@ -44,7 +44,7 @@ CACHES = {
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-STRIPE_BUDGET_REDIS_URL = env.str("STRIPE_BUDGET_REDIS_URL", default="redis://127.0.0.1:6379/13")
+COORDINATION_REDIS_URL = env.str("COORDINATION_REDIS_URL", default="redis://127.0.0.1:6379/13")
 # Fixed, because each test empties the database the generated one would live in.
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="testsuite")
 

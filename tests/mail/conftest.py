@@ -2,9 +2,7 @@ import pytest
 from django.db import transaction
 
 from apps.catalog import services as catalog
-from apps.payments import orders
-from apps.payments.models import OrderStatus
-from tests.payments.conftest import shop, webhooks  # noqa: F401 - the shop the journey tests buy from
+from apps.payments import services as payments
 from tests.users.factories import UserFactory
 
 
@@ -21,12 +19,4 @@ def cart(db):
             product=catalog.product_create(name="Mug & Saucer <b>"), unit_amount=1250, currency="eur"
         )
         tea = catalog.price_create(product=catalog.product_create(name="Tea"), unit_amount=699, currency="eur")
-    return [orders.CartLine(price=mugs, quantity=2), orders.CartLine(price=tea, quantity=1)]
-
-
-def paid_order(*, user, lines):
-    """An order paid through the one transition function, as a webhook would pay it."""
-    order = orders.order_create(user=user, lines=lines)
-    orders.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test", payment_intent_id="pi_test")
-    order.refresh_from_db()
-    return order
+    return [payments.CartLine(price=mugs, quantity=2), payments.CartLine(price=tea, quantity=1)]

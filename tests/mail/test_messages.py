@@ -4,10 +4,10 @@ import pytest
 from django.db import transaction
 
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
-from apps.payments import orders
+from apps.payments import services as payments
 from apps.payments.models import Order, OrderStatus
 from apps.users import services as users
-from tests.mail.conftest import paid_order
+from tests.mail.helpers import paid_order
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-unusual-passphrase-42"
@@ -50,7 +50,7 @@ def test_receipt_in_a_zero_decimal_currency(customer):
 
     with transaction.atomic():
         price = catalog.price_create(product=catalog.product_create(name="Sencha"), unit_amount=1500, currency="jpy")
-    paid_order(user=customer, lines=[orders.CartLine(price=price, quantity=3)])
+    paid_order(user=customer, lines=[payments.CartLine(price=price, quantity=3)])
 
     assert "Total: ¥4,500" in only_message(MessageKind.RECEIPT).body_text
 
@@ -66,10 +66,10 @@ def test_the_receipt_keeps_what_was_bought_when_the_catalog_changes_later(custom
 
 
 def test_payment_failed_links_to_the_open_checkout_to_try_again(customer, cart):
-    order = orders.order_create(user=customer, lines=cart)
+    order = payments.order_create(user=customer, lines=cart)
     Order.objects.filter(pk=order.pk).update(checkout_url="https://checkout.stripe.com/c/pay/cs_test_1")
 
-    orders.order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause="test")
+    payments.order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause="test")
 
     message = only_message(MessageKind.PAYMENT_FAILED)
     assert message.subject == f"Payment for order #{order.pk} did not go through"
@@ -82,8 +82,8 @@ def test_payment_failed_links_to_the_open_checkout_to_try_again(customer, cart):
 def test_refund_says_how_much_and_what_remains(customer, cart):
     order = paid_order(user=customer, lines=cart)
 
-    orders.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="test")
-    orders.order_apply_refund(order_id=order.pk, stripe_refund_id="re_2", amount=2199, cause="test")
+    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="test")
+    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_2", amount=2199, cause="test")
 
     partial, full = OutgoingMessage.objects.filter(kind=MessageKind.REFUND).order_by("id")
     assert partial.subject == f"Refund of €10.00 for order #{order.pk}"
@@ -96,9 +96,9 @@ def test_refund_says_how_much_and_what_remains(customer, cart):
 
 
 def test_order_canceled_lists_what_was_not_bought(customer, cart):
-    order = orders.order_create(user=customer, lines=cart)
+    order = payments.order_create(user=customer, lines=cart)
 
-    orders.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause="test")
+    payments.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause="test")
 
     message = only_message(MessageKind.ORDER_CANCELED)
     assert message.subject == f"Order #{order.pk} canceled"
@@ -110,10 +110,10 @@ def test_every_message_has_a_text_and_an_html_body(customer, cart):
     newcomer = users.user_create(email="new@example.com", password=PASSWORD)
     users.user_request_email_verification(user=newcomer)
     order = paid_order(user=customer, lines=cart)
-    orders.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=100, cause="test")
-    other = orders.order_create(user=customer, lines=cart)
-    orders.order_transition(order_id=other.pk, to=OrderStatus.FAILED, cause="test")
-    orders.order_transition(order_id=other.pk, to=OrderStatus.CANCELED, cause="test")
+    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=100, cause="test")
+    other = payments.order_create(user=customer, lines=cart)
+    payments.order_transition(order_id=other.pk, to=OrderStatus.FAILED, cause="test")
+    payments.order_transition(order_id=other.pk, to=OrderStatus.CANCELED, cause="test")
 
     written = {message.kind: message for message in OutgoingMessage.objects.all()}
     assert set(written) == set(MessageKind.values)
@@ -128,9 +128,9 @@ def test_every_message_has_a_text_and_an_html_body(customer, cart):
 
 
 def test_a_guest_order_is_mailed_to_the_address_stripe_gave(cart):
-    order = orders.order_create(user=None, lines=cart, email="guest@example.com")
+    order = payments.order_create(user=None, lines=cart, email="guest@example.com")
 
-    orders.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
+    payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
 
     message = only_message(MessageKind.RECEIPT)
     assert message.recipient == "guest@example.com"

@@ -12,10 +12,10 @@ from rest_framework.test import APIClient
 from apps.mail import services
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
 from apps.mail.tasks import messages_send_due_task
-from apps.payments import webhook_handlers
+from apps.payments import services as payments
 from apps.payments.models import OrderStatus, WebhookEvent
 from apps.users import services as users
-from tests.payments.conftest import (
+from tests.payments.helpers import (
     PASSWORD,
     broker_unreachable,
     checkout_started,
@@ -131,7 +131,7 @@ class TestOrderMail:
         webhooks_quiet(emulator)
         with transaction.atomic():
             for event in WebhookEvent.objects.filter(type="checkout.session.completed"):
-                webhook_handlers.replay(webhook_event=event)
+                payments.webhook_event_replay(webhook_event=event)
         webhooks_quiet(emulator)
 
         receipt = settles("ada@example.com", MessageState.SENT, kind=MessageKind.RECEIPT)

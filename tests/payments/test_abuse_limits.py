@@ -5,8 +5,8 @@ import pytest
 
 from apps.catalog import services as catalog
 from apps.payments.models import Order, OrderStatus
-from tests.conftest import client_for
-from tests.payments.conftest import CHECKOUT, URLS
+from tests.helpers import client_for
+from tests.payments.helpers import CHECKOUT, URLS
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

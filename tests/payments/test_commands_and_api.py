@@ -10,7 +10,7 @@ from django.db import transaction
 from apps.catalog import services as catalog
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
-from tests.payments.conftest import stripe_objects_by_ref
+from tests.payments.helpers import stripe_objects_by_ref
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-unusual-passphrase-42"

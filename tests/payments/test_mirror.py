@@ -13,7 +13,7 @@ from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.selectors import stripe_price_id
 from apps.users import services as users
 from apps.users.models import User
-from tests.payments.conftest import settled, stripe_objects_by_ref, wait_until
+from tests.payments.helpers import settled, stripe_objects_by_ref, wait_until
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a-long-unusual-passphrase-42"

@@ -11,10 +11,10 @@ import stripe
 from django.db import transaction
 
 from apps.catalog import services as catalog
-from apps.payments import mirror as mirror_engine
+from apps.payments.mirror import outbox, sync
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
-from tests.payments.conftest import broker_unreachable, settled, stripe_objects_by_ref, wait_until
+from tests.payments.helpers import broker_unreachable, settled, stripe_objects_by_ref, wait_until
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a-long-unusual-passphrase-42"
@@ -68,10 +68,11 @@ def test_everything_arrives_exactly_once_despite_stripe_trouble(mirror, fault):
     wait_until(settled, timeout=90, message="every object mirrored")
     mirror.control("DELETE", "faults")  # so the checks below read Stripe's side undisturbed
     _assert_each_exactly_once(mirror, products, prices, people)
+    if "status" not in fault:
+        return  # slow answers fail nothing: arriving exactly once, checked above, is the whole claim
     failed_posts = [r for r in mirror.requests_seen(method="POST") if r["status"] != 200]
-    if "status" in fault:
-        # Counted over every request (a third of ~25): over the ~10 writes alone it misses now and then.
-        assert any(r["status"] != 200 for r in mirror.requests_seen()), "the fault never struck"
+    # Counted over every request (a third of ~25): over the ~10 writes alone it misses now and then.
+    assert any(r["status"] != 200 for r in mirror.requests_seen()), "the fault never struck"
     succeeded_keys = {r["idempotency_key"] for r in mirror.requests_seen(method="POST") if r["status"] == 200}
     # Every failed write was retried with its own key until it went through.
     assert {r["idempotency_key"] for r in failed_posts} <= succeeded_keys
@@ -111,7 +112,7 @@ def test_a_product_saved_while_the_broker_is_down_is_mirrored_once_it_is_back(mi
     assert stripe_objects_by_ref(mirror, "products") == {}
 
     # What beat's mirror_requeue_stale_task does once rows have waited long enough.
-    queued = mirror_engine.requeue_stale(older_than=timedelta(0))
+    queued = outbox.requeue_stale(older_than=timedelta(0))
 
     assert queued == 2
     wait_until(settled, message="the requeued rows")
@@ -190,9 +191,9 @@ def test_tasks_run_out_of_order_leave_stripe_with_the_newest(mirror_on):
     record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT)
     price_record = MirrorRecord.objects.get(kind=MirrorKind.PRICE)
 
-    second = mirror_engine.mirror_sync(record_id=record.pk, owner="task:version-2")
-    first = mirror_engine.mirror_sync(record_id=record.pk, owner="task:version-1")
-    mirror_engine.mirror_sync(record_id=price_record.pk)
+    second = sync.mirror_sync(record_id=record.pk, owner="task:version-2")
+    first = sync.mirror_sync(record_id=record.pk, owner="task:version-1")
+    sync.mirror_sync(record_id=price_record.pk)
 
     record.refresh_from_db()
     assert (second, first) == ("synced", "nothing to do")
@@ -209,7 +210,7 @@ def test_the_same_task_twice_at_once_makes_one_stripe_object(mirror_on):
     outcomes = []
 
     def run(owner):
-        outcomes.append(mirror_engine.mirror_sync(record_id=record.pk, owner=owner))
+        outcomes.append(sync.mirror_sync(record_id=record.pk, owner=owner))
 
     threads = [threading.Thread(target=run, args=(f"task:twin-{n}",)) for n in range(2)]
     for thread in threads:

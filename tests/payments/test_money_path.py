@@ -18,8 +18,8 @@ from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, O
 from apps.payments.models import WebhookEventState as EventState
 from apps.users import services as users
 from apps.users.models import User
-from tests.conftest import client_for, project_log
-from tests.payments.conftest import (
+from tests.helpers import client_for, project_log
+from tests.payments.helpers import (
     PASSWORD,
     URLS,
     checkout_cart,
@@ -545,10 +545,10 @@ def test_existing_rows_are_carried_over_by_the_data_migration(db):
     customer = User.objects.create_user("old@example.com", PASSWORD)
     with transaction.atomic():
         price = catalog.price_create(product=catalog.product_create(name="Old"), unit_amount=700, currency="usd")
-    from apps.payments import orders
+    from apps.payments import services as payments
 
-    paid = orders.order_create(
-        user=customer, lines=[orders.CartLine(price=price, quantity=2)], payment_link_id="plink_1"
+    paid = payments.order_create(
+        user=customer, lines=[payments.CartLine(price=price, quantity=2)], payment_link_id="plink_1"
     )
     Order.objects.filter(pk=paid.pk).update(status=OrderStatus.PAID, amount_charged=0, currency_charged="")
     Installation.objects.all().delete()

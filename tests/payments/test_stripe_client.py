@@ -8,17 +8,18 @@ import redis
 import stripe
 from django.conf import settings
 
-from apps.payments.circuit_breaker import CircuitBreaker, CircuitOpen
-from apps.payments.rate_budget import RateBudget, endpoint_of
-from apps.payments.stripe_client import StripeGateway, StripeKeySpent, StripeUnavailable
+from apps.payments.gateway.circuit_breaker import CircuitBreaker, CircuitOpen
+from apps.payments.gateway.client import StripeGateway
+from apps.payments.gateway.errors import StripeKeySpent, StripeUnavailable
+from apps.payments.gateway.rate_budget import RateBudget, endpoint_of
 
 
 @pytest.fixture
 def budget_redis():
-    client = redis.Redis.from_url(settings.STRIPE_BUDGET_REDIS_URL)
+    client = redis.Redis.from_url(settings.COORDINATION_REDIS_URL)
     for key in client.scan_iter("stripe:*"):
         client.delete(key)
-    yield settings.STRIPE_BUDGET_REDIS_URL
+    yield settings.COORDINATION_REDIS_URL
     for key in client.scan_iter("stripe:*"):
         client.delete(key)
 

@@ -13,7 +13,7 @@ from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
 from apps.users import services as users
-from tests.payments.conftest import events_settled, settled, wait_until
+from tests.payments.helpers import events_settled, settled, wait_until
 from tests.payments.webhook_signing import body, event, signature
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.webhook_handlers import EventNotReady, note_failure, retry_delay
+from apps.payments.webhooks.errors import EventNotReady
+from apps.payments.webhooks.processing import note_failure, retry_delay
 
 pytestmark = pytest.mark.django_db
 THREE_DAYS = timedelta(days=3)
@@ -98,7 +99,7 @@ def test_the_admin_warns_about_parked_events(client):
 
 
 def test_the_namespace_is_generated_once_and_kept(settings):
-    from apps.payments import installation
+    from apps.payments.mirror import installation
     from apps.payments.models import Installation
 
     settings.STRIPE_APP_NAMESPACE = ""

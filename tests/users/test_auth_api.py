@@ -2,7 +2,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.users.models import User
-from tests.conftest import client_for
+from tests.helpers import client_for
 from tests.users.factories import TEST_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db

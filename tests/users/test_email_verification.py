@@ -9,7 +9,7 @@ from django.core import signing
 from apps.mail.models import MessageKind, OutgoingMessage
 from apps.users.models import User
 from apps.users.services import EMAIL_VERIFICATION_SALT
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -46,7 +46,7 @@ def _environment(database_url: str, emulator_url: str) -> dict[str, str]:
         **PRODUCTION,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": BROKER_URL,
-        "STRIPE_BUDGET_REDIS_URL": BUDGET_URL,
+        "COORDINATION_REDIS_URL": BUDGET_URL,
         "STRIPE_API_BASE": emulator_url,
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_MIRROR_ENABLED": "true",

@@ -169,7 +169,7 @@ def main() -> int:
         "DJANGO_ROOT_URLCONF": "tools.bench.webhook_urls",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": BROKER_URL,
-        "STRIPE_BUDGET_REDIS_URL": BUDGET_URL,
+        "COORDINATION_REDIS_URL": BUDGET_URL,
         "STRIPE_API_BASE": emulator_url,
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_WEBHOOK_SECRET": SECRET,

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from apps.payments import webhook_handlers
+from apps.payments import services
 from apps.payments.models import WebhookEvent, WebhookEventState
 
 
@@ -37,12 +37,12 @@ class Command(BaseCommand):
         replayed = failed = 0
         for event in events:
             if options["queue"]:
-                webhook_handlers.replay(webhook_event=event)
+                services.webhook_event_replay(webhook_event=event)
                 replayed += 1
                 continue
             WebhookEvent.objects.filter(pk=event.pk).update(state=WebhookEventState.RECEIVED, attempts=0, retry_at=None)
             try:
-                outcome = webhook_handlers.process_event(webhook_event_id=event.pk)
+                outcome = services.webhook_event_process(webhook_event_id=event.pk)
                 replayed += 1
                 self.stdout.write(f"  {event.stripe_id}: {outcome}")
             except Exception as error:  # noqa: BLE001 - reported, and the event stays parked

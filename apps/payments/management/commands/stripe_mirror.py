@@ -8,14 +8,25 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.catalog.models import Price, Product
-from apps.payments import mirror
+from apps.payments import services
 from apps.payments.management.progress import Progress
+from apps.payments.mirror.outbox import enqueue, mirror_record_change
+from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users.models import User
 
 # Products before their prices (a price needs its product), customers last.
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
 MODELS = {MirrorKind.PRODUCT: Product, MirrorKind.PRICE: Price, MirrorKind.USER: User}
+# Which total each outcome counts in: only what Stripe now holds is "mirrored".
+TOTALS = {
+    SyncOutcome.SYNCED: "synced",
+    SyncOutcome.FAILED: "failed",
+    SyncOutcome.CONFLICT: "failed",
+    SyncOutcome.WAITING: "waiting",
+    SyncOutcome.LEASE_LOST: "waiting",  # another task holds the row now and finishes it
+    SyncOutcome.NOTHING_TO_DO: "waiting",
+}
 
 
 class Command(BaseCommand):
@@ -51,7 +62,7 @@ class Command(BaseCommand):
         known = set(MirrorRecord.objects.filter(kind=kind).values_list("object_id", flat=True))
         for object_id in MODELS[kind].objects.order_by("pk").values_list("pk", flat=True):
             if force or object_id not in known:
-                mirror.mirror_record_change(kind=kind, object_id=object_id, queue=queue)
+                mirror_record_change(kind=kind, object_id=object_id, queue=queue)
 
     def _mirror_kind(self, kind: MirrorKind, queue: bool, totals: dict) -> None:
         records = MirrorRecord.objects.filter(kind=kind).order_by("object_id")
@@ -61,14 +72,13 @@ class Command(BaseCommand):
             if record.state == MirrorState.SYNCED and record.synced_version >= record.version:
                 totals["already"] += 1
             elif queue:
-                mirror.enqueue(record_id)
+                enqueue(record_id)
                 totals["queued"] += 1
             else:
                 if record.state == MirrorState.FAILED:
-                    mirror.mirror_again(record=record, queue=False)
-                outcome = mirror.mirror_sync(record_id=record_id)
-                key = {"synced": "synced", "failed": "failed"}.get(outcome, "waiting")
-                totals[key] += 1
+                    services.mirror_again(record=record, queue=False)
+                outcome = services.mirror_sync(record_id=record_id)
+                totals[TOTALS[outcome]] += 1
             progress.advance()
         progress.close()
 

@@ -7,8 +7,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.payments.management.progress import Progress
+from apps.payments.mirror.specs import SPECS
 from apps.payments.models import MirrorKind
-from apps.payments.reconcile import KINDS, reconcile
+from apps.payments.services import reconcile
 
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         results = []
         try:
             for kind in kinds:
-                total = KINDS[kind][0].objects.count()
+                total = SPECS[kind].model.objects.count()
                 progress = Progress(total, f"{kind.label:<22}", stream=self.stderr)
                 results.append(reconcile(kind, repair=not options["dry_run"], on_step=progress.advance))
                 progress.close()

@@ -114,5 +114,5 @@ def _budget(per_second: float, per_endpoint: float, redis_url: str) -> RateBudge
 def rate_budget() -> RateBudget:
     """The budget for the current settings (one per process and configuration)."""
     return _budget(
-        settings.STRIPE_RATE_LIMIT_PER_SECOND, settings.STRIPE_RATE_LIMIT_PER_ENDPOINT, settings.STRIPE_BUDGET_REDIS_URL
+        settings.STRIPE_RATE_LIMIT_PER_SECOND, settings.STRIPE_RATE_LIMIT_PER_ENDPOINT, settings.COORDINATION_REDIS_URL
     )

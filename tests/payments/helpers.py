@@ -1,20 +1,27 @@
+"""Helpers of the payment tests: waiting for the mirror and the webhooks, buying from the shop."""
+
 from contextlib import contextmanager
 
-import pytest
 import stripe
 from django.conf import settings as django_settings
-from django.db import transaction
 from kombu import pools
 
-from apps.catalog import services as catalog
 from apps.payments.models import MirrorRecord, MirrorState, Order
-from apps.users import services as users
 from config.celery import app as celery_app
-from tests.conftest import client_for
-from tests.users.factories import OPERATOR_PERMISSIONS, grant
+from tests.helpers import client_for
 from tests.worker_fixtures import wait_until
 
-__all__ = ["broker_unreachable", "events_settled", "settled", "stripe_objects_by_ref", "wait_until"]
+__all__ = [
+    "broker_unreachable",
+    "checkout_cart",
+    "checkout_started",
+    "events_settled",
+    "order_settles",
+    "settled",
+    "stripe_objects_by_ref",
+    "wait_until",
+    "webhooks_quiet",
+]
 
 PASSWORD = "a-long-unusual-passphrase-42"
 CHECKOUT = "/api/v1/checkout/sessions"
@@ -59,18 +66,6 @@ def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
     return found
 
 
-@pytest.fixture
-def webhooks(mirror, live_server, settings):
-    """Stripe (the emulator) delivers signed events to this test's live /stripe/webhook/."""
-    client = stripe.StripeClient(mirror.api_key, base_addresses={"api": mirror.url})
-    endpoint = client.v1.webhook_endpoints.create(
-        params={"url": f"{live_server.url}/stripe/webhook/", "enabled_events": ["*"]}
-    )
-    settings.STRIPE_WEBHOOK_SECRETS = [endpoint.secret]
-    mirror.control("POST", "webhooks", {"retry_base_seconds": 0.2})
-    return mirror
-
-
 def events_settled() -> bool:
     """Stripe delivered everything and every stored event is processed, ignored or failed."""
     from apps.payments.models import WebhookEvent, WebhookEventState
@@ -78,21 +73,7 @@ def events_settled() -> bool:
     return not WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists()
 
 
-# --- a shop to buy from: checkout helpers shared by payments and mail ---------------------
-
-
-@pytest.fixture
-def shop(webhooks):
-    """A customer, a staff member and two products on sale, all mirrored to Stripe."""
-    with transaction.atomic():
-        teapot = catalog.product_create(name="Teapot")
-        teapot_price = catalog.price_create(product=teapot, unit_amount=4500, currency="eur")
-        cup = catalog.product_create(name="Cup")
-        cup_price = catalog.price_create(product=cup, unit_amount=1200, currency="eur")
-    customer = users.user_create(email="ada@example.com", password=PASSWORD, name="Ada")
-    staff = grant(users.user_create(email="staff@example.com", password=PASSWORD, is_staff=True), *OPERATOR_PERMISSIONS)
-    wait_until(settled, message="the catalog and users in Stripe")
-    return {"emulator": webhooks, "customer": customer, "staff": staff, "teapot": teapot_price, "cup": cup_price}
+# --- buying from the shop (tests.payments.fixtures): checkout helpers shared by payments and mail ---
 
 
 def checkout_cart(client, lines, key: str | None = None, **urls):

@@ -9,12 +9,11 @@
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from apps.catalog.models import Price, Product
-from apps.payments import mirror
-from apps.payments.installation import is_ours
-from apps.payments.models import MirrorKind, MirrorRecord
-from apps.payments.stripe_client import gateway
-from apps.users.models import User
+from apps.payments.gateway.client import gateway
+from apps.payments.mirror import outbox, sync
+from apps.payments.mirror.installation import is_ours
+from apps.payments.mirror.specs import SPECS
+from apps.payments.models import MirrorRecord, MirrorState
 
 
 @dataclass
@@ -28,44 +27,11 @@ class Drift:
     repaired: int = 0
 
 
-def _customer_fields(user: User) -> dict:
-    return {"email": user.email, "name": user.name or None}
-
-
-def _product_fields(product: Product) -> dict:
-    return {"name": product.name, "description": product.description or None, "active": product.active}
-
-
-def _price_fields(price: Price) -> dict:
-    return {
-        "unit_amount": price.unit_amount,
-        "currency": price.currency,
-        "interval": price.recurring_interval,
-        "active": price.active,
-    }
-
-
-def _stripe_fields(kind: str, obj) -> dict:
-    if kind == MirrorKind.USER:
-        return {"email": obj.email, "name": obj.name}
-    if kind == MirrorKind.PRODUCT:
-        return {"name": obj.name, "description": obj.description, "active": obj.active}
-    interval = obj.recurring.interval if obj.recurring else None
-    return {"unit_amount": obj.unit_amount, "currency": obj.currency, "interval": interval, "active": obj.active}
-
-
-KINDS: dict[str, tuple[type, Callable, str]] = {
-    MirrorKind.PRODUCT: (Product, _product_fields, "products"),
-    MirrorKind.PRICE: (Price, _price_fields, "prices"),
-    MirrorKind.USER: (User, _customer_fields, "customers"),
-}
-
-
 def stripe_objects(kind: str) -> Iterable:
     """Every live Stripe object of this kind that carries an `app_ref` of this installation, through the shared
     budget (objects of other installations sharing the account are not ours to report or repair)."""
     gw = gateway()
-    service = getattr(gw.v1, KINDS[kind][2])
+    service = getattr(gw.v1, SPECS[kind].resource)
     page = gw.call(lambda options: service.list(params={"limit": 100}, options=options))
     while True:
         for obj in page.data:
@@ -81,26 +47,26 @@ def stripe_objects(kind: str) -> Iterable:
 
 
 def reconcile(kind: str, *, repair: bool, on_step: Callable[[], None] = lambda: None) -> Drift:
-    model, local_fields, _ = KINDS[kind]
+    spec = SPECS[kind]
     drift = Drift(kind=kind)
     by_ref: dict[str, list] = {}
     for obj in stripe_objects(kind):
-        by_ref.setdefault(obj.metadata["app_ref"], []).append(obj)
+        by_ref.setdefault(obj.metadata["app_ref"], []).append(obj.to_dict())
         drift.stripe += 1
     records = {record.object_id: record for record in MirrorRecord.objects.filter(kind=kind)}
     local_ids = set()
-    for local in model.objects.order_by("pk").iterator():
+    for local in spec.model.objects.order_by("pk").iterator():
         local_ids.add(local.pk)
         drift.local += 1
         ref = f"{kind}:{local.pk}"
         record = records.get(local.pk)
-        current = [obj for obj in by_ref.get(ref, []) if record and obj.id == record.stripe_id]
+        current = [obj for obj in by_ref.get(ref, []) if record and obj["id"] == record.stripe_id]
         if not current:
             drift.missing.append(ref)
             if repair:
                 _mirror_now(kind, local.pk, adopt=by_ref.get(ref, [None])[0])
                 drift.repaired += 1
-        elif _stripe_fields(kind, current[0]) != local_fields(local):
+        elif not spec.matches(local, current[0]):
             drift.differing.append(ref)
             if repair:
                 _mirror_now(kind, local.pk)
@@ -110,31 +76,31 @@ def reconcile(kind: str, *, repair: bool, on_step: Callable[[], None] = lambda: 
         object_id = int(ref.split(":", 1)[1])
         keep = records[object_id].stripe_id if object_id in local_ids and object_id in records else None
         for obj in objs:
-            live = getattr(obj, "active", True)
-            if obj.id != keep and live:
-                drift.extra.append(f"{ref} {obj.id}")
+            live = obj.get("active", True)
+            if obj["id"] != keep and live:
+                drift.extra.append(f"{ref} {obj['id']}")
                 if repair:
-                    _retire(kind, obj.id)
+                    _retire(kind, obj["id"])
                     drift.repaired += 1
     return drift
 
 
 def _mirror_now(kind: str, object_id: int, adopt=None) -> None:
     """Push the local object now; a Stripe object already carrying its `app_ref` is adopted, not duplicated."""
-    mirror.mirror_record_change(kind=kind, object_id=object_id, queue=False)
+    outbox.mirror_record_change(kind=kind, object_id=object_id, queue=False)
     record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-    if adopt is not None and record.stripe_id != adopt.id:
-        MirrorRecord.objects.filter(pk=record.pk).update(stripe_id=adopt.id)
-    if record.state == "failed":
-        mirror.mirror_again(record=record, queue=False)
-    mirror.mirror_sync(record_id=record.pk)
+    if adopt is not None and record.stripe_id != adopt["id"]:
+        MirrorRecord.objects.filter(pk=record.pk).update(stripe_id=adopt["id"])
+    if record.state == MirrorState.FAILED:
+        outbox.mirror_again(record=record, queue=False)
+    sync.mirror_sync(record_id=record.pk)
 
 
 def _retire(kind: str, stripe_id: str) -> None:
+    """An extra object leaves Stripe as Stripe allows: products and prices are archived, customers deleted."""
     gw = gateway()
-    if kind == MirrorKind.USER:
-        gw.call(lambda options: gw.v1.customers.delete(stripe_id, options=options))
-    elif kind == MirrorKind.PRODUCT:
-        gw.call(lambda options: gw.v1.products.update(stripe_id, params={"active": False}, options=options))
+    service = getattr(gw.v1, SPECS[kind].resource)
+    if SPECS[kind].archived_not_deleted:
+        gw.call(lambda options: service.update(stripe_id, params={"active": False}, options=options))
     else:
-        gw.call(lambda options: gw.v1.prices.update(stripe_id, params={"active": False}, options=options))
+        gw.call(lambda options: service.delete(stripe_id, options=options))

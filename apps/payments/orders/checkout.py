@@ -19,23 +19,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import Price
-from apps.payments import mirror, orders
-from apps.payments.idempotency import request_fingerprint
-from apps.payments.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.gateway.client import gateway
+from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
+from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.mirror.outbox import mirror_record_change
+from apps.payments.mirror.specs import price_immutable
+from apps.payments.mirror.sync import mirror_sync
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, PaymentLink
-from apps.payments.stripe_client import StripeRefused, StripeUnavailable, gateway
+from apps.payments.orders.errors import CheckoutUnavailable, PriceNotInStripe
+from apps.payments.orders.idempotency import request_fingerprint
+from apps.payments.orders.lifecycle import CartLine, order_create, order_transition
 from apps.users.models import User
 
 # A worker may be mirroring the same object right now; its result is waited for this long.
 WAIT_FOR_MIRROR_SECONDS = 10.0
-
-
-class CheckoutUnavailable(Exception):
-    """Stripe could not be reached to start the payment; nothing was charged."""
-
-
-class PriceNotInStripe(Exception):
-    """Stripe does not hold a price as the catalog has it now (its mirror is behind or failed)."""
 
 
 def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.stripe_id)) -> MirrorRecord | None:
@@ -46,9 +43,9 @@ def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.s
     if record is not None and is_current(record):
         return record
     if record is None or record.state == MirrorState.FAILED or record.synced_version >= record.version:
-        mirror.mirror_record_change(kind=kind, object_id=object_id, queue=False)
+        mirror_record_change(kind=kind, object_id=object_id, queue=False)
     record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-    mirror.mirror_sync(record_id=record.pk)
+    mirror_sync(record_id=record.pk)
     deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
     while True:
         record.refresh_from_db()
@@ -69,7 +66,7 @@ def _stripe_id_of(kind: str, object_id: int) -> str:
 
 def _current_stripe_price(price: Price) -> str:
     """The Stripe price that charges what the catalog says now (amount, currency, recurrence)."""
-    wanted = mirror.price_immutable(price)
+    wanted = price_immutable(price)
 
     def holds_current_amount(record: MirrorRecord) -> bool:
         return bool(record.stripe_id) and record.pushed.get("immutable") == wanted
@@ -102,7 +99,7 @@ def _line_items(order: Order) -> list[dict]:
     ]
 
 
-def checkout_for_cart(*, user: User, lines: list[orders.CartLine], success_url: str, cancel_url: str) -> Order:
+def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, cancel_url: str) -> Order:
     """The order and Checkout Session for a cart. The same user sending the same cart again within
     `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order (a double click, a
     retried request): requests of one user are taken one at a time, and a session is made once per order."""
@@ -126,7 +123,7 @@ def checkout_for_cart(*, user: User, lines: list[orders.CartLine], success_url: 
             .first()
         )
         if order is None:
-            order = orders.order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
+            order = order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
     if order.checkout_session_id:
         return order
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
@@ -159,11 +156,11 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
             idempotency_key=f"order:{order.pk}:checkout",
         )
     except (StripeUnavailable, CheckoutUnavailable) as error:
-        orders.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"checkout not started: {error}")
+        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"checkout not started: {error}")
         raise CheckoutUnavailable(str(error)) from error
     except stripe.StripeError as error:
         refused = StripeRefused(error)
-        orders.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
+        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
         raise refused from error
     Order.objects.filter(pk=order.pk).update(
         checkout_session_id=session.id, checkout_url=session.url, stripe_customer_id=params.get("customer", "")
@@ -172,7 +169,7 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
     return order
 
 
-def payment_link_create(*, lines: list[orders.CartLine], created_by) -> PaymentLink:
+def payment_link_create(*, lines: list[CartLine], created_by) -> PaymentLink:
     """A reusable link; each payment through it becomes an order of its own (see the webhooks)."""
     try:
         line_items = [{"price": _current_stripe_price(line.price), "quantity": line.quantity} for line in lines]

@@ -87,5 +87,5 @@ def _breaker(threshold: int, cooldown: float, redis_url: str) -> CircuitBreaker:
 
 def circuit_breaker() -> CircuitBreaker:
     return _breaker(
-        settings.STRIPE_CIRCUIT_FAILURES, settings.STRIPE_CIRCUIT_COOLDOWN_SECONDS, settings.STRIPE_BUDGET_REDIS_URL
+        settings.STRIPE_CIRCUIT_FAILURES, settings.STRIPE_CIRCUIT_COOLDOWN_SECONDS, settings.COORDINATION_REDIS_URL
     )

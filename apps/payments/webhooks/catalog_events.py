@@ -1,4 +1,6 @@
-"""What each Stripe event does here. Idempotent (a second delivery changes nothing) and order-safe.
+"""Stripe events about the catalog and customers: dashboard edits of products and prices come back into
+the catalog; a customer's link to its user is kept. Idempotent (a second delivery changes nothing) and
+order-safe.
 
 Stripe sends events in no particular order and `event.created` must not order them.
 An object with an `updated` timestamp (products) is compared with the watermark we
@@ -9,114 +11,23 @@ In doubt, the object is fetched from Stripe once and what Stripe holds now is ap
 Local writes are the truth: while a local change is on its way to Stripe, Stripe's
 older state is not applied over it. A change that came from Stripe is applied inside
 `changes_from_stripe()`, so the mirror counts it as synced and sends nothing back.
+What each kind should hold is the mirror's spec (`mirror.specs`), read here the other way.
 """
 
-import logging
-from collections.abc import Callable
-from datetime import timedelta
-from traceback import format_exc
+import json
 
 import stripe
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
-from apps.payments.installation import APP_REF_KEY, NAMESPACE_KEY, foreign_ref, is_ours
-from apps.payments.mirror import changes_from_stripe, price_immutable
-from apps.payments.models import (
-    MirrorKind,
-    MirrorRecord,
-    MirrorState,
-    StripeWatermark,
-    WebhookEvent,
-    WebhookEventState,
-)
-from apps.payments.stripe_client import gateway
-
-log = logging.getLogger("apps.payments.webhooks")
-Handler = Callable[[dict], str]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(*event_types: str):
-    def register(handler: Handler) -> Handler:
-        for event_type in event_types:
-            HANDLERS[event_type] = handler
-        return handler
-
-    return register
-
-
-def process_event(*, webhook_event_id: int) -> str:
-    """Process one stored event, whatever its retry time (replays, tests); raises when the handler fails."""
-    with transaction.atomic():
-        record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
-        if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
-            return "already done"
-        return _process(record)
-
-
-def process_next() -> tuple[int, str] | None:
-    """Take the next event ready for processing (none another drain holds) and process it.
-
-    Returns (event id, what happened), or None when no event is ready. A handler that
-    fails is noted for a retry with backoff, or parked as failed after the last attempt.
-    """
-    skip_locked = connection.features.has_select_for_update_skip_locked
-    now = timezone.now()
-    record_id = None
-    try:
-        with transaction.atomic():
-            ready = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).filter(
-                Q(retry_at__isnull=True) | Q(retry_at__lte=now)
-            )
-            record = ready.select_for_update(skip_locked=skip_locked).order_by("pk").first()
-            if record is None:
-                return None
-            record_id = record.pk
-            return record_id, _process(record)
-    except Exception as error:
-        if record_id is None:  # no event was taken: nothing to note, the caller sees the error
-            raise
-        return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
-
-
-class EventNotReady(Exception):
-    """The event cannot apply yet (a refund whose payment is not recorded here yet): retried, never dropped."""
-
-
-def _process(record: WebhookEvent) -> str:
-    handler = HANDLERS.get(record.type)
-    if handler is None:
-        outcome, state = "not a type this app handles", WebhookEventState.IGNORED
-    else:
-        event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
-        if bool(event.get("livemode")) != settings.STRIPE_LIVE_MODE:
-            # A live payment must never move a test order, nor a test event a live one.
-            outcome, state = _mode_refusal(event), WebhookEventState.REFUSED
-            log.error("webhook refused event=%s type=%s reason=%s", record.stripe_id, record.type, outcome)
-        else:
-            outcome, state = handler(event), WebhookEventState.PROCESSED
-    record.attempts += 1
-    record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
-    record.last_error = record.traceback = ""
-    record.retry_at = None
-    record.save(update_fields=["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"])
-    return outcome
-
-
-def _mode_refusal(event: dict) -> str:
-    ours = "live" if settings.STRIPE_LIVE_MODE else "test"
-    theirs = "live" if event.get("livemode") else "test"
-    return f"refused: a {theirs}-mode event, but this installation uses a {ours}-mode key"
-
-
-# --- ordering --------------------------------------------------------------------------------------
+from apps.payments.gateway.client import gateway
+from apps.payments.mirror import specs
+from apps.payments.mirror.installation import APP_REF_KEY, foreign_ref, is_ours
+from apps.payments.mirror.outbox import changes_from_stripe, mirror_record_change
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 
 
 def _watermark(stripe_id: str) -> StripeWatermark:
@@ -170,8 +81,15 @@ def _superseded(record: MirrorRecord | None, obj: dict) -> bool:
     return record is not None and bool(record.stripe_id) and record.stripe_id != obj["id"]
 
 
-def _without_app_ref(metadata: dict | None) -> dict:
-    return {key: value for key, value in (metadata or {}).items() if key not in (APP_REF_KEY, NAMESPACE_KEY)}
+def _refresh_djstripe_copy(model, obj: dict) -> None:
+    """dj-stripe keeps its own copy of products and prices (its admin shows it): the copy follows what Stripe
+    told us, in one UPDATE, without the extra reads a full dj-stripe sync makes (a product's features). A copy
+    dj-stripe does not hold yet is written by the mirror when it next pushes the object."""
+    data = json.loads(json.dumps(obj, default=str))  # a fetched object carries Decimals (`unit_amount_decimal`)
+    fields = {"stripe_data": data, "metadata": data.get("metadata") or {}, "active": data["active"]}
+    if model is djstripe_models.Product:
+        fields["name"] = data["name"]
+    model.objects.filter(id=obj["id"]).update(**fields, djstripe_updated=timezone.now())
 
 
 def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None) -> None:
@@ -182,16 +100,6 @@ def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None
 # --- products -----------------------------------------------------------------------------------------
 
 
-def _product_fields(obj: dict) -> dict:
-    return {
-        "name": obj["name"],
-        "description": obj.get("description") or "",
-        "active": obj["active"],
-        "metadata": _without_app_ref(obj.get("metadata")),
-    }
-
-
-@handles("product.created", "product.updated", "product.deleted")
 def on_product(event: dict) -> str:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
@@ -211,7 +119,7 @@ def on_product(event: dict) -> str:
         return "skipped: a local change is on its way to Stripe"
     if watermark.updated is not None and obj["updated"] == watermark.updated:
         local = Product.objects.filter(pk=record.object_id).first() if record else None
-        if local is not None and _product_fields(obj) == _same_shape(local):
+        if local is not None and specs.PRODUCT.matches(local, obj):
             return "unchanged (our own write, or already applied)"
         # Two changes within one second: only Stripe knows which is last.
         obj = _fetch("products", obj["id"])
@@ -223,27 +131,19 @@ def on_product(event: dict) -> str:
     return outcome
 
 
-def _same_shape(product: Product) -> dict:
-    return {
-        "name": product.name,
-        "description": product.description,
-        "active": product.active,
-        "metadata": product.metadata,
-    }
-
-
 def _apply_product(obj: dict, record: MirrorRecord | None) -> str:
     product = Product.objects.filter(pk=record.object_id).first() if record else None
+    _refresh_djstripe_copy(djstripe_models.Product, obj)
     try:
         if product is None:
             with changes_from_stripe():
-                product = catalog.product_create(**_product_fields(obj))
+                product = catalog.product_create(**specs.PRODUCT.held(obj))
             _adopt(MirrorKind.PRODUCT, product.pk, obj["id"])
             _push_app_ref(MirrorKind.PRODUCT, product.pk)
             return f"created local product {product.pk} from the dashboard"
         with changes_from_stripe():
             before = product.updated_at
-            product = catalog.product_update(product=product, data=_product_fields(obj))
+            product = catalog.product_update(product=product, data=specs.PRODUCT.held(obj))
         return (
             "updated the local product"
             if product.updated_at != before
@@ -265,19 +165,12 @@ def _archive_product(obj: dict) -> str:
 
 def _push_app_ref(kind: str, object_id: int) -> None:
     """A dashboard-made object gets our `app_ref` in Stripe: one mirror write, after this transaction."""
-    from apps.payments.mirror import mirror_record_change
-
     mirror_record_change(kind=kind, object_id=object_id)
 
 
 # --- prices -----------------------------------------------------------------------------------------------
 
 
-def _interval(obj: dict) -> str | None:
-    return (obj.get("recurring") or {}).get("interval")
-
-
-@handles("price.created", "price.updated", "price.deleted")
 def on_price(event: dict) -> str:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
@@ -303,6 +196,7 @@ def on_price(event: dict) -> str:
         return _archive_price(price)
     if price is None:
         return _create_price(current)
+    _refresh_djstripe_copy(djstripe_models.Price, current)
     if price.active == current["active"]:
         return "unchanged (Stripe holds what we hold)"
     with changes_from_stripe():
@@ -334,12 +228,13 @@ def _create_price(obj: dict) -> str:
                 product=product,
                 unit_amount=obj["unit_amount"],
                 currency=obj["currency"],
-                recurring_interval=_interval(obj),
+                recurring_interval=specs.PRICE.held(obj)["interval"],
                 active=obj["active"] and product.active,
             )
     except ValidationError as error:
         return f"not applied, the catalog refuses it: {error.messages}"
-    _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": price_immutable(price)})
+    _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": specs.price_immutable(price)})
+    _refresh_djstripe_copy(djstripe_models.Price, obj)
     _push_app_ref(MirrorKind.PRICE, price.pk)
     return f"created local price {price.pk} from the dashboard"
 
@@ -355,7 +250,6 @@ def _archive_price(price: Price | None) -> str:
 # --- customers ------------------------------------------------------------------------------------------
 
 
-@handles("customer.updated")
 def on_customer_updated(event: dict) -> str:
     obj = event["data"]["object"]
     record = _record_for(MirrorKind.USER, obj)
@@ -375,7 +269,6 @@ def on_customer_updated(event: dict) -> str:
     return "linked the customer to its user" if linked else "the customer is linked to its user"
 
 
-@handles("customer.deleted")
 def on_customer_deleted(event: dict) -> str:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
@@ -384,47 +277,3 @@ def on_customer_deleted(event: dict) -> str:
     unlinked = MirrorRecord.objects.filter(kind=MirrorKind.USER, stripe_id=obj["id"]).update(stripe_id="")
     # A user who still exists gets a new customer the next time the mirror runs for them.
     return "unlinked the deleted customer from its user" if unlinked else "unchanged (no user had this customer)"
-
-
-def replay(*, webhook_event: WebhookEvent) -> None:
-    """Process a parked (or any) event again."""
-    from apps.payments.webhook_drain import schedule_drain
-
-    WebhookEvent.objects.filter(pk=webhook_event.pk).update(state=WebhookEventState.RECEIVED, attempts=0, retry_at=None)
-    transaction.on_commit(schedule_drain, robust=True)
-
-
-def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str) -> str:
-    """Count a failed attempt. Stripe was told 200 and will not send the event again, so it is retried
-    after 2, 4, 8 ... s (at most `WEBHOOK_RETRY_MAX_SECONDS` apart) until `WEBHOOK_RETRY_HORIZON_SECONDS`
-    after it arrived (three days, as long as Stripe itself retries); only then is it parked as failed."""
-    record = WebhookEvent.objects.get(pk=webhook_event_id)
-    attempts = record.attempts + 1
-    now = timezone.now()
-    delay = retry_delay(attempts)
-    park = now >= record.received_at + timedelta(seconds=settings.WEBHOOK_RETRY_HORIZON_SECONDS)
-    waiting = isinstance(error, EventNotReady)
-    WebhookEvent.objects.filter(pk=webhook_event_id).update(
-        attempts=attempts,
-        last_error=f"{error.__class__.__name__}: {error}",
-        traceback="" if waiting else traceback,
-        state=WebhookEventState.FAILED if park else WebhookEventState.RECEIVED,
-        retry_at=None if park else now + timedelta(seconds=delay),
-        outcome=f"waiting: {error}"[:255] if waiting else record.outcome,
-    )
-    if park:
-        log.error(
-            "webhook event parked event=%s type=%s attempts=%s error=%s", record.stripe_id, record.type, attempts, error
-        )
-        return "failed, parked"
-    level = logging.INFO if waiting else logging.WARNING
-    log.log(
-        level, "webhook event retried event=%s attempt=%s in=%.1fs error=%s", record.stripe_id, attempts, delay, error
-    )
-    return f"{'waiting' if waiting else 'failed'}, retried in {delay:g}s"
-
-
-def retry_delay(attempts: int) -> float:
-    """The wait after the `attempts`-th failure: doubling from the base, capped."""
-    doublings = min(attempts - 1, 40)  # far past any cap, and no float overflow
-    return min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2**doublings)

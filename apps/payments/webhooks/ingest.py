@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from djstripe import models as djstripe_models
 
 from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.webhook_drain import schedule_drain
+from apps.payments.webhooks.drain import schedule_drain_on_commit
 from config import request_id as request_ids
 
 log = logging.getLogger("apps.payments.webhooks")
@@ -90,8 +90,7 @@ def webhook_receive(*, event: dict) -> bool:
     store = _store_postgresql if connection.vendor == "postgresql" else _store_portable
     _, new = store(event)
     if new:
-        # robust: a broker that is down must not fail the acknowledgement; beat wakes a drain later.
-        transaction.on_commit(schedule_drain, robust=True)
+        schedule_drain_on_commit()  # a broker that is down must not fail the acknowledgement
     return new
 
 

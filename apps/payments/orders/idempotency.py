@@ -18,13 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.payments.models import IdempotentRequest
+from config.errors import Conflict
 
 MAX_KEY_LENGTH = 255
 # A first request still "running" after this long died with its process: its key may be used again.
 ABANDONED_AFTER = timedelta(minutes=5)
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(Conflict):
     """The key was used for another request, or its first request is still running."""
 
 

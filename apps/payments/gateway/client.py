@@ -1,4 +1,4 @@
-"""The one way this app talks to Stripe.
+"""The client every Stripe call goes through.
 
 Every request, ours and dj-stripe's, goes through `BudgetedHTTPClient`: it waits for
 the shared rate budget and feeds the circuit breaker. `StripeGateway.call` adds
@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 import stripe
 from django.conf import settings
 
-from apps.payments.circuit_breaker import CircuitOpen, circuit_breaker
-from apps.payments.rate_budget import endpoint_of, rate_budget
+from apps.payments.gateway.circuit_breaker import CircuitOpen, circuit_breaker
+from apps.payments.gateway.errors import ErrorClass, StripeKeySpent, StripeRefused, StripeUnavailable, classify
+from apps.payments.gateway.rate_budget import endpoint_of, rate_budget
 
 log = logging.getLogger("apps.payments.stripe")
 T = TypeVar("T")
@@ -29,28 +30,6 @@ T = TypeVar("T")
 BUDGET_MAX_WAIT_SECONDS = 10.0
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
-
-
-class StripeUnavailable(Exception):
-    """Stripe cannot take the request now (rate limits, outage, open circuit); retry after `retry_after` s."""
-
-    def __init__(self, message: str, retry_after: float = 1.0):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class StripeRefused(Exception):
-    """Stripe refused the request for good (an invalid request, a state that does not allow it): retrying
-    the same call cannot help. The message is Stripe's, for the person who asked."""
-
-    def __init__(self, error: stripe.StripeError):
-        request_id = getattr(error, "request_id", None)
-        super().__init__(f"{error.user_message or getattr(error, 'message', None) or error} (request {request_id})")
-        self.code = getattr(error, "code", None)
-
-
-class StripeKeySpent(Exception):
-    """Stripe remembers a failure (or other parameters) for this idempotency key: only a new key can go on."""
 
 
 class BudgetedHTTPClient(stripe.RequestsClient):
@@ -70,25 +49,6 @@ class BudgetedHTTPClient(stripe.RequestsClient):
         else:
             breaker.record_success()
         return content, status, response_headers
-
-
-RETRY, NEW_KEY, PERMANENT = "retry", "new_key", "permanent"
-
-
-def classify(error: stripe.StripeError) -> str:
-    """What a failed call means for the caller: try again, try with a new key, or give up."""
-    if isinstance(error, stripe.APIConnectionError):
-        return RETRY
-    status = error.http_status or 0
-    should_retry = (error.headers or {}).get("Stripe-Should-Retry")
-    if isinstance(error, stripe.IdempotencyError) and status == 400:
-        return NEW_KEY
-    if should_retry == "false":
-        # A 5xx that Stripe saved for this key would only be replayed.
-        return NEW_KEY if status >= 500 else PERMANENT
-    if should_retry == "true" or status in (409, 429) or status >= 500:
-        return RETRY
-    return PERMANENT
 
 
 def _backoff(attempt: int) -> float:
@@ -118,9 +78,9 @@ class StripeGateway:
             except stripe.StripeError as error:
                 decision = classify(error)
                 request_id = getattr(error, "request_id", None)
-                if decision == PERMANENT:
+                if decision == ErrorClass.PERMANENT:
                     raise
-                if decision == NEW_KEY:
+                if decision == ErrorClass.NEW_KEY:
                     raise StripeKeySpent(f"{error.user_message or error} (request {request_id})") from error
                 if attempt == self.max_retries:
                     answer = error.http_status or "nothing"
@@ -137,6 +97,14 @@ class StripeGateway:
                 )
                 time.sleep(_backoff(attempt))
         raise AssertionError("unreachable")
+
+    def call_for_client(self, operation: Callable[[dict], T], *, idempotency_key: str | None = None) -> T:
+        """A call a person waits on: Stripe's refusal becomes `StripeRefused`, an answer for them, not a crash."""
+        try:
+            return self.call(operation, idempotency_key=idempotency_key)
+        except stripe.StripeError as error:
+            log.warning("stripe refused error=%s", error)
+            raise StripeRefused(error) from error
 
 
 @cache

@@ -1,0 +1,140 @@
+"""The lease on a mirror row: one pusher per object at a time, and what its push leaves on the row.
+
+A task takes the lease (`acquire`), pushes, and records Stripe's answer (`complete`),
+or gives the lease back (`finish`). The lease outlives no task (it is longer than a
+task's hard time limit), and a redelivered task keeps its id, so a killed worker's
+successor takes its lease over.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.catalog.models import Price, Product
+from apps.payments.gateway.errors import StripeKeySpent
+from apps.payments.mirror.outcomes import Completion, Pushed
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+
+log = logging.getLogger("apps.payments.mirror")
+
+# Stripe forgets idempotency keys after 24 hours; a retry later than this searches first.
+LATE_RETRY = timedelta(hours=23)
+
+
+def lease_length() -> timedelta:
+    # Longer than a task may live (its hard time limit), so a lease never outlives its holder's request.
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
+
+
+def acquire(record_id: int, owner: str) -> MirrorRecord | None:
+    """The row with its lease taken by `owner`; None when there is nothing to push or another holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        record = MirrorRecord.objects.select_for_update().filter(pk=record_id).first()
+        if record is None or record.state == MirrorState.FAILED:
+            return None
+        if record.synced_version >= record.version:
+            if record.state != MirrorState.SYNCED:
+                record.state = MirrorState.SYNCED
+                record.save(update_fields=["state", "updated_at"])
+            return None
+        held_by_other = record.lease_owner and record.lease_owner != owner
+        if held_by_other and record.lease_until and record.lease_until > now:
+            return None  # its holder loops until the newest version is in Stripe
+        if record.first_attempt_at and now - record.first_attempt_at > LATE_RETRY:
+            record.key_generation += 1
+            record.first_attempt_at = now
+        record.first_attempt_at = record.first_attempt_at or now
+        record.lease_owner, record.lease_until = owner, now + lease_length()
+        record.attempts += 1
+        record.save(
+            update_fields=["lease_owner", "lease_until", "attempts", "first_attempt_at", "key_generation", "updated_at"]
+        )
+        return record
+
+
+COMPLETION_FIELDS = [
+    "stripe_id",
+    "pushed",
+    "synced_version",
+    "synced_at",
+    "last_error",
+    "state",
+    "lease_owner",
+    "lease_until",
+    "pending_since",
+    "first_attempt_at",
+    "attempts",
+    "updated_at",
+]
+
+
+def complete(record_id: int, owner: str, version: int, result: Pushed) -> Completion:
+    """Record that Stripe holds `version` of the object."""
+    now = timezone.now()
+    with transaction.atomic():
+        record = MirrorRecord.objects.select_for_update().get(pk=record_id)
+        if record.lease_owner != owner:
+            log.warning("mirror lease lost app_ref=%s owner=%s", record.app_ref, owner)
+            return Completion.LEASE_LOST
+        record.stripe_id = result.stripe_id
+        record.pushed = {**record.pushed, **result.pushed}
+        record.synced_version = version
+        record.synced_at = now
+        record.last_error = ""
+        done = record.version == version
+        if done:
+            record.state = MirrorState.SYNCED
+            record.lease_owner, record.lease_until = "", None
+            record.pending_since = record.first_attempt_at = None
+            record.attempts = 0
+        try:
+            with transaction.atomic():
+                record.save(update_fields=COMPLETION_FIELDS)
+        except IntegrityError:
+            message = f"{result.stripe_id} already mirrors another local object"
+            log.error("mirror conflict app_ref=%s error=%s", record.app_ref, message)
+            MirrorRecord.objects.filter(pk=record_id).update(
+                state=MirrorState.FAILED, lease_owner="", lease_until=None, last_error=message
+            )
+            return Completion.CONFLICT
+        return Completion.DONE if done else Completion.AGAIN
+
+
+def finish(record_id: int, owner: str, *, failure: str | None = None, error: BaseException | None = None) -> None:
+    """Give the lease back; with `failure`, the row is failed for good with Stripe's reason."""
+    with transaction.atomic():
+        record = MirrorRecord.objects.select_for_update().filter(pk=record_id).first()
+        if record is None or record.lease_owner != owner:
+            return
+        record.lease_owner, record.lease_until = "", None
+        if failure is not None:
+            record.state, record.last_error = MirrorState.FAILED, failure
+        elif error is not None:
+            record.last_error = f"{error.__class__.__name__}: {error}"
+            if isinstance(error, StripeKeySpent):
+                record.key_generation += 1
+        record.save()
+
+
+def claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Price] | None:
+    """Take the lease of the product's first active price that is not in Stripe yet, if nobody holds it."""
+    now = timezone.now()
+    for price in product.prices.filter(active=True).order_by("pk"):
+        with transaction.atomic():
+            price_record = (
+                MirrorRecord.objects.select_for_update().filter(kind=MirrorKind.PRICE, object_id=price.pk).first()
+            )
+            if price_record is None or price_record.stripe_id or price_record.state != MirrorState.PENDING:
+                continue
+            held = price_record.lease_owner and price_record.lease_owner != owner
+            if held and price_record.lease_until and price_record.lease_until > now:
+                continue
+            price_record.lease_owner, price_record.lease_until = owner, now + lease_length()
+            price_record.first_attempt_at = price_record.first_attempt_at or now
+            price_record.save()
+            return price_record, price
+    return None

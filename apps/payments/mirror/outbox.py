@@ -1,0 +1,136 @@
+"""Recording that Stripe must follow a local change, and queueing the push.
+
+Receivers call `mirror_record_change` inside the write's transaction: the object's
+mirror row gets a new version and a task is queued once the transaction commits.
+A task that is lost (a broker down at commit, a killed worker) leaves a pending row
+that `requeue_stale` queues again from the beat.
+"""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from apps.catalog.models import Price
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.tasks import mirror_sync_task
+
+# Set while a change that came from Stripe (a webhook) is applied locally: Stripe holds it already,
+# so the new version counts as synced and nothing is sent back (no echo, no loop).
+_from_stripe: ContextVar[bool] = ContextVar("changes_from_stripe", default=False)
+
+
+@contextmanager
+def changes_from_stripe():
+    token = _from_stripe.set(True)
+    try:
+        yield
+    finally:
+        _from_stripe.reset(token)
+
+
+def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, queue: bool = True) -> None:
+    """Note that the object changed and (with `queue`) queue its mirroring once the transaction commits."""
+    if not settings.STRIPE_MIRROR_ENABLED:
+        return
+    now = timezone.now()
+    from_stripe = _from_stripe.get()
+    changes = {
+        "version": F("version") + 1,
+        "state": MirrorState.PENDING,
+        "pending_since": Case(
+            When(state=MirrorState.PENDING, pending_since__isnull=False, then=F("pending_since")), default=Value(now)
+        ),
+        "updated_at": now,
+    }
+    if from_stripe:
+        changes.update(synced_version=F("version") + 1, state=MirrorState.SYNCED, pending_since=None, synced_at=now)
+    if deleted:
+        changes["deleted"] = True
+    rows = MirrorRecord.objects.filter(kind=kind, object_id=object_id)
+    existed = bool(rows.update(**changes))
+    if not existed:
+        try:
+            with transaction.atomic():
+                MirrorRecord.objects.create(
+                    kind=kind,
+                    object_id=object_id,
+                    deleted=deleted,
+                    pending_since=None if from_stripe else now,
+                    synced_version=1 if from_stripe else 0,
+                    state=MirrorState.SYNCED if from_stripe else MirrorState.PENDING,
+                )
+        except IntegrityError:  # created by a concurrent write a moment ago
+            rows.update(**changes)
+    if from_stripe or not queue or (kind == MirrorKind.PRICE and _product_on_its_way(object_id)):
+        return
+    record_id = rows.values_list("pk", flat=True).get()
+    # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
+    delay = settings.MIRROR_COALESCE_SECONDS if existed else 0
+    mirror_sync_task.apply_async_on_commit((record_id,), countdown=delay or None)
+
+
+def _product_on_its_way(price_id: int) -> bool:
+    """The price's product is being created in Stripe: its task carries the price along or releases it after.
+
+    The product's row is locked until this transaction ends, so its task cannot record the product as in
+    Stripe in between: either it did before (and the price is queued here), or it does after this price's
+    row is committed, and releases it then (`release_waiting_prices`). No interleaving leaves the price asleep.
+    """
+    product_id = Price.objects.filter(pk=price_id).values_list("product_id", flat=True).first()
+    with transaction.atomic():
+        return (
+            MirrorRecord.objects.select_for_update()
+            .filter(kind=MirrorKind.PRODUCT, object_id=product_id, state=MirrorState.PENDING, stripe_id="")
+            .values_list("pk", flat=True)
+            .first()
+            is not None
+        )
+
+
+def release_waiting_prices(product_record: MirrorRecord) -> None:
+    """Prices that waited for their product go once it is in Stripe (or fail once it cannot be).
+
+    Called after the product's row is committed: a price recorded meanwhile found the product still on
+    its way and is found here."""
+    if product_record.kind != MirrorKind.PRODUCT:
+        return
+    waiting = MirrorRecord.objects.filter(
+        kind=MirrorKind.PRICE,
+        state=MirrorState.PENDING,
+        object_id__in=Price.objects.filter(product_id=product_record.object_id).values("pk"),
+    )
+    for record_id in waiting.values_list("pk", flat=True):
+        mirror_sync_task.apply_async_on_commit((record_id,))
+
+
+def enqueue(record_id: int, delay: float = 0) -> None:
+    mirror_sync_task.apply_async((record_id,), countdown=delay or None)
+
+
+def mirror_again(*, record: MirrorRecord, queue: bool = True) -> None:
+    """An operator's retry: a new version, so Stripe does not replay the failure it remembers."""
+    with transaction.atomic():
+        mirror_record_change(kind=record.kind, object_id=record.object_id, deleted=record.deleted, queue=queue)
+
+
+def requeue_stale(*, older_than: timedelta) -> int:
+    """Queue rows left pending (a lost message, a broker down at commit, a killed worker's lease)."""
+    now = timezone.now()
+    stale = MirrorRecord.objects.filter(state=MirrorState.PENDING, pending_since__lt=now - older_than).exclude(
+        lease_until__gt=now
+    )
+    ids = list(stale.values_list("pk", flat=True)[:1000])
+    for record_id in ids:
+        enqueue(record_id)
+    return len(ids)
+
+
+def mirror_give_up(*, record_id: int, message: str) -> None:
+    MirrorRecord.objects.filter(pk=record_id).update(
+        state=MirrorState.FAILED, last_error=message, lease_owner="", lease_until=None, updated_at=timezone.now()
+    )

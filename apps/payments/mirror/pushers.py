@@ -1,0 +1,240 @@
+"""Writing one object to Stripe: what each kind's push sends, with idempotency keys made of
+(object, version, key generation, step), and Stripe's answer stored through dj-stripe."""
+
+import logging
+from datetime import timedelta
+
+import stripe
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from apps.catalog.models import Price, Product
+from apps.payments.gateway.client import StripeGateway, gateway
+from apps.payments.mirror import leases, specs
+from apps.payments.mirror.installation import ref_search_query, stripe_refs
+from apps.payments.mirror.outbox import enqueue
+from apps.payments.mirror.outcomes import WAITING, Completion, MirrorRejected, Pushed, Waiting
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
+from apps.users.models import User
+
+log = logging.getLogger("apps.payments.mirror")
+
+
+def _key(record: MirrorRecord, step: str) -> str:
+    return f"{record.app_ref}:v{record.version}:g{record.key_generation}:{step}"
+
+
+def _metadata(record: MirrorRecord, current: dict) -> dict:
+    """Stripe merges metadata: keys removed locally are sent empty to remove them there too."""
+    removed = {key: "" for key in record.pushed.get("metadata_keys", []) if key not in current}
+    return {**removed, **current}
+
+
+def _may_be_in_stripe_already(record: MirrorRecord, created_at) -> bool:
+    """Worth a search before creating: a day-old retry (Stripe forgot the key), or an object older
+    than its mirror row (made before the mirror tracked it, so perhaps put in Stripe another way).
+    A brand-new object has no twin to find; its own retries are covered by its idempotency key."""
+    return record.key_generation > 0 or created_at < record.created_at - timedelta(seconds=2)
+
+
+def _search_by_ref(resource, app_ref: str):
+    gw = gateway()
+    found = gw.call(lambda options: resource.search(params={"query": ref_search_query(app_ref)}, options=options))
+    return min(found.data, key=lambda obj: obj.created) if found.data else None
+
+
+def _missing(error: stripe.StripeError) -> bool:
+    return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
+
+
+def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: dict, created_at):
+    """Update the Stripe object we know, or adopt one found by `app_ref`; None when there is none yet."""
+    if record.stripe_id:
+        try:
+            return gw.call(
+                lambda options: service.update(record.stripe_id, params=fields, options=options),
+                idempotency_key=_key(record, "update"),
+            )
+        except stripe.InvalidRequestError as error:
+            if not _missing(error):
+                raise
+            log.warning("mirror object gone in Stripe app_ref=%s stripe_id=%s", record.app_ref, record.stripe_id)
+    if record.stripe_id or _may_be_in_stripe_already(record, created_at):
+        existing = _search_by_ref(service, record.app_ref)
+        if existing is not None:
+            return gw.call(
+                lambda options: service.update(existing.id, params=fields, options=options),
+                idempotency_key=_key(record, "adopt"),
+            )
+    return None
+
+
+def note_stripe_state(stripe_id: str, updated: int | None) -> None:
+    """Remember the newest `updated` of a Stripe object we wrote, so its older echoes are recognised as stale."""
+    if updated is None:
+        return
+    watermark, _ = StripeWatermark.objects.get_or_create(stripe_id=stripe_id, defaults={"updated": updated})
+    StripeWatermark.objects.filter(pk=watermark.pk, updated__lt=updated).update(updated=updated)
+
+
+# --- customers ---------------------------------------------------------------------------------------
+
+
+def push_user(record: MirrorRecord, owner: str) -> Pushed:
+    gw = gateway()
+    user = User.objects.filter(pk=record.object_id).first()
+    if record.deleted or user is None:
+        return _delete_customer(gw, record)
+    fields = {**specs.CUSTOMER.wanted(user), "metadata": stripe_refs(record.app_ref)}
+    # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
+    customer = _update_or_adopt(gw, gw.v1.customers, record, fields, user.date_joined) or gw.call(
+        lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_key(record, "create")
+    )
+    djstripe_models.Customer.sync_from_stripe_data(customer)
+    djstripe_models.Customer.objects.filter(id=customer.id).update(subscriber=user)
+    return Pushed(customer.id)
+
+
+def _delete_customer(gw: StripeGateway, record: MirrorRecord) -> Pushed:
+    target = record.stripe_id or getattr(_search_by_ref(gw.v1.customers, record.app_ref), "id", "")
+    if target:
+        try:
+            gw.call(lambda options: gw.v1.customers.delete(target, options=options))
+        except stripe.InvalidRequestError as error:
+            if not _missing(error):
+                raise
+        djstripe_models.Customer.objects.filter(id=target).update(subscriber=None, date_purged=timezone.now())
+    return Pushed(target)
+
+
+# --- products ----------------------------------------------------------------------------------------
+
+
+def push_product(record: MirrorRecord, owner: str) -> Pushed:
+    gw = gateway()
+    product = Product.objects.filter(pk=record.object_id).first()
+    if product is None:
+        raise MirrorRejected("the product no longer exists locally")
+    wanted = specs.PRODUCT.wanted(product)
+    metadata = _metadata(record, {**wanted["metadata"], **stripe_refs(record.app_ref)})
+    fields = {**wanted, "metadata": metadata}
+    pushed = {"metadata_keys": sorted(key for key, value in metadata.items() if value)}
+    stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
+    if stripe_product is None:
+        return _create_product(gw, record, owner, product, fields, pushed)
+    djstripe_models.Product.sync_from_stripe_data(stripe_product)
+    note_stripe_state(stripe_product.id, stripe_product.updated)
+    return Pushed(stripe_product.id, pushed)
+
+
+def _price_params(price: Price, app_ref: str) -> dict:
+    immutable = specs.price_immutable(price)
+    params = {
+        "currency": immutable["currency"],
+        "unit_amount": immutable["unit_amount"],
+        "metadata": stripe_refs(app_ref),
+    }
+    if immutable["interval"]:
+        params["recurring"] = {"interval": immutable["interval"]}
+    return params
+
+
+def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
+    """One `POST /v1/products`, carrying the product's first price as `default_price_data` when it can."""
+    params = {**fields, "expand": ["default_price"]}
+    if not params["description"]:
+        del params["description"]  # Stripe refuses an empty description on create
+    claimed = leases.claim_first_price(product, owner)
+    if claimed is not None:
+        price_record, price = claimed
+        params["default_price_data"] = _price_params(price, price_record.app_ref)
+    try:
+        stripe_product = gw.call(
+            lambda options: gw.v1.products.create(params=params, options=options),
+            idempotency_key=_key(record, "create"),
+        )
+        djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        note_stripe_state(stripe_product.id, stripe_product.updated)
+        if claimed is not None:
+            djstripe_models.Price.sync_from_stripe_data(stripe_product.default_price)
+    except Exception as error:
+        # The claimed price goes back; a retry of this task claims it again and replays the same create.
+        if claimed is not None:
+            leases.finish(claimed[0].pk, owner, error=error)
+        raise
+    if claimed is not None:
+        price_record, price = claimed
+        default_price = stripe_product.default_price
+        pushed_price = Pushed(default_price.id, {"immutable": specs.price_immutable(price)})
+        if leases.complete(price_record.pk, owner, price_record.version, pushed_price) == Completion.AGAIN:
+            # The price changed while its product was created: its own task takes over.
+            leases.finish(price_record.pk, owner)
+            enqueue(price_record.pk)
+    return Pushed(stripe_product.id, pushed)
+
+
+# --- prices ------------------------------------------------------------------------------------------
+
+
+def push_price(record: MirrorRecord, owner: str) -> Pushed | Waiting:
+    gw = gateway()
+    price = Price.objects.filter(pk=record.object_id).first()
+    if price is None:
+        raise MirrorRejected("the price no longer exists locally")
+    product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=price.product_id).first()
+    if product_record is None or not product_record.stripe_id:
+        if product_record is not None and product_record.state == MirrorState.FAILED:
+            raise MirrorRejected(f"its product could not be mirrored: {product_record.last_error}")
+        return WAITING
+    metadata = stripe_refs(record.app_ref)
+    wanted = specs.price_immutable(price)
+    if record.stripe_id and record.pushed.get("immutable") == wanted:
+        stripe_price = gw.call(
+            lambda options: gw.v1.prices.update(
+                record.stripe_id, params={"active": price.active, "metadata": metadata}, options=options
+            ),
+            idempotency_key=_key(record, "update"),
+        )
+    else:
+        stripe_price = _replace_price(gw, record, price, product_record.stripe_id)
+    djstripe_models.Price.sync_from_stripe_data(stripe_price)
+    return Pushed(stripe_price.id, {"immutable": wanted})
+
+
+def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: str):
+    """Amount, currency and recurrence never change in Stripe: a new Price, made the default in the old one's place."""
+    old_id = record.stripe_id
+    stripe_price = None
+    if not old_id and _may_be_in_stripe_already(record, price.created_at):
+        stripe_price = _search_by_ref(gw.v1.prices, record.app_ref)
+    if stripe_price is None:
+        params = {**_price_params(price, record.app_ref), "product": stripe_product_id, "active": price.active}
+        stripe_price = gw.call(
+            lambda options: gw.v1.prices.create(params=params, options=options), idempotency_key=_key(record, "create")
+        )
+    current_default = (
+        djstripe_models.Product.objects.filter(id=stripe_product_id)
+        .values_list("stripe_data__default_price", flat=True)
+        .first()
+    )
+    if isinstance(current_default, dict):  # stored expanded when the product was created with its price
+        current_default = current_default["id"]
+    if price.active and (current_default == old_id if old_id else not current_default):
+        stripe_product = gw.call(
+            lambda options: gw.v1.products.update(
+                stripe_product_id, params={"default_price": stripe_price.id}, options=options
+            ),
+            idempotency_key=_key(record, "default"),
+        )
+        djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        note_stripe_state(stripe_product.id, stripe_product.updated)
+    if old_id:
+        archived = gw.call(
+            lambda options: gw.v1.prices.update(old_id, params={"active": False}, options=options),
+            idempotency_key=_key(record, "archive-previous"),
+        )
+        djstripe_models.Price.sync_from_stripe_data(archived)
+    return stripe_price
+
+
+PUSHERS = {MirrorKind.USER: push_user, MirrorKind.PRODUCT: push_product, MirrorKind.PRICE: push_price}

@@ -1,0 +1,87 @@
+"""The mirror's engine: local users, products and prices reach Stripe exactly once, in order.
+
+`mirror_sync` takes the lease on an object's mirror row (one pusher per object at a
+time), reads the object as it is now, pushes it (`pushers`), records Stripe's answer,
+and loops while newer versions arrived meanwhile. A task that runs twice, late or out
+of order finds the version already pushed and does nothing; a worker killed in the
+middle of a call leaves a key that Stripe replays to its redelivered task.
+"""
+
+import logging
+import uuid
+
+import stripe
+
+from apps.catalog.models import Price
+from apps.payments.gateway.errors import ErrorClass, StripeUnavailable, classify
+from apps.payments.mirror import leases
+from apps.payments.mirror.outbox import mirror_record_change, release_waiting_prices
+from apps.payments.mirror.outcomes import Completion, MirrorRejected, SyncOutcome, Waiting
+from apps.payments.mirror.pushers import PUSHERS
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+
+log = logging.getLogger("apps.payments.mirror")
+
+COMPLETIONS = {
+    Completion.DONE: SyncOutcome.SYNCED,
+    Completion.LEASE_LOST: SyncOutcome.LEASE_LOST,
+    Completion.CONFLICT: SyncOutcome.CONFLICT,
+}
+
+
+def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
+    """Bring one object's Stripe side up to its latest version."""
+    owner = owner or f"inline:{uuid.uuid4().hex}"
+    if not _product_ready(record_id):
+        # Without a lease: the product's own task embeds this price in its creation, or releases it after.
+        return SyncOutcome.WAITING
+    while True:
+        record = leases.acquire(record_id, owner)
+        if record is None:
+            return SyncOutcome.NOTHING_TO_DO
+        version, first_push = record.version, not record.stripe_id
+        try:
+            result = PUSHERS[record.kind](record, owner)
+        except MirrorRejected as error:
+            return _failed(record, owner, str(error))
+        except stripe.StripeError as error:
+            if classify(error) != ErrorClass.PERMANENT:
+                # Raised by a call outside the gateway's retries (dj-stripe fetching a related object).
+                leases.finish(record_id, owner, error=error)
+                raise StripeUnavailable(str(error)) from error
+            message = f"{error.user_message or error} (request {getattr(error, 'request_id', None)})"
+            log.warning("mirror rejected app_ref=%s error=%s", record.app_ref, message)
+            return _failed(record, owner, message)
+        except BaseException as error:  # Ctrl-C in a command too: the lease goes back at once
+            leases.finish(record_id, owner, error=error)
+            raise
+        if isinstance(result, Waiting):
+            leases.finish(record_id, owner)
+            return SyncOutcome.WAITING
+        completion = leases.complete(record_id, owner, version, result)
+        if first_push and completion in (Completion.DONE, Completion.AGAIN):
+            # The Stripe id is committed now: a price recorded while its product was on its way is queued.
+            release_waiting_prices(record)
+        if completion != Completion.AGAIN:
+            return COMPLETIONS[completion]
+
+
+def _failed(record: MirrorRecord, owner: str, message: str) -> SyncOutcome:
+    leases.finish(record.pk, owner, failure=message)
+    release_waiting_prices(record)  # they fail in their turn: their product cannot be in Stripe
+    return SyncOutcome.FAILED
+
+
+def _product_ready(record_id: int) -> bool:
+    """A price can go once its product is in Stripe; until then its product is nudged instead."""
+    record = MirrorRecord.objects.filter(pk=record_id, kind=MirrorKind.PRICE).first()
+    if record is None or record.stripe_id:
+        return True
+    product_id = Price.objects.filter(pk=record.object_id).values_list("product_id", flat=True).first()
+    if product_id is None:
+        return True
+    product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=product_id).first()
+    if product_record is None:
+        mirror_record_change(kind=MirrorKind.PRODUCT, object_id=product_id)
+        return False
+    return bool(product_record.stripe_id) or product_record.state == MirrorState.FAILED

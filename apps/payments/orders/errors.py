@@ -1,0 +1,21 @@
+"""Why an order, a checkout or a refund could not go ahead; each says what the client is told."""
+
+from config.errors import Conflict, Unavailable
+
+
+class OrderActionRefused(Conflict):
+    """The order is not in a state that allows this (already refunded, expired, ...)."""
+
+
+class RefundNotApplicable(Exception):
+    """The order holds no payment (yet) that this refund could come from (a webhook waits and retries)."""
+
+
+class CheckoutUnavailable(Unavailable):
+    """Stripe could not be reached to start the payment; nothing was charged."""
+
+    public_detail = "The payment provider cannot be reached; nothing was charged."
+
+
+class PriceNotInStripe(Conflict):
+    """Stripe does not hold a price as the catalog has it now (its mirror is behind or failed)."""

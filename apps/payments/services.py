@@ -1,0 +1,38 @@
+"""What payments does when asked: every operation the API, the admin and the commands call, in one list.
+
+The work itself lives in the rooms (`orders/`, `mirror/`, `webhooks/`, and `gateway/`, the one door to
+Stripe); this module is the app's front desk, so a caller outside payments reads one module to see what
+it may ask. The rooms never import it.
+"""
+
+from apps.payments.mirror.outbox import mirror_again
+from apps.payments.mirror.reconcile import Drift, reconcile
+from apps.payments.mirror.sync import mirror_sync
+from apps.payments.orders.checkout import checkout_for_cart, payment_link_create
+from apps.payments.orders.idempotency import Answer, idempotent
+from apps.payments.orders.lifecycle import CartLine, order_accept_payment, order_create, order_transition
+from apps.payments.orders.refunds import order_apply_refund, order_refund
+from apps.payments.orders.sessions import order_cancel, order_sync
+from apps.payments.webhooks.drain import replay as webhook_event_replay
+from apps.payments.webhooks.processing import process_event as webhook_event_process
+
+__all__ = [
+    "Answer",
+    "CartLine",
+    "Drift",
+    "checkout_for_cart",
+    "idempotent",
+    "mirror_again",
+    "mirror_sync",
+    "order_accept_payment",
+    "order_apply_refund",
+    "order_cancel",
+    "order_create",
+    "order_refund",
+    "order_sync",
+    "order_transition",
+    "payment_link_create",
+    "reconcile",
+    "webhook_event_process",
+    "webhook_event_replay",
+]

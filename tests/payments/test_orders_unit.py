@@ -1,0 +1,134 @@
+"""The order rules on their own: which moves are legal, refund arithmetic, the double-click rule. The
+database only (the transitions lock rows); no worker, no Stripe."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from apps.payments.gateway.errors import StripeUnavailable
+from apps.payments.models import ORDER_TRANSITIONS, Order, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.orders.errors import OrderActionRefused, RefundNotApplicable
+from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.refunds import DOUBLE_CLICK_SECONDS, order_apply_refund, order_refund
+from apps.payments.signals import order_paid
+from tests.payments.factories import OrderFactory, OrderRefundFactory
+from tests.signal_recorder import SignalRecorder
+from tests.users.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MOVES = [(start, to) for start in OrderStatus.values for to in OrderStatus.values]
+
+
+@pytest.mark.parametrize(("start", "to"), MOVES, ids=[f"{start}->{to}" for start, to in MOVES])
+def test_a_move_happens_exactly_when_the_transition_table_allows_it(start, to):
+    order = OrderFactory(status=start, amount_charged=5000, currency_charged="eur")
+    repeat = start == to and to != OrderStatus.PARTIALLY_REFUNDED  # the same status again is no move
+    refunding = to in (OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+    refund = OrderRefundFactory(order=order) if refunding else None  # a refund move always carries its refund
+
+    moved = order_transition(order_id=order.pk, to=to, cause="test", refund=refund)
+
+    order.refresh_from_db()
+    legal = to in ORDER_TRANSITIONS[start] and not repeat
+    assert moved is legal
+    assert order.status == (to if legal else start)
+    assert OrderTransition.objects.filter(order=order).count() == (1 if legal else 0)
+
+
+def test_paid_and_refunded_are_announced_once_review_is_not():
+    paid, review = OrderFactory(), OrderFactory()
+    with SignalRecorder(order_paid) as announced:
+        order_transition(order_id=paid.pk, to=OrderStatus.PAID, cause="test")
+        order_transition(order_id=paid.pk, to=OrderStatus.PAID, cause="duplicate event")
+        order_transition(order_id=review.pk, to=OrderStatus.REVIEW, cause="another amount")
+
+    assert [call["order_id"] for call in announced.calls] == [paid.pk]
+
+
+class TestRefundArithmetic:
+    def test_refunds_add_up_to_refunded_and_never_past_what_stripe_took(self):
+        order = OrderFactory(paid=True, amount_total=5000)
+
+        order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1500, cause="test")
+        order.refresh_from_db()
+        assert (order.status, order.amount_refunded, order.amount_remaining) == (
+            OrderStatus.PARTIALLY_REFUNDED,
+            1500,
+            3500,
+        )
+
+        order_apply_refund(order_id=order.pk, stripe_refund_id="re_2", amount=9000, cause="more than remains")
+        order.refresh_from_db()
+        assert (order.status, order.amount_refunded, order.amount_remaining) == (OrderStatus.REFUNDED, 5000, 0)
+        assert sorted(OrderRefund.objects.values_list("amount", flat=True)) == [1500, 3500]
+
+    def test_the_same_refund_told_twice_is_recorded_once(self):
+        order = OrderFactory(paid=True)
+
+        first = order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="event")
+        second = order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="our answer")
+
+        order.refresh_from_db()
+        assert (first, second, order.amount_refunded) == (True, False, 1000)
+
+    def test_a_refund_before_its_payment_waits(self):
+        order = OrderFactory()
+
+        with pytest.raises(RefundNotApplicable):
+            order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="early event")
+        assert not OrderRefund.objects.exists()
+
+    @pytest.mark.parametrize("amount", [0, 5001])
+    def test_an_amount_outside_what_remains_is_a_field_error(self, amount):
+        order = OrderFactory(paid=True)
+
+        with pytest.raises(ValidationError) as refused:
+            order_refund(order=order, amount=amount, by=UserFactory(is_staff=True))
+
+        assert "At most 5000" in str(refused.value.message_dict["amount"])
+
+    def test_an_unpaid_order_cannot_be_refunded(self):
+        with pytest.raises(OrderActionRefused):
+            order_refund(order=OrderFactory(), amount=None, by=UserFactory(is_staff=True))
+
+
+class TestDoubleClick:
+    """The same refund asked again by the same person within seconds gets the refund already made; anyone
+    else, or the same person later, asks Stripe (which this test has none of: `StripeUnavailable`)."""
+
+    def _refund_just_made(self, by, seconds_ago: float = 1) -> OrderRefund:
+        refund = OrderRefundFactory(created_by=by, amount=1000, idempotency_key=None)
+        order = refund.order
+        OrderRefund.objects.filter(pk=refund.pk).update(
+            idempotency_key=f"order:{order.pk}:refund:0:rest",
+            created_at=timezone.now() - timedelta(seconds=seconds_ago),
+        )
+        # What the first click left: a part refunded, the rest still refundable.
+        Order.objects.filter(pk=order.pk).update(status=OrderStatus.PARTIALLY_REFUNDED, amount_refunded=1000)
+        return OrderRefund.objects.get(pk=refund.pk)
+
+    def test_the_same_person_again_gets_the_same_refund(self):
+        staff = UserFactory(is_staff=True)
+        made = self._refund_just_made(staff)
+
+        again = order_refund(order=made.order, amount=None, by=staff)
+
+        assert again.pk == made.pk
+
+    def test_someone_else_is_not_a_double_click(self, settings):
+        settings.STRIPE_SECRET_KEY = ""
+        made = self._refund_just_made(UserFactory(is_staff=True))
+
+        with pytest.raises(StripeUnavailable):
+            order_refund(order=made.order, amount=None, by=UserFactory(is_staff=True))
+
+    def test_the_same_person_later_is_a_new_request(self, settings):
+        settings.STRIPE_SECRET_KEY = ""
+        staff = UserFactory(is_staff=True)
+        made = self._refund_just_made(staff, seconds_ago=DOUBLE_CLICK_SECONDS + 5)
+
+        with pytest.raises(StripeUnavailable):
+            order_refund(order=made.order, amount=None, by=staff)
