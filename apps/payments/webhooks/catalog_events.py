@@ -81,6 +81,18 @@ def _superseded(record: MirrorRecord | None, obj: dict) -> bool:
     return record is not None and bool(record.stripe_id) and record.stripe_id != obj["id"]
 
 
+def _not_ours_to_apply(record: MirrorRecord | None, obj: dict, *, superseded: str) -> str | None:
+    """Why an event about a catalog object changes nothing here, if it does not: the object is another
+    installation's, another Stripe object stands for the local one now, or a local change is on its way."""
+    if _of_another_installation(obj, record):
+        return OTHER_INSTALLATION
+    if _superseded(record, obj):
+        return superseded
+    if _local_change_pending(record):
+        return "skipped: a local change is on its way to Stripe"
+    return None
+
+
 def _refresh_djstripe_copy(model, obj: dict) -> None:
     """dj-stripe keeps its own copy of products and prices (its admin shows it): the copy follows what Stripe
     told us, in one UPDATE, without the extra reads a full dj-stripe sync makes (a product's features). A copy
@@ -111,12 +123,9 @@ def on_product(event: dict) -> str:
     if watermark.updated is not None and obj["updated"] < watermark.updated:
         return "stale: a newer state of this product was applied already"
     record = _record_for(MirrorKind.PRODUCT, obj)
-    if _of_another_installation(obj, record):
-        return OTHER_INSTALLATION
-    if _superseded(record, obj):
-        return "ignored: another Stripe product mirrors this local product"
-    if _local_change_pending(record):
-        return "skipped: a local change is on its way to Stripe"
+    superseded = "ignored: another Stripe product mirrors this local product"
+    if reason := _not_ours_to_apply(record, obj, superseded=superseded):
+        return reason
     if watermark.updated is not None and obj["updated"] == watermark.updated:
         local = Product.objects.filter(pk=record.object_id).first() if record else None
         if local is not None and specs.PRODUCT.matches(local, obj):
@@ -177,12 +186,9 @@ def on_price(event: dict) -> str:
     if watermark.deleted:
         return "stale: the price was deleted in Stripe"
     record = _record_for(MirrorKind.PRICE, obj)
-    if _of_another_installation(obj, record):
-        return OTHER_INSTALLATION
-    if _superseded(record, obj):
-        return "ignored: an earlier Stripe price of this local price"
-    if _local_change_pending(record):
-        return "skipped: a local change is on its way to Stripe"
+    superseded = "ignored: an earlier Stripe price of this local price"
+    if reason := _not_ours_to_apply(record, obj, superseded=superseded):
+        return reason
     price = Price.objects.filter(pk=record.object_id).first() if record else None
     if event["type"] == "price.deleted":
         _mark_deleted(watermark)
