@@ -18,7 +18,13 @@ from config.request_id import current_request_id
 log = logging.getLogger("config.api")
 
 # What each kind of refusal a service raises is, over HTTP: one table for every view.
-DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {Conflict: 409, UpstreamRefused: 502, Unavailable: 503}
+# The first kind that matches answers; a refusal of no particular kind is a plain 400.
+DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    Conflict: 409,
+    UpstreamRefused: 502,
+    Unavailable: 503,
+    DomainError: 400,
+}
 
 
 def exception_handler(exc, context):

@@ -300,3 +300,24 @@ def test_a_dot_env_file_is_read_only_when_asked(asked, reads):
 
     assert result.returncode == 0, result.stderr
     assert f"reads {reads}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, "redis://127.0.0.1:6379/15"),  # the broker, when it is Redis
+        ({"COORDINATION_REDIS_URL": "redis://127.0.0.1:6379/3"}, "redis://127.0.0.1:6379/3"),
+        ({"STRIPE_BUDGET_REDIS_URL": "redis://127.0.0.1:6379/4"}, "redis://127.0.0.1:6379/4"),  # its earlier name
+        ({"STRIPE_BUDGET_REDIS_URL": ""}, ""),  # set empty on purpose: each process on its own, as before
+    ],
+    ids=["broker", "named", "earlier-name", "earlier-name-empty"],
+)
+def test_where_processes_coordinate(variables, expected):
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(repr(settings.COORDINATION_REDIS_URL))",
+        **{**REAL, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15", **variables},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)

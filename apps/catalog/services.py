@@ -23,7 +23,8 @@ def _apply_changes(instance, data: dict, allowed: tuple[str, ...]) -> list[str]:
 
 
 def _lock_product(product_id: int) -> Product:
-    # Row lock: a price is never added to a product that is being archived at the same moment.
+    # Row lock: a price is never added to a product that is being archived at the same moment. Every write
+    # of a product or its prices takes it first, so their locks (and their receivers') come in one order.
     return Product.objects.select_for_update().get(pk=product_id)
 
 
@@ -106,6 +107,7 @@ def price_update(*, price: Price, data: dict) -> Price:
 @transaction.atomic
 def price_archive(*, price: Price) -> Price:
     """Withdraw a price from sale; sends `price_deleted`."""
+    _lock_product(price.product_id)
     price = Price.objects.select_for_update().get(pk=price.pk)
     if not price.active:
         return price

@@ -295,10 +295,9 @@ STRIPE_RATE_LIMIT_PER_ENDPOINT = env.float("STRIPE_RATE_LIMIT_PER_ENDPOINT", def
 # The Redis where web and worker processes coordinate: the Stripe rate budget, the circuit breaker and the
 # webhook drain slots. Empty keeps each per process (no Redis in `make run`). STRIPE_BUDGET_REDIS_URL is its
 # earlier name, still read.
+_COORDINATION_DEFAULT = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
 COORDINATION_REDIS_URL = env.str(
-    "COORDINATION_REDIS_URL",
-    default=env.str("STRIPE_BUDGET_REDIS_URL", default="")
-    or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""),
+    "COORDINATION_REDIS_URL", default=env.str("STRIPE_BUDGET_REDIS_URL", default=_COORDINATION_DEFAULT)
 )
 STRIPE_CIRCUIT_FAILURES = env.int("STRIPE_CIRCUIT_FAILURES", default=10)
 STRIPE_CIRCUIT_COOLDOWN_SECONDS = env.float("STRIPE_CIRCUIT_COOLDOWN_SECONDS", default=15.0)

@@ -117,6 +117,21 @@ class TestStripeReconcile:
             assert drift not in clean
         assert "repaired" in repaired
 
+    def test_metadata_only_stripe_holds_is_repaired_once_and_stays_repaired(self, mirror_on, existing_data):
+        products, _ = existing_data
+        _run("stripe_mirror", "--all")
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[0].pk)
+        _client(mirror_on).v1.products.update(record.stripe_id, params={"metadata": {"shelf": "B2"}})
+
+        first = _run("stripe_reconcile", "--model", "catalog.product")
+        second = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run")
+
+        assert f"differing: catalog.product:{products[0].pk}" in first
+        assert "differing:" not in second
+        held = _client(mirror_on).v1.products.retrieve(record.stripe_id).metadata.to_dict()
+        assert "shelf" not in held
+        assert held["app_ref"] == f"catalog.product:{products[0].pk}"
+
 
 class TestStaffApi:
     URL = "/api/v1/payments/mirror/"

@@ -64,12 +64,12 @@ def reconcile(kind: str, *, repair: bool, on_step: Callable[[], None] = lambda: 
         if not current:
             drift.missing.append(ref)
             if repair:
-                _mirror_now(kind, local.pk, adopt=by_ref.get(ref, [None])[0])
+                _mirror_now(kind, local.pk, stripe_object=by_ref.get(ref, [None])[0], adopt=True)
                 drift.repaired += 1
         elif not spec.matches(local, current[0]):
             drift.differing.append(ref)
             if repair:
-                _mirror_now(kind, local.pk)
+                _mirror_now(kind, local.pk, stripe_object=current[0])
                 drift.repaired += 1
         on_step()
     for ref, objs in by_ref.items():
@@ -85,12 +85,22 @@ def reconcile(kind: str, *, repair: bool, on_step: Callable[[], None] = lambda: 
     return drift
 
 
-def _mirror_now(kind: str, object_id: int, adopt=None) -> None:
-    """Push the local object now; a Stripe object already carrying its `app_ref` is adopted, not duplicated."""
+def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, adopt: bool = False) -> None:
+    """Push the local object now. With `adopt`, the Stripe object already carrying its `app_ref` is taken
+    over, not duplicated; metadata keys that Stripe holds and the local object does not are removed."""
     outbox.mirror_record_change(kind=kind, object_id=object_id, queue=False)
     record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-    if adopt is not None and record.stripe_id != adopt["id"]:
-        MirrorRecord.objects.filter(pk=record.pk).update(stripe_id=adopt["id"])
+    if stripe_object is not None:
+        changes = {}
+        if adopt and record.stripe_id != stripe_object["id"]:
+            changes["stripe_id"] = stripe_object["id"]
+        # Stripe merges metadata: the keys it holds are sent (empty where the local object has none) with the push.
+        known = set(record.pushed.get("metadata_keys", []))
+        held = set(stripe_object.get("metadata") or {})
+        if not held <= known:
+            changes["pushed"] = {**record.pushed, "metadata_keys": sorted(known | held)}
+        if changes:
+            MirrorRecord.objects.filter(pk=record.pk).update(**changes)
     if record.state == MirrorState.FAILED:
         outbox.mirror_again(record=record, queue=False)
     sync.mirror_sync(record_id=record.pk)

@@ -59,8 +59,9 @@ def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
             leases.finish(record_id, owner)
             return SyncOutcome.WAITING
         completion = leases.complete(record_id, owner, version, result)
-        if first_push and completion in (Completion.DONE, Completion.AGAIN):
-            # The Stripe id is committed now: a price recorded while its product was on its way is queued.
+        if first_push and completion != Completion.LEASE_LOST:  # (the task that took the lease over releases them)
+            # Committed now, in Stripe or failed: a price recorded while its product was on its way goes
+            # (or fails in its turn).
             release_waiting_prices(record)
         if completion != Completion.AGAIN:
             return COMPLETIONS[completion]
