@@ -40,4 +40,4 @@ class OnCommitTask(DjangoTask):
         run_after_commit(self.apply_async, args, kwargs, **options)
 
     def delay_on_commit(self, *args, **kwargs) -> None:
-        run_after_commit(self.apply_async, args, kwargs)
+        self.apply_async_on_commit(args, kwargs)

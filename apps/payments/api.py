@@ -28,7 +28,6 @@ from apps.payments.serializers import (
     StatsInputSerializer,
     StatsOutputSerializer,
 )
-from apps.payments.services import Answer
 from apps.payments.throttles import STRIPE_CALL_THROTTLES, asks_stripe
 from config.api_conventions import StrictFilterSet, is_staff_with, staff_with
 
@@ -117,7 +116,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        def start() -> Answer:
+        def start() -> services.Answer:
             order = services.checkout_for_cart(
                 user=request.user,
                 lines=_cart(data["lines"]),
@@ -125,7 +124,7 @@ class CheckoutSessionApi(MoneyApiView, APIView):
                 cancel_url=data["cancel_url"],
             )
             body = {"order": order.pk, "session_id": order.checkout_session_id, "url": order.checkout_url}
-            return Answer(status.HTTP_201_CREATED, body)
+            return services.Answer(status.HTTP_201_CREATED, body)
 
         return _once(request, scope="checkout", sent=serializer.initial_data, run=start)
 
@@ -141,11 +140,11 @@ class PaymentLinkApi(MoneyApiView, APIView):
         serializer = CartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
 
-        def create() -> Answer:
+        def create() -> services.Answer:
             link = services.payment_link_create(
                 lines=_cart(serializer.validated_data["lines"]), created_by=request.user
             )
-            return Answer(status.HTTP_201_CREATED, {"payment_link_id": link.stripe_id, "url": link.url})
+            return services.Answer(status.HTTP_201_CREATED, {"payment_link_id": link.stripe_id, "url": link.url})
 
         return _once(request, scope="payment-link", sent=serializer.initial_data, run=create)
 
@@ -230,9 +229,9 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
         amount = serializer.validated_data.get("amount")
         key = request.headers.get("Idempotency-Key")
 
-        def refund() -> Answer:
+        def refund() -> services.Answer:
             made = services.order_refund(order=order, amount=amount, by=request.user, client_key=key)
-            return Answer(status.HTTP_201_CREATED, RefundOutputSerializer(made).data)
+            return services.Answer(status.HTTP_201_CREATED, RefundOutputSerializer(made).data)
 
         return _once(request, scope=f"refund:order:{order.pk}", sent={"amount": amount}, run=refund)
 

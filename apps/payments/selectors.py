@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from apps.catalog.models import Price
+from apps.catalog import selectors as catalog_selectors
 from apps.payments.models import MirrorKind, MirrorRecord, Order, WebhookEvent, WebhookEventState
 
 
@@ -32,7 +32,7 @@ def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> 
 
 def prices_on_sale(*, price_ids: list[int]) -> dict[int, int]:
     """The unit amount of each of these prices that is on sale now (active, of an active product)."""
-    on_sale = Price.objects.filter(pk__in=price_ids, active=True, product__active=True)
+    on_sale = catalog_selectors.price_list().filter(pk__in=price_ids)
     return dict(on_sale.values_list("pk", "unit_amount"))
 
 

@@ -13,6 +13,7 @@ from apps.catalog import services as catalog
 from apps.payments.mirror import leases, sync
 from apps.payments.mirror.outcomes import Completion, Pushed, SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from tests.payments.factories import MirrorRecordFactory
 from tests.payments.helpers import broker_unreachable, events_settled, settled, wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,10 +44,8 @@ def test_a_push_whose_lease_was_taken_over_reports_the_loss_not_a_sync(mirror_on
 
 @pytest.mark.django_db
 def test_a_stripe_object_that_mirrors_another_row_fails_the_row_instead_of_syncing_it():
-    MirrorRecord.objects.create(
-        kind=MirrorKind.PRODUCT, object_id=1, stripe_id="prod_taken", state=MirrorState.SYNCED, version=1
-    )
-    second = MirrorRecord.objects.create(kind=MirrorKind.PRODUCT, object_id=2, version=1)
+    MirrorRecordFactory(stripe_id="prod_taken", state=MirrorState.SYNCED, synced_version=1)
+    second = MirrorRecordFactory()
     leased = leases.acquire(second.pk, "task:x")
 
     completion = leases.complete(second.pk, "task:x", leased.version, Pushed("prod_taken"))

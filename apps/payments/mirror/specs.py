@@ -89,8 +89,29 @@ def price_immutable(price: Price) -> dict:
     return {field: wanted[field] for field in PRICE_IMMUTABLE_FIELDS}
 
 
-CUSTOMER = MirrorSpec(MirrorKind.USER, User, "customers", _customer_wanted, _customer_held, False)
-PRODUCT = MirrorSpec(MirrorKind.PRODUCT, Product, "products", _product_wanted, _product_held, True)
-PRICE = MirrorSpec(MirrorKind.PRICE, Price, "prices", _price_wanted, _price_held, True)
+CUSTOMER = MirrorSpec(
+    kind=MirrorKind.USER,
+    model=User,
+    resource="customers",
+    wanted=_customer_wanted,
+    held=_customer_held,
+    archived_not_deleted=False,
+)
+PRODUCT = MirrorSpec(
+    kind=MirrorKind.PRODUCT,
+    model=Product,
+    resource="products",
+    wanted=_product_wanted,
+    held=_product_held,
+    archived_not_deleted=True,
+)
+PRICE = MirrorSpec(
+    kind=MirrorKind.PRICE,
+    model=Price,
+    resource="prices",
+    wanted=_price_wanted,
+    held=_price_held,
+    archived_not_deleted=True,
+)
 
 SPECS: dict[str, MirrorSpec] = {spec.kind: spec for spec in (CUSTOMER, PRODUCT, PRICE)}
