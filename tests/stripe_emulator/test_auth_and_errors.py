@@ -8,7 +8,7 @@ import stripe
     [
         "sk_test_short",  # dj-stripe refuses keys this short too
         "sk_live_" + "a" * 24,  # the emulator is test mode only
-        "pk_test_" + "a" * 24,  # a publishable key is not a secret key
+        "pk_live_" + "a" * 24,  # nor is a live publishable key
         "sk_test_" + "a" * 23 + "!",
     ],
 )

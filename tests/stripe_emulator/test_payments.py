@@ -1,4 +1,7 @@
+import re
+
 import pytest
+import requests
 import stripe
 
 
@@ -42,6 +45,76 @@ class TestPaymentIntents:
 
         assert (error.value.http_status, error.value.code) == (402, "card_declined")
         assert stripe_client.v1.payment_intents.retrieve(intent.id).last_payment_error.code == "card_declined"
+
+    @pytest.mark.parametrize(
+        ("card", "decline_code", "message"),
+        [
+            ("pm_card_chargeDeclined", "generic_decline", "Your card was declined."),
+            ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "Your card has insufficient funds."),
+        ],
+    )
+    def test_a_decline_says_why_on_the_intent_the_charge_and_the_event(
+        self, stripe_client, card, decline_code, message
+    ):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+
+        with pytest.raises(stripe.CardError) as error:
+            stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": card})
+
+        assert (error.value.code, error.value.json_body["error"]["decline_code"]) == ("card_declined", decline_code)
+        failed = stripe_client.v1.payment_intents.retrieve(intent.id)
+        assert failed.status == "requires_payment_method"
+        assert (failed.last_payment_error.decline_code, failed.last_payment_error.message) == (decline_code, message)
+        charge = stripe_client.v1.charges.retrieve(failed.last_payment_error.charge)
+        assert (charge.status, charge.failure_code, charge.outcome.reason) == ("failed", "card_declined", decline_code)
+        event = stripe_client.v1.events.list(params={"type": "payment_intent.payment_failed"}).data[0]
+        assert event.data.object.last_payment_error.decline_code == decline_code
+
+    def test_a_declined_intent_can_be_paid_with_another_card(self, stripe_client):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+        with pytest.raises(stripe.CardError):
+            stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_chargeDeclined"})
+
+        paid = stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_mastercard"})
+
+        assert (paid.status, paid.last_payment_error) == ("succeeded", None)
+        charge = stripe_client.v1.charges.retrieve(paid.latest_charge)
+        assert (charge.payment_method_details.card.brand, charge.payment_method_details.card.last4) == (
+            "mastercard",
+            "4444",
+        )
+
+    def test_a_card_that_asks_for_3d_secure_waits_for_the_customer(self, emulator, stripe_client):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+
+        waiting = stripe_client.v1.payment_intents.confirm(
+            intent.id, params={"payment_method": "pm_card_authenticationRequired", "return_url": "https://x.example/"}
+        )
+
+        assert (waiting.status, waiting.next_action.type, waiting.latest_charge) == (
+            "requires_action",
+            "redirect_to_url",
+            None,
+        )
+        assert waiting.next_action.redirect_to_url.url.startswith(f"{emulator.url}/3ds/{intent.id}")
+        types = [e.type for e in stripe_client.v1.events.list().data]
+        assert "payment_intent.requires_action" in types and "charge.succeeded" not in types
+
+        emulator.control("POST", f"payment_intents/{intent.id}/authenticate", {"outcome": "complete"})
+
+        assert stripe_client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+
+    def test_failed_3d_secure_leaves_the_intent_for_another_card(self, emulator, stripe_client):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+        stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_authenticationRequired"})
+
+        emulator.control("POST", f"payment_intents/{intent.id}/authenticate", {"outcome": "fail"})
+
+        failed = stripe_client.v1.payment_intents.retrieve(intent.id)
+        assert (failed.status, failed.last_payment_error.code) == (
+            "requires_payment_method",
+            "payment_intent_authentication_failure",
+        )
 
     def test_cancel(self, stripe_client, paid_intent):
         fresh = stripe_client.v1.payment_intents.create(params={"amount": 500, "currency": "usd"})
@@ -140,3 +213,73 @@ def test_refund_retrieve(stripe_client, paid_intent):
     assert stripe_client.v1.refunds.retrieve(refund.id).amount == 100
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.refunds.retrieve("re_missing")
+
+
+class TestClientSide:
+    """What an app does with the client secret and the publishable key (`pk_test_X` pairs with `sk_test_X`)."""
+
+    @pytest.fixture
+    def publishable(self, emulator):
+        key = "pk_test_" + emulator.api_key.removeprefix("sk_test_")
+        return stripe.StripeClient(key, base_addresses={"api": emulator.url}, max_network_retries=0)
+
+    def test_the_publishable_key_confirms_with_the_client_secret(self, stripe_client, publishable):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 900, "currency": "usd"})
+
+        paid = publishable.v1.payment_intents.confirm(
+            intent.id, params={"client_secret": intent.client_secret, "payment_method": "pm_card_visa"}
+        )
+
+        assert paid.status == "succeeded"
+        seen = publishable.v1.payment_intents.retrieve(intent.id, params={"client_secret": intent.client_secret})
+        assert seen.amount_received == 900
+
+    def test_without_the_right_client_secret_the_intent_does_not_exist(self, stripe_client, publishable):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 900, "currency": "usd"})
+
+        for secret in (None, intent.client_secret + "x"):
+            with pytest.raises(stripe.InvalidRequestError) as error:
+                publishable.v1.payment_intents.confirm(
+                    intent.id,
+                    params={"payment_method": "pm_card_visa", **({"client_secret": secret} if secret else {})},
+                )
+            assert error.value.http_status == 404
+        assert stripe_client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"
+
+    def test_the_publishable_key_can_do_nothing_else(self, publishable):
+        with pytest.raises(stripe.AuthenticationError) as error:
+            publishable.v1.customers.list()
+
+        assert "publishable API key" in error.value.user_message
+
+    def test_the_confirm_page_pays_with_a_test_card_like_stripe_js(self, emulator, stripe_client):
+        intent = stripe_client.v1.payment_intents.create(params={"amount": 1250, "currency": "usd"})
+        key = "pk_test_" + emulator.api_key.removeprefix("sk_test_")
+
+        page = requests.get(
+            f"{emulator.url}/confirm", params={"client_secret": intent.client_secret, "key": key}, timeout=5
+        )
+        assert page.status_code == 200 and "Pay 12.50 USD" in page.text
+        assert "pm_card_authenticationRequired" in page.text
+        # What the page's script sends: the key as a parameter, as Stripe.js does.
+        answer = requests.post(
+            f"{emulator.url}/v1/payment_intents/{intent.id}/confirm",
+            data={
+                "key": key,
+                "client_secret": intent.client_secret,
+                "payment_method": "pm_card_authenticationRequired",
+                "return_url": f"{emulator.url}/confirm?client_secret={intent.client_secret}",
+            },
+            timeout=5,
+        ).json()
+        challenge = answer["next_action"]["redirect_to_url"]["url"]
+        assert re.search(r"/3ds/pi_", challenge)
+        back = requests.post(challenge, data={"outcome": "complete"}, allow_redirects=False, timeout=5)
+
+        assert back.status_code == 303
+        assert "redirect_status=succeeded" in back.headers["Location"]
+        assert "Status: <b>succeeded</b>" in requests.get(back.headers["Location"], timeout=5).text
+        assert (
+            requests.get(f"{emulator.url}/confirm", params={"client_secret": "pi_x_secret_y"}, timeout=5).status_code
+            == 404
+        )

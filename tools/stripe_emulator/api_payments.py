@@ -5,6 +5,7 @@ the routes here are what a client calls directly.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .api_catalog import validate_currency
 from .currencies import MAX_AMOUNT
@@ -18,12 +19,46 @@ router = Router()
 Emit = Callable[..., dict]
 
 OUTCOMES = ("paid", "declined", "delayed")
+
+
+@dataclass(frozen=True)
+class TestCard:
+    """One of Stripe's test payment methods: the card it stands for and what paying with it does."""
+
+    brand: str
+    last4: str
+    decline_code: str | None = None  # the issuer declines it, for this reason
+    authenticate: bool = False  # the issuer asks for 3D Secure first
+
+
+# Stripe's names for its test payment methods (https://docs.stripe.com/testing).
 TEST_CARDS = {
-    "pm_card_visa": ("visa", "4242", None),
-    "pm_card_mastercard": ("mastercard", "4444", None),
-    "pm_card_chargeDeclined": ("visa", "0002", "card_declined"),
-    "pm_card_visa_chargeDeclined": ("visa", "0002", "card_declined"),
+    "pm_card_visa": TestCard("visa", "4242"),
+    "pm_card_visa_debit": TestCard("visa", "5556"),
+    "pm_card_mastercard": TestCard("mastercard", "4444"),
+    "pm_card_amex": TestCard("amex", "8431"),
+    "pm_card_chargeDeclined": TestCard("visa", "0002", decline_code="generic_decline"),
+    "pm_card_visa_chargeDeclined": TestCard("visa", "0002", decline_code="generic_decline"),
+    "pm_card_chargeDeclinedInsufficientFunds": TestCard("visa", "9995", decline_code="insufficient_funds"),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": TestCard("visa", "9995", decline_code="insufficient_funds"),
+    "pm_card_chargeDeclinedLostCard": TestCard("visa", "9987", decline_code="lost_card"),
+    "pm_card_visa_chargeDeclinedLostCard": TestCard("visa", "9987", decline_code="lost_card"),
+    "pm_card_chargeDeclinedStolenCard": TestCard("visa", "9979", decline_code="stolen_card"),
+    "pm_card_visa_chargeDeclinedStolenCard": TestCard("visa", "9979", decline_code="stolen_card"),
+    "pm_card_authenticationRequired": TestCard("visa", "3184", authenticate=True),
+    "pm_card_threeDSecure2Required": TestCard("visa", "3220", authenticate=True),
 }
+VISA = TEST_CARDS["pm_card_visa"]
+DECLINED = TEST_CARDS["pm_card_chargeDeclined"]
+DECLINE_MESSAGES = {"insufficient_funds": "Your card has insufficient funds."}
+AUTHENTICATION_FAILED = (
+    "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new "
+    "PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+
+
+def decline_message(decline_code: str) -> str:
+    return DECLINE_MESSAGES.get(decline_code, "Your card was declined.")
 
 
 def _fee(amount: int) -> int:
@@ -163,7 +198,7 @@ def new_payment_intent(
     )
 
 
-def _new_charge(store: Store, intent: dict, payment_method: dict, status: str, failure: str | None) -> dict:
+def _new_charge(store: Store, intent: dict, payment_method: dict, status: str, decline_code: str | None) -> dict:
     charge_id = new_id("charge")
     paid = status == "succeeded"
     charge = {
@@ -185,13 +220,13 @@ def _new_charge(store: Store, intent: dict, payment_method: dict, status: str, f
         "description": intent["description"],
         "disputed": False,
         "failure_balance_transaction": None,
-        "failure_code": failure,
-        "failure_message": "Your card was declined." if failure else None,
+        "failure_code": "card_declined" if decline_code else None,
+        "failure_message": decline_message(decline_code) if decline_code else None,
         "fraud_details": {},
         "livemode": False,
         "metadata": dict(intent["metadata"]),
         "on_behalf_of": None,
-        "outcome": _outcome(status, failure),
+        "outcome": _outcome(status, decline_code),
         "paid": paid,
         "payment_intent": intent["id"],
         "payment_method": payment_method["id"],
@@ -221,14 +256,14 @@ def _new_charge(store: Store, intent: dict, payment_method: dict, status: str, f
     return store.add(charge)
 
 
-def _outcome(status: str, failure: str | None) -> dict:
-    if failure:
+def _outcome(status: str, decline_code: str | None) -> dict:
+    if decline_code:
         return {
-            "advice_code": "try_again_later",
+            "advice_code": "try_again_later" if decline_code == "generic_decline" else "do_not_try_again",
             "network_advice_code": None,
             "network_decline_code": None,
             "network_status": "declined_by_network",
-            "reason": "generic_decline",
+            "reason": decline_code,
             "risk_level": "normal",
             "risk_score": 20,
             "seller_message": "The bank did not return any further details with this decline.",
@@ -248,19 +283,27 @@ def _outcome(status: str, failure: str | None) -> dict:
 
 
 def attempt_payment(
-    store: Store, intent: dict, outcome: str, emit: Emit, *, email: str | None = None, name: str | None = None
+    store: Store,
+    intent: dict,
+    outcome: str,
+    emit: Emit,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    card: TestCard | None = None,
+    method: dict | None = None,
 ) -> dict:
     """What a customer paying does: a charge for the intent, succeeded, declined or pending (`delayed`)."""
-    failure = "card_declined" if outcome == "declined" else None
-    last4 = "0002" if failure else "4242"
-    method = _payment_method(store, "visa", last4, intent["customer"], _billing(email, name))
+    card = card or (DECLINED if outcome == "declined" else VISA)
+    method = method or _payment_method(store, card.brand, card.last4, intent["customer"], _billing(email, name))
+    decline_code = (card.decline_code or "generic_decline") if outcome == "declined" else None
     status = {"paid": "succeeded", "declined": "failed", "delayed": "pending"}[outcome]
-    charge = _new_charge(store, intent, method, status, failure)
+    charge = _new_charge(store, intent, method, status, decline_code)
     previous = {
         key: intent[key]
-        for key in ("status", "latest_charge", "payment_method", "amount_received", "last_payment_error")
+        for key in ("status", "latest_charge", "payment_method", "amount_received", "last_payment_error", "next_action")
     }
-    intent.update(latest_charge=charge["id"], payment_method=method["id"])
+    intent.update(latest_charge=charge["id"], payment_method=method["id"], next_action=None)
     if outcome == "paid":
         intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None)
         emit("charge.succeeded", charge)
@@ -302,8 +345,8 @@ def settle_payment(store: Store, intent: dict, succeeded: bool, emit: Emit) -> d
         charge.update(
             status="failed",
             failure_code="card_declined",
-            failure_message="Your card was declined.",
-            outcome=_outcome("failed", "card_declined"),
+            failure_message=decline_message("generic_decline"),
+            outcome=_outcome("failed", "generic_decline"),
         )
         intent.update(status="requires_payment_method", processing=None, last_payment_error=_decline(charge, method))
         emit("charge.failed", charge, previous_charge)
@@ -315,9 +358,9 @@ def _decline(charge: dict, method: dict) -> dict:
     return {
         "charge": charge["id"],
         "code": "card_declined",
-        "decline_code": "generic_decline",
+        "decline_code": charge["outcome"]["reason"],
         "doc_url": "https://stripe.com/docs/error-codes/card-declined",
-        "message": "Your card was declined.",
+        "message": charge["failure_message"],
         "payment_method": method,
         "type": "card_error",
     }
@@ -326,33 +369,113 @@ def _decline(charge: dict, method: dict) -> dict:
 def cancel_intent(intent: dict, emit: Emit, reason: str | None = None) -> None:
     if intent["status"] in ("succeeded", "canceled", "processing"):
         return
-    previous = {"status": intent["status"], "canceled_at": None, "cancellation_reason": None}
-    intent.update(status="canceled", canceled_at=now(), cancellation_reason=reason)
+    previous = {"status": intent["status"], "canceled_at": None, "cancellation_reason": None, "next_action": None}
+    intent.update(status="canceled", canceled_at=now(), cancellation_reason=reason, next_action=None)
     emit("payment_intent.canceled", intent, previous)
 
 
 # --- payment intents ------------------------------------------------------------------------------
 
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
 
-def _confirm(call: Call, intent: dict, payment_method: str | None) -> None:
+
+def authentication_url(public_url: str, intent: dict) -> str:
+    return f"{public_url}/3ds/{intent['id']}?client_secret={intent['client_secret']}"
+
+
+def confirm_intent(store: Store, intent: dict, payment_method: str | None, emit: Emit, **where) -> None:
+    """Pay the intent with one of Stripe's test payment methods, as `confirm` does; a declined card raises
+    Stripe's 402 card error, a card that asks for 3D Secure leaves the intent in `requires_action`."""
+    if intent["status"] not in CONFIRMABLE:
+        raise ParamError(
+            f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
+            code="payment_intent_unexpected_state",
+            param=None,
+        )
     if payment_method is None:
         raise ParamError(
             "You cannot confirm this PaymentIntent because it's missing a payment method.", param="payment_method"
         )
-    if payment_method not in TEST_CARDS:
+    card = TEST_CARDS.get(payment_method)
+    if card is None:
         raise StripeError(
             400, f"No such PaymentMethod: '{payment_method}'", code="resource_missing", param="payment_method"
         )
-    _, _, failure = TEST_CARDS[payment_method]
-    charge = attempt_payment(call.store, intent, "declined" if failure else "paid", call.emit)
-    if failure:
+    if card.authenticate:
+        _ask_for_authentication(store, intent, card, emit, **where)
+        return
+    charge = attempt_payment(store, intent, "declined" if card.decline_code else "paid", emit, card=card)
+    if card.decline_code:
         raise StripeError(
             402,
-            "Your card was declined.",
+            charge["failure_message"],
             type="card_error",
             code="card_declined",
-            extra={"decline_code": "generic_decline", "charge": charge["id"], "payment_intent": intent},
+            extra={"decline_code": card.decline_code, "charge": charge["id"], "payment_intent": intent},
         )
+
+
+def _ask_for_authentication(
+    store: Store, intent: dict, card: TestCard, emit: Emit, *, public_url: str, return_url: str | None
+) -> None:
+    """The issuer wants 3D Secure: Stripe hands the customer a page to pass it before any charge is made."""
+    method = _payment_method(store, card.brand, card.last4, intent["customer"], _billing())
+    previous = {key: intent[key] for key in ("status", "payment_method", "next_action", "last_payment_error")}
+    url = authentication_url(public_url, intent)
+    if return_url:
+        next_action = {"type": "redirect_to_url", "redirect_to_url": {"return_url": return_url, "url": url}}
+        store.authentication_returns[intent["id"]] = return_url
+    else:
+        next_action = {
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url, "source": method["id"]},
+        }
+    intent.update(
+        status="requires_action", payment_method=method["id"], next_action=next_action, last_payment_error=None
+    )
+    emit("payment_intent.requires_action", intent, previous)
+
+
+def finish_authentication(store: Store, intent: dict, passed: bool, emit: Emit) -> None:
+    """The customer passes 3D Secure (the charge is made) or fails it (the intent wants another card)."""
+    if intent["status"] != "requires_action":
+        raise ParamError(
+            f"This PaymentIntent's status is {intent['status']}; there is nothing to authenticate.",
+            code="payment_intent_unexpected_state",
+            param=None,
+        )
+    method = store.get("payment_method", intent["payment_method"])
+    if passed:
+        card = TestCard(method["card"]["brand"], method["card"]["last4"])
+        attempt_payment(store, intent, "paid", emit, card=card, method=method)
+        return
+    previous = {"status": intent["status"], "next_action": intent["next_action"], "last_payment_error": None}
+    intent.update(
+        status="requires_payment_method",
+        next_action=None,
+        last_payment_error={
+            "code": "payment_intent_authentication_failure",
+            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+            "message": AUTHENTICATION_FAILED,
+            "payment_method": method,
+            "type": "invalid_request_error",
+        },
+    )
+    emit("payment_intent.payment_failed", intent, previous)
+
+
+def intent_by_client_secret(store: Store, client_secret: str | None) -> dict | None:
+    """The intent a client secret belongs to (what Stripe.js is given), or None."""
+    intent_id = (client_secret or "").split("_secret_")[0]
+    intent = store.get("payment_intent", intent_id) if intent_id else None
+    return intent if intent is not None and intent["client_secret"] == client_secret else None
+
+
+def _client_visible(call: Call, intent: dict) -> dict:
+    """A publishable key sees an intent only with its client secret; a secret key sees it whole."""
+    if call.publishable and string(call.params, "client_secret") != intent["client_secret"]:
+        raise no_such("payment_intent", intent["id"])
+    return intent
 
 
 @router.add("POST", "/v1/payment_intents")
@@ -388,13 +511,20 @@ def payment_intents_create(call: Call) -> dict:
     )
     call.emit("payment_intent.created", intent)
     if params.get("confirm") == "true":
-        _confirm(call, intent, string(params, "payment_method"))
+        confirm_intent(
+            call.store,
+            intent,
+            string(params, "payment_method"),
+            call.emit,
+            public_url=call.public_url,
+            return_url=string(params, "return_url"),
+        )
     return call.expanded(intent)
 
 
-@router.add("GET", "/v1/payment_intents/{id}")
+@router.add("GET", "/v1/payment_intents/{id}", publishable=True)
 def payment_intents_retrieve(call: Call) -> dict:
-    return call.expanded(call.store.require("payment_intent", call.args["id"]))
+    return call.expanded(_client_visible(call, call.store.require("payment_intent", call.args["id"])))
 
 
 @router.add("POST", "/v1/payment_intents/{id}")
@@ -408,17 +538,18 @@ def payment_intents_update(call: Call) -> dict:
     return call.expanded(intent)
 
 
-@router.add("POST", "/v1/payment_intents/{id}/confirm")
+@router.add("POST", "/v1/payment_intents/{id}/confirm", publishable=True)
 def payment_intents_confirm(call: Call) -> dict:
-    check_known(call.params, {"payment_method", "return_url"})
-    intent = call.store.require("payment_intent", call.args["id"])
-    if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
-        raise ParamError(
-            f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
-            code="payment_intent_unexpected_state",
-            param=None,
-        )
-    _confirm(call, intent, string(call.params, "payment_method"))
+    check_known(call.params, {"payment_method", "return_url", "client_secret", "expand", "use_stripe_sdk"})
+    intent = _client_visible(call, call.store.require("payment_intent", call.args["id"]))
+    confirm_intent(
+        call.store,
+        intent,
+        string(call.params, "payment_method"),
+        call.emit,
+        public_url=call.public_url,
+        return_url=string(call.params, "return_url"),
+    )
     return call.expanded(intent)
 
 
@@ -429,7 +560,9 @@ def payment_intents_cancel(call: Call) -> dict:
     if intent["status"] in ("succeeded", "canceled", "processing"):
         raise StripeError(
             400,
-            f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
+            f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. Only a "
+            "PaymentIntent with one of the following statuses may be canceled: requires_payment_method, "
+            "requires_capture, requires_confirmation, requires_action.",
             code="payment_intent_unexpected_state",
         )
     reason = choice(

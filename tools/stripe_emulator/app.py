@@ -26,6 +26,12 @@ from .webhooks import Dispatcher
 log = logging.getLogger("stripe_emulator")
 
 TEST_KEY = re.compile(r"^sk_test_[A-Za-z0-9]{24,}$")
+# The publishable key of the account of `sk_test_X` is `pk_test_X`, as Stripe pairs them.
+PUBLISHABLE_KEY = re.compile(r"^pk_test_[A-Za-z0-9]{24,}$")
+PUBLISHABLE_REFUSED = (
+    "This API call cannot be made with a publishable API key. Please use a secret API key. You can find a list "
+    "of your API keys at https://dashboard.stripe.com/account/apikeys."
+)
 
 
 @dataclass
@@ -42,6 +48,11 @@ def _request_id() -> str:
 
 def _json(data) -> bytes:
     return json.dumps(data, indent=2).encode()
+
+
+def _key_parameter(params_text: str) -> str | None:
+    key = dict(parse_qsl(params_text)).get("key")
+    return f"Bearer {key}" if key else None
 
 
 class RequestLog:
@@ -160,6 +171,15 @@ class Emulator:
                 else:
                     status, html = pages.checkout_page(self.store, match[1])
                     location = None
+            elif path == "/confirm":
+                status, html = pages.intent_confirm_page(self.store, query)
+                location = None
+            elif match := re.fullmatch(r"/3ds/([^/]+)", path):
+                if method == "POST":
+                    status, html, location = pages.submit_authentication(self.store, match[1], query, body)
+                else:
+                    status, html = pages.authentication_page(self.store, match[1], query)
+                    location = None
             elif match := re.fullmatch(r"/b/([^/]+)/thanks", path):
                 status, html = pages.thanks_page()
                 location = None
@@ -194,9 +214,14 @@ class Emulator:
         version = headers.get("Stripe-Version") or API_VERSION
         replayed, endpoint = False, None
         try:
-            api_key = self._authenticate(headers.get("Authorization"))
+            params_text = body.decode() if method == "POST" else query
+            # Stripe.js sends the publishable key as a `key` parameter rather than a header.
+            api_key = self._authenticate(headers.get("Authorization") or _key_parameter(params_text))
             match = self.api.match(method, path)
             endpoint = match[2] if match else path
+            publishable = api_key.startswith("pk_")
+            if publishable and f"{method} {endpoint}" not in self.api.publishable:
+                raise unauthenticated(PUBLISHABLE_REFUSED)
             reason = self.limiter.check(f"{method} {endpoint}")
             if reason:
                 raise rate_limited(reason)
@@ -211,8 +236,11 @@ class Emulator:
                     "at https://support.stripe.com/.",
                 )
             handler, args, _ = match
-            params = decode(body.decode() if method == "POST" else query)
-            call = Call(self.store, method, path, params, args, request_id, idempotency_key, self.public_url)
+            params = decode(params_text)
+            params.pop("key", None)
+            call = Call(
+                self.store, method, path, params, args, request_id, idempotency_key, self.public_url, publishable
+            )
             response, replayed = self._run(call, handler, api_key, latency, fault)
         except StripeError as error:
             response = Response(error.status, _json(error.body(request_id)), dict(error.headers))
@@ -297,7 +325,7 @@ class Emulator:
         elif scheme.lower() != "bearer":
             raise unauthenticated("Invalid Authorization header: use Bearer auth with your secret key.")
         key = credentials.strip()
-        if not TEST_KEY.match(key):
+        if not TEST_KEY.match(key) and not PUBLISHABLE_KEY.match(key):
             shown = f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
             raise unauthenticated(f"Invalid API Key provided: {shown}")
         return key

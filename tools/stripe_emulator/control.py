@@ -4,7 +4,7 @@ import copy
 import json
 from urllib.parse import parse_qsl
 
-from . import api_checkout
+from . import api_checkout, api_payments
 from .errors import ParamError, StripeError
 from .routing import Router
 
@@ -187,6 +187,19 @@ def payment_link_session(call: ControlCall):
         # As if the payer opened the link's URL with these parameters (`client_reference_id`, `prefilled_email`).
         given = api_checkout.link_url_parameters({key: str(value) for key, value in call.body.items()})
         return copy.deepcopy(api_checkout.session_for_link(call.store, call.emulator.public_url, link, **given))
+
+
+@router.add("POST", "/_emulator/payment_intents/{id}/authenticate")
+def intent_authenticate(call: ControlCall):
+    """What the customer does on the 3D Secure page: `complete` or `fail`."""
+    outcome = call.body.get("outcome", "complete")
+    if outcome not in ("complete", "fail"):
+        raise ParamError("outcome must be complete or fail", param="outcome")
+    with call.store.lock:
+        intent = call.store.require("payment_intent", call.args["id"])
+        api_payments.finish_authentication(call.store, intent, outcome == "complete", call.store.emit)
+        call.store.authentication_returns.pop(intent["id"], None)
+        return copy.deepcopy(intent)
 
 
 def not_found(method: str, path: str) -> StripeError:

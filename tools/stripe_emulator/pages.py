@@ -1,9 +1,11 @@
-"""The hosted pages a customer sees: a Checkout Session's payment page and a payment link's entry."""
+"""The pages a customer sees: a Checkout Session's payment page, a payment link's entry, a page that pays
+a Payment Intent by its client secret as Stripe.js would, and the 3D Secure step a card may ask for."""
 
+import json
 from html import escape
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
-from . import api_checkout
+from . import api_checkout, api_payments
 from .errors import StripeError
 
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -108,3 +110,103 @@ def payment_link_entry(store, public_url: str, slug: str, query: str = "") -> tu
 
 def thanks_page() -> tuple[int, str]:
     return _page("Thank you", "<h1>Thanks for your payment.</h1><p class=note>A receipt is on its way.</p>")
+
+
+# --- a Payment Intent paid from the browser, as an app with Stripe.js or a mobile SDK does ---------
+
+CONFIRM_SCRIPT = """
+const form = document.getElementById("pay"), result = document.getElementById("result");
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  form.querySelector("button").disabled = true;
+  const body = new URLSearchParams({key: PAGE.key, client_secret: PAGE.clientSecret,
+    payment_method: new FormData(form).get("payment_method"), return_url: location.href});
+  const answer = await fetch(`/v1/payment_intents/${PAGE.intent}/confirm`, {method: "POST", body});
+  const data = await answer.json();
+  const intent = data.error ? data.error.payment_intent : data;
+  if (intent && intent.next_action && intent.next_action.type === "redirect_to_url") {
+    location.assign(intent.next_action.redirect_to_url.url);
+    return;
+  }
+  result.textContent = data.error ? data.error.message : `Payment ${intent.status}.`;
+  form.querySelector("button").disabled = false;
+  if (!data.error) location.reload();
+});
+"""
+CARD_CHOICES = (
+    ("pm_card_visa", "Visa 4242: succeeds"),
+    ("pm_card_mastercard", "Mastercard 4444: succeeds"),
+    ("pm_card_chargeDeclined", "Visa 0002: declined"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Visa 9995: insufficient funds"),
+    ("pm_card_authenticationRequired", "Visa 3184: asks for 3D Secure"),
+)
+
+
+def intent_confirm_page(store, query: str) -> tuple[int, str]:
+    """`/confirm?client_secret=...&key=pk_test_...`: pay an intent with a test card, through the public API."""
+    given = {key: values[0] for key, values in parse_qs(query).items()}
+    intent = api_payments.intent_by_client_secret(store, given.get("client_secret"))
+    if intent is None:
+        return _page("Not found", "<h1>No payment matches this client secret.</h1>", 404)
+    total = money(intent["amount"], intent["currency"])
+    error = intent["last_payment_error"]
+    status = f"<p>Status: <b>{escape(intent['status'])}</b></p>"
+    if error:
+        status += f"<p class=note>Last attempt: {escape(error['message'])}</p>"
+    if intent["status"] not in api_payments.CONFIRMABLE:
+        return _page(f"Payment {intent['status']}", f"<h1>{total}</h1>{status}")
+    cards = "".join(
+        f"<label><input type=radio name=payment_method value={value}{' checked' if index == 0 else ''}> "
+        f"{escape(label)}</label><br>"
+        for index, (value, label) in enumerate(CARD_CHOICES)
+    )
+    page = {"intent": intent["id"], "clientSecret": intent["client_secret"], "key": given.get("key", "")}
+    body = f"""
+<h1>Pay {total}</h1>{status}
+<form id=pay>{cards}<button class=pay type=submit>Pay {total}</button></form>
+<p id=result class=note></p>
+<p class=note>The payment is confirmed with the publishable key and the client secret, as Stripe.js does.</p>
+<script>const PAGE = {json.dumps(page)};{CONFIRM_SCRIPT}</script>"""
+    return _page(f"Pay {total}", body)
+
+
+def authentication_page(store, intent_id: str, query: str) -> tuple[int, str]:
+    intent = _intent_to_authenticate(store, intent_id, query)
+    if intent is None:
+        return _page("Not found", "<h1>Nothing to authenticate here.</h1>", 404)
+    total = money(intent["amount"], intent["currency"])
+    body = f"""
+<h1>3D Secure</h1><p>Your bank asks you to confirm a payment of {total}.</p>
+<form method=post>
+  <button class=pay name=outcome value=complete>Complete authentication</button>
+  <button class=decline name=outcome value=fail>Fail authentication</button>
+</form>"""
+    return _page("3D Secure", body)
+
+
+def submit_authentication(store, intent_id: str, query: str, form_body: bytes) -> tuple[int, str, str | None]:
+    intent = _intent_to_authenticate(store, intent_id, query)
+    if intent is None:
+        status, html = _page("Not found", "<h1>Nothing to authenticate here.</h1>", 404)
+        return status, html, None
+    passed = parse_qs(form_body.decode()).get("outcome", ["complete"])[0] == "complete"
+    api_payments.finish_authentication(store, intent, passed, store.emit)
+    back = store.authentication_returns.pop(intent["id"], None)
+    if not back:
+        status, html = _page("Done", f"<h1>Authentication {'complete' if passed else 'failed'}.</h1>")
+        return status, html, None
+    answer = {
+        "payment_intent": intent["id"],
+        "payment_intent_client_secret": intent["client_secret"],
+        "redirect_status": "succeeded" if intent["status"] == "succeeded" else "failed",
+    }
+    separator = "&" if "?" in back else "?"
+    return 303, "", f"{back}{separator}{urlencode(answer)}"
+
+
+def _intent_to_authenticate(store, intent_id: str, query: str) -> dict | None:
+    secret = parse_qs(query).get("client_secret", [""])[0]
+    intent = api_payments.intent_by_client_secret(store, secret)
+    if intent is None or intent["id"] != intent_id or intent["status"] != "requires_action":
+        return None
+    return intent

@@ -20,6 +20,8 @@ class Call:
     request_id: str = ""
     idempotency_key: str | None = None
     public_url: str = ""
+    # Called with a publishable key (as Stripe.js and the mobile SDKs do): the handler checks the client secret.
+    publishable: bool = False
 
     def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> dict:
         """An event caused by this API request (its `request` names it, as Stripe's do)."""
@@ -45,10 +47,14 @@ Handler = Callable[[Call], dict]
 class Router:
     def __init__(self):
         self.routes: list[tuple[str, re.Pattern, str, Handler]] = []
+        # "METHOD pattern" of the endpoints a publishable key may call (with a client secret).
+        self.publishable: set[str] = set()
 
-    def add(self, method: str, pattern: str):
+    def add(self, method: str, pattern: str, *, publishable: bool = False):
         """Register a handler; `{name}` in the pattern captures one path segment."""
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        if publishable:
+            self.publishable.add(f"{method} {pattern}")
 
         def register(handler: Handler) -> Handler:
             self.routes.append((method, regex, pattern, handler))
@@ -58,6 +64,7 @@ class Router:
 
     def extend(self, other: "Router") -> None:
         self.routes.extend(other.routes)
+        self.publishable |= other.publishable
 
     def match(self, method: str, path: str) -> tuple[Handler, dict, str] | None:
         for route_method, regex, pattern, handler in self.routes:

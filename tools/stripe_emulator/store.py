@@ -63,6 +63,8 @@ class Store:
         # Line items of sessions and payment links are not fields of those objects in Stripe either.
         self.line_items: dict[str, list[dict]] = {}
         self.payment_intent_metadata: dict[str, dict] = {}
+        # Where the customer goes back after 3D Secure (the `return_url` given at confirm), by intent.
+        self.authentication_returns: dict[str, str] = {}
         self.on_event: Callable[[dict], None] | None = None
         self.account = _account()
 
@@ -131,6 +133,7 @@ class Store:
                 "webhook_secrets": self.webhook_secrets,
                 "line_items": self.line_items,
                 "payment_intent_metadata": self.payment_intent_metadata,
+                "authentication_returns": self.authentication_returns,
             }
             path.write_text(json.dumps(snapshot))
 
@@ -142,12 +145,18 @@ class Store:
             self.webhook_secrets.update(snapshot.get("webhook_secrets", {}))
             self.line_items.update(snapshot.get("line_items", {}))
             self.payment_intent_metadata.update(snapshot.get("payment_intent_metadata", {}))
+            self.authentication_returns.update(snapshot.get("authentication_returns", {}))
 
     def reset(self) -> None:
         with self.lock:
             for items in self.objects.values():
                 items.clear()
-            for side_table in (self.webhook_secrets, self.line_items, self.payment_intent_metadata):
+            for side_table in (
+                self.webhook_secrets,
+                self.line_items,
+                self.payment_intent_metadata,
+                self.authentication_returns,
+            ):
                 side_table.clear()
 
 
