@@ -83,6 +83,8 @@ def test_check_deploy_is_clean_with_real_values():
         ({"STRIPE_SECRET_KEY": "sk_test_localEmulatorKey000000000000"}, "payments.E003"),
         ({"STRIPE_SECRET_KEY": "rk_test_restrictedTestKey00000000000"}, "payments.E003"),
         ({"STRIPE_WEBHOOK_SECRET": ""}, "payments.E004"),
+        ({"STRIPE_PUBLISHABLE_KEY": "pk_test_localEmulatorKey000000000000"}, "payments.E006"),
+        ({"STRIPE_PUBLISHABLE_KEY": "sk_live_notPublishable00000000000000"}, "payments.E006"),
     ],
 )
 def test_check_deploy_errors_on_an_unsafe_stripe_setup(change, error):

@@ -110,6 +110,7 @@ def mirror_on(emulator, settings, monkeypatch):
     """The mirror enabled in this process too (receivers record; commands and checks call the emulator)."""
     settings.STRIPE_MIRROR_ENABLED = True
     settings.STRIPE_SECRET_KEY = emulator.api_key
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_" + emulator.api_key.removeprefix("sk_test_")
     settings.STRIPE_API_BASE = emulator.url
     settings.STRIPE_RATE_LIMIT_PER_SECOND = float(FAST_BUDGET)
     settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = float(FAST_BUDGET)

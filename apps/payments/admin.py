@@ -16,6 +16,7 @@ from apps.payments.models import (
     OrderRefund,
     OrderStatus,
     OrderTransition,
+    Payment,
     WebhookEvent,
     WebhookEventState,
 )
@@ -144,6 +145,22 @@ class OrderRefundInline(admin.TabularInline):
         return False
 
 
+class PaymentInline(admin.TabularInline):
+    model = Payment
+    fields = ("created_at", "payment_intent_id", "status", "amount", "amount_refunded", "card", "decline_code")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="card")
+    def card(self, payment: Payment) -> str:
+        return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
+
+
 def _dashboard_link(path: str, stripe_id: str) -> str:
     """A link to the object in Stripe's dashboard, in the mode (live or test) of this installation's key."""
     if not stripe_id:
@@ -182,7 +199,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("=id", "email", "user__email", "checkout_session_id", "payment_intent_id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    inlines = (OrderLineInline, OrderTransitionInline, OrderRefundInline)
+    inlines = (OrderLineInline, PaymentInline, OrderTransitionInline, OrderRefundInline)
     actions = ("refund_in_full", "cancel", "accept_payment")
     readonly_fields = (
         "user",
@@ -308,3 +325,35 @@ def _gate_djstripe_actions(model_admin: admin.ModelAdmin) -> None:
 for _model_admin in admin.site._registry.values():
     if isinstance(_model_admin, CustomActionMixin):
         _gate_djstripe_actions(_model_admin)
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """Each attempt to pay an order, as Stripe's events told it: read-only, since Stripe holds the truth."""
+
+    list_display = ("id", "order", "status", "amount", "refunded", "card", "decline_code", "created_at")
+    list_filter = ("status", "currency", "decline_code", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=id", "=order__id", "payment_intent_id", "checkout_session_id", "order__email")
+    list_select_related = ("order",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="amount", ordering="amount")
+    def amount(self, payment: Payment) -> str:
+        return f"{payment.amount} {payment.currency}"
+
+    @admin.display(description="refunded", ordering="amount_refunded")
+    def refunded(self, payment: Payment) -> str:
+        return f"{payment.amount_refunded} {payment.currency}" if payment.amount_refunded else "-"
+
+    @admin.display(description="card")
+    def card(self, payment: Payment) -> str:
+        return f"{payment.card_brand} {payment.card_last4}".strip() or "-"

@@ -13,14 +13,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.payments import selectors, services
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, Payment, PaymentStatus
 from apps.payments.serializers import (
     CartSerializer,
     CheckoutInputSerializer,
     CheckoutOutputSerializer,
     MirrorRecordSerializer,
+    OrderDetailSerializer,
     OrderSerializer,
+    PaymentIntentOutputSerializer,
     PaymentLinkOutputSerializer,
+    PaymentSerializer,
     PriceCheckInputSerializer,
     PriceCheckOutputSerializer,
     RefundInputSerializer,
@@ -29,7 +32,7 @@ from apps.payments.serializers import (
     StatsOutputSerializer,
 )
 from apps.payments.throttles import STRIPE_CALL_THROTTLES, asks_stripe
-from config.api_conventions import StrictFilterSet, is_staff_with, staff_with
+from config.api_conventions import CreatedBetweenFilterSet, StrictFilterSet, is_staff_with, staff_with
 
 
 class MirrorRecordFilter(StrictFilterSet):
@@ -150,6 +153,49 @@ class PaymentLinkApi(MoneyApiView, APIView):
 
 
 @extend_schema(tags=["checkout"])
+class PaymentIntentApi(MoneyApiView, APIView):
+    permission_classes = (permissions.IsAuthenticated,)
+    throttle_classes = STRIPE_CALL_THROTTLES
+
+    @extend_schema(request=CartSerializer, responses={201: PaymentIntentOutputSerializer}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request):
+        """A Stripe Payment Intent for a cart, priced from the catalog, for an app to pay with Stripe.js or a
+        mobile SDK (the client secret and publishable key). The same cart again within five minutes gets the
+        same intent back. The order is paid when Stripe says the intent succeeded."""
+        serializer = CartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        made: dict[str, str] = {}
+
+        def start() -> services.Answer:
+            started = services.intent_for_cart(user=request.user, lines=_cart(serializer.validated_data["lines"]))
+            made["client_secret"] = started.client_secret
+            body = {
+                "order": started.order.pk,
+                "payment_intent": started.payment.payment_intent_id,
+                "publishable_key": started.publishable_key,
+                "amount": started.order.amount_total,
+                "currency": started.order.currency,
+                "status": started.payment.status,
+            }
+            return services.Answer(status.HTTP_201_CREATED, body)
+
+        # The kept answer holds no client secret: a replay asks Stripe for it again.
+        answer = services.idempotent(
+            user=request.user,
+            scope="payment-intent",
+            key=request.headers.get("Idempotency-Key"),
+            request=serializer.initial_data,
+            run=start,
+        )
+        secret = made.get("client_secret") or services.client_secret_of(answer.body["payment_intent"])
+        return Response(
+            {**answer.body, "client_secret": secret},
+            status=answer.status,
+            headers={"Idempotent-Replayed": "true"} if answer.replayed else {},
+        )
+
+
+@extend_schema(tags=["checkout"])
 class VerifyPricesApi(APIView):
     permission_classes = (permissions.IsAuthenticated,)
 
@@ -168,12 +214,45 @@ class VerifyPricesApi(APIView):
         return Response({"verified": not discrepancies, "discrepancies": discrepancies})
 
 
-class OrderFilter(StrictFilterSet):
+class OrderFilter(CreatedBetweenFilterSet):
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
+    user = django_filters.NumberFilter(field_name="user_id", help_text="Staff: the orders of one user.")
+    email = django_filters.CharFilter(lookup_expr="iexact", help_text="Staff: the orders written to one address.")
 
     class Meta:
         model = Order
-        fields = ("status",)
+        fields = ("status", "user", "email", "date_from", "date_to")
+
+
+class PaymentFilter(CreatedBetweenFilterSet):
+    status = django_filters.ChoiceFilter(choices=PaymentStatus.choices)
+    order = django_filters.NumberFilter(field_name="order_id")
+    user = django_filters.NumberFilter(field_name="order__user_id", help_text="Staff: the payments of one user.")
+    decline_code = django_filters.CharFilter()
+
+    class Meta:
+        model = Payment
+        fields = ("status", "order", "user", "decline_code", "date_from", "date_to")
+
+
+@extend_schema(tags=["orders"])
+class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Each attempt to pay an order (a Checkout Session or an app's intent), as Stripe's events told it: the
+    card, what went back, why a card was declined. Users see their own, staff with `payments.view_payment`
+    all of them; anyone else's payment is a 404."""
+
+    permission_classes = (permissions.IsAuthenticated,)
+    serializer_class = PaymentSerializer
+    filterset_class = PaymentFilter
+    lookup_value_regex = r"\d+"
+    ordering_fields = ("created_at", "amount")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.payment_list(user=None)
+        return selectors.payment_list(
+            user=self.request.user, everyone=is_staff_with(self.request, "payments.view_payment")
+        )
 
 
 @extend_schema(tags=["orders"])
@@ -184,6 +263,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
     ordering_fields = ("created_at", "amount_total")
+    search_fields = ("=id", "email", "lines__product_name", "=payment_intent_id", "=checkout_session_id")
 
     def get_throttles(self):
         if self.action == "retrieve":  # a read costs nothing, unless it asks Stripe first
@@ -195,12 +275,16 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
             return selectors.order_list(user=None)
         return selectors.order_list(user=self.request.user, everyone=is_staff_with(self.request, "payments.view_order"))
 
-    @extend_schema(parameters=[OpenApiParameter("sync", bool, description="Ask Stripe first (for the success page).")])
+    @extend_schema(
+        parameters=[OpenApiParameter("sync", bool, description="Ask Stripe first (for the success page).")],
+        responses=OrderDetailSerializer,
+    )
     def retrieve(self, request, *args, **kwargs):
+        """An order with its payments, refunds and every change of status."""
         order = self.get_object()
         if asks_stripe(request):
             order = services.order_sync(order=order, by=request.user)
-        return Response(self.get_serializer(order).data)
+        return Response(OrderDetailSerializer(selectors.order_detail(order_id=order.pk)).data)
 
     @extend_schema(request=None, responses=OrderSerializer)
     @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)

@@ -57,6 +57,17 @@ def check_stripe_is_stripe(app_configs, **kwargs) -> list[Error]:
                 id="payments.E005",
             )
         )
+    publishable = settings.STRIPE_PUBLISHABLE_KEY
+    wanted = "pk_test_" if key.startswith(TEST_KEY_PREFIXES) else "pk_live_"
+    if publishable and not publishable.startswith(wanted):
+        found.append(
+            Error(
+                f"STRIPE_PUBLISHABLE_KEY is not a {wanted}... key: apps would pay intents in another mode or "
+                "account than the secret key made them in.",
+                hint="Copy the publishable key that pairs with STRIPE_SECRET_KEY from the Stripe dashboard.",
+                id="payments.E006",
+            )
+        )
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets or any(
         not secret.startswith("whsec_") or len(secret) < MIN_WEBHOOK_SECRET_LENGTH for secret in secrets

@@ -242,6 +242,66 @@ class OrderRefund(models.Model):
         return f"{self.stripe_refund_id} ({self.amount})"
 
 
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "pending (waiting for a card, or for its 3D Secure)"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+# Where a payment's story ends: a late or repeated event about an earlier step changes nothing.
+PAYMENT_SETTLED = frozenset(
+    {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+)
+
+
+class Payment(models.Model):
+    """One attempt to pay an order: the payment intent of a Checkout Session, or one made for an app.
+
+    Written from Stripe's events (and when we create the intent), never fetched when read: what the
+    card was, why it was declined, how much went back.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
+    payment_intent_id = models.CharField(max_length=255, unique=True)
+    checkout_session_id = models.CharField(max_length=255, blank=True, help_text="Empty for an app's intent.")
+    status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    stripe_status = models.CharField(max_length=40, blank=True, help_text="The intent's own status in Stripe.")
+    amount = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    amount_refunded = models.PositiveBigIntegerField(default=0)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    # Why the last attempt failed, as Stripe said it (kept when a later card succeeds).
+    failure_code = models.CharField(max_length=100, blank=True)
+    decline_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    # The `created` time of the newest event applied, so an older one never overwrites it.
+    stripe_event_at = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_refunded__lte=models.F("amount")), name="payments_payment_refund_within"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="payments_payment_created_idx"),
+            models.Index(fields=["status", "created_at"], name="payments_payment_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_intent_id} ({self.status})"
+
+
 class PaymentLink(models.Model):
     """A Stripe Payment Link made here. Only a session of one of these becomes an order (of its own);
     its lines are ours, so the order is priced from the catalog, not from what the session says."""

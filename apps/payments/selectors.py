@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from apps.catalog import selectors as catalog_selectors
-from apps.payments.models import MirrorKind, MirrorRecord, Order, WebhookEvent, WebhookEventState
+from apps.payments.models import MirrorKind, MirrorRecord, Order, Payment, WebhookEvent, WebhookEventState
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -42,6 +42,18 @@ def order_list(*, user, everyone: bool = False) -> QuerySet[Order]:
     if everyone:
         return found
     return found.filter(user=user) if user is not None else found.none()
+
+
+def order_detail(*, order_id: int) -> Order:
+    return Order.objects.prefetch_related("lines", "payments", "refunds", "transitions").get(pk=order_id)
+
+
+def payment_list(*, user, everyone: bool = False) -> QuerySet[Payment]:
+    """Payments with their order: all of them for `everyone`, else those of the user's own orders."""
+    found = Payment.objects.select_related("order")
+    if everyone:
+        return found
+    return found.filter(order__user=user) if user is not None else found.none()
 
 
 def payment_stats(*, date_from, date_to) -> dict:

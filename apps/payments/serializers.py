@@ -5,7 +5,7 @@ from django.http.request import validate_host
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNIT_AMOUNT, Price
-from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund
+from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, Payment
 
 
 class MirrorRecordSerializer(serializers.ModelSerializer):
@@ -149,6 +149,80 @@ class OrderSerializer(serializers.ModelSerializer):
             "checkout_url",
         )
         read_only_fields = fields
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    payment_intent = serializers.CharField(source="payment_intent_id", read_only=True)
+    paid_through = serializers.SerializerMethodField(help_text="`checkout` (a Checkout Session) or `app` (an intent).")
+    user = serializers.IntegerField(source="order.user_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "order",
+            "user",
+            "status",
+            "stripe_status",
+            "amount",
+            "amount_refunded",
+            "currency",
+            "card_brand",
+            "card_last4",
+            "failure_code",
+            "decline_code",
+            "failure_message",
+            "payment_intent",
+            "paid_through",
+            "created_at",
+            "succeeded_at",
+            "failed_at",
+        )
+        read_only_fields = fields
+        extra_kwargs = {
+            "stripe_status": {"help_text": "The intent's own status in Stripe (e.g. requires_action)."},
+            "failure_code": {"help_text": "Stripe's error code of the last failed attempt (e.g. card_declined)."},
+            "decline_code": {"help_text": "The issuer's reason (e.g. insufficient_funds)."},
+        }
+
+    def get_paid_through(self, payment: Payment) -> str:
+        return "checkout" if payment.checkout_session_id else "app"
+
+
+class OrderRefundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderRefund
+        fields = ("stripe_refund_id", "amount", "reason", "created_at")
+        read_only_fields = fields
+
+
+class OrderTransitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderTransition
+        fields = ("from_status", "to_status", "cause", "created_at")
+        read_only_fields = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    """An order with its story: each attempt to pay it, what went back, and every change of status."""
+
+    payments = PaymentSerializer(many=True, read_only=True)
+    refunds = OrderRefundSerializer(many=True, read_only=True)
+    transitions = OrderTransitionSerializer(many=True, read_only=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = (*OrderSerializer.Meta.fields, "email", "payments", "refunds", "transitions")
+        read_only_fields = fields
+
+
+class PaymentIntentOutputSerializer(serializers.Serializer):
+    order = serializers.IntegerField()
+    payment_intent = serializers.CharField()
+    client_secret = serializers.CharField(help_text="For the app only: Stripe.js or a mobile SDK pays with it.")
+    publishable_key = serializers.CharField(help_text="The key the app gives Stripe.js or the mobile SDK.")
+    amount = serializers.IntegerField(help_text="Minor units, from the catalog.")
+    currency = serializers.CharField()
+    status = serializers.CharField(help_text="The payment's status (pending until the app pays it).")
 
 
 class RefundInputSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ from apps.payments.mirror.reconcile import Drift, reconcile
 from apps.payments.mirror.sync import mirror_sync
 from apps.payments.orders.checkout import checkout_for_cart, payment_link_create
 from apps.payments.orders.idempotency import Answer, idempotent
+from apps.payments.orders.intents import client_secret_of, intent_for_cart
 from apps.payments.orders.lifecycle import CartLine, order_accept_payment, order_create, order_transition
 from apps.payments.orders.refunds import order_apply_refund, order_refund
 from apps.payments.orders.sessions import order_cancel, order_sync
@@ -21,7 +22,9 @@ __all__ = [
     "CartLine",
     "Drift",
     "checkout_for_cart",
+    "client_secret_of",
     "idempotent",
+    "intent_for_cart",
     "mirror_again",
     "mirror_sync",
     "order_accept_payment",

@@ -248,6 +248,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 # Secret and restricted keys alike; an event of the other mode is stored and refused.
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+# What an app (Stripe.js, the iOS and Android SDKs) pays a payment intent with; never a secret. With a test
+# key against the emulator it is the key's pair (`pk_test_X` for `sk_test_X`), as the emulator issues it.
+STRIPE_PUBLISHABLE_KEY = env.str(
+    "STRIPE_PUBLISHABLE_KEY",
+    default="pk_test_" + STRIPE_SECRET_KEY.removeprefix("sk_test_")
+    if STRIPE_SECRET_KEY.startswith("sk_test_") and env.str("STRIPE_API_BASE", default="")
+    else "",
+)
 # This installation's namespace in a Stripe account shared with others (generated once into the
 # database when empty); it is written beside every `metadata.app_ref`.
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="")

@@ -98,7 +98,8 @@ class TestPaymentIntents:
         )
         assert waiting.next_action.redirect_to_url.url.startswith(f"{emulator.url}/3ds/{intent.id}")
         types = [e.type for e in stripe_client.v1.events.list().data]
-        assert "payment_intent.requires_action" in types and "charge.succeeded" not in types
+        assert "payment_intent.requires_action" in types
+        assert "charge.succeeded" not in types
 
         emulator.control("POST", f"payment_intents/{intent.id}/authenticate", {"outcome": "complete"})
 
@@ -259,7 +260,8 @@ class TestClientSide:
         page = requests.get(
             f"{emulator.url}/confirm", params={"client_secret": intent.client_secret, "key": key}, timeout=5
         )
-        assert page.status_code == 200 and "Pay 12.50 USD" in page.text
+        assert page.status_code == 200
+        assert "Pay 12.50 USD" in page.text
         assert "pm_card_authenticationRequired" in page.text
         # What the page's script sends: the key as a parameter, as Stripe.js does.
         answer = requests.post(

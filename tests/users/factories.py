@@ -37,6 +37,7 @@ OPERATOR_PERMISSIONS = (
     "payments.view_order",
     "payments.change_order",
     "payments.refund_order",
+    "payments.view_payment",
     "payments.view_mirrorrecord",
     "payments.change_mirrorrecord",
     "payments.view_webhookevent",

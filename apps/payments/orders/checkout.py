@@ -56,7 +56,7 @@ def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.s
         time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
 
 
-def _stripe_id_of(kind: str, object_id: int) -> str:
+def stripe_id_of(kind: str, object_id: int) -> str:
     record = _mirrored(kind, object_id)
     if record is None:
         record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
@@ -71,7 +71,7 @@ def _current_stripe_price(price: Price) -> str:
     def holds_current_amount(record: MirrorRecord) -> bool:
         return bool(record.stripe_id) and record.pushed.get("immutable") == wanted
 
-    _stripe_id_of(MirrorKind.PRODUCT, price.product_id)  # a price needs its product, which may carry it
+    stripe_id_of(MirrorKind.PRODUCT, price.product_id)  # a price needs its product, which may carry it
     record = _mirrored(MirrorKind.PRICE, price.pk, holds_current_amount)
     if record is None:
         raise PriceNotInStripe(
@@ -85,7 +85,7 @@ def _line_items(order: Order) -> list[dict]:
     """The order's own lines: what it says is exactly what Stripe charges."""
     lines = order.lines.select_related("price")
     products = {line.price.product_id for line in lines}
-    stripe_products = {product_id: _stripe_id_of(MirrorKind.PRODUCT, product_id) for product_id in products}
+    stripe_products = {product_id: stripe_id_of(MirrorKind.PRODUCT, product_id) for product_id in products}
     return [
         {
             "price_data": {
@@ -99,17 +99,12 @@ def _line_items(order: Order) -> list[dict]:
     ]
 
 
-def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, cancel_url: str) -> Order:
-    """The order and Checkout Session for a cart. The same user sending the same cart again within
-    `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order (a double click, a
-    retried request): requests of one user are taken one at a time, and a session is made once per order."""
-    fingerprint = request_fingerprint(
-        {
-            "lines": [(line.price.pk, line.quantity) for line in lines],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-    )
+def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str) -> Order:
+    """The user's order for this cart made within `CHECKOUT_REUSE_SECONDS` and not paid yet, else a new one.
+
+    Requests of one user are taken one at a time, so a double click or a retried request finds the
+    order its twin made instead of making a second.
+    """
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
         order = (
@@ -122,8 +117,21 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
             .order_by("-created_at")
             .first()
         )
-        if order is None:
-            order = order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
+        return order or order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
+
+
+def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, cancel_url: str) -> Order:
+    """The order and Checkout Session for a cart. The same user sending the same cart again within
+    `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order; a session is made
+    once per order."""
+    fingerprint = request_fingerprint(
+        {
+            "lines": [(line.price.pk, line.quantity) for line in lines],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+    )
+    order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
     if order.checkout_session_id:
         return order
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
@@ -147,7 +155,7 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
             "payment_intent_data": {"metadata": reference},
         }
         if order.user_id:
-            params["customer"] = _stripe_id_of(MirrorKind.USER, order.user_id)
+            params["customer"] = stripe_id_of(MirrorKind.USER, order.user_id)
         else:
             params["customer_email"] = order.email
         gw = gateway()
@@ -175,9 +183,16 @@ def payment_link_create(*, lines: list[CartLine], created_by) -> PaymentLink:
         line_items = [{"price": _current_stripe_price(line.price), "quantity": line.quantity} for line in lines]
         gw = gateway()
         metadata = {"created_by": str(created_by.pk), NAMESPACE_KEY: installation_namespace()}
+        # Its payments carry our namespace too, so their events are known as ours before their order is made.
+        intent_metadata = {NAMESPACE_KEY: installation_namespace()}
         link = gw.call(
             lambda options: gw.v1.payment_links.create(
-                params={"line_items": line_items, "metadata": metadata}, options=options
+                params={
+                    "line_items": line_items,
+                    "metadata": metadata,
+                    "payment_intent_data": {"metadata": intent_metadata},
+                },
+                options=options,
             )
         )
     except (StripeUnavailable, CheckoutUnavailable) as error:

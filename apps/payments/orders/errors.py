@@ -19,3 +19,9 @@ class CheckoutUnavailable(Unavailable):
 
 class PriceNotInStripe(Conflict):
     """Stripe does not hold a price as the catalog has it now (its mirror is behind or failed)."""
+
+
+class AppPaymentsNotConfigured(Unavailable):
+    """No publishable key is configured, so an app could not pay an intent; none is made."""
+
+    public_detail = "Paying from an app is not set up here: the shop has no Stripe publishable key configured."

@@ -12,6 +12,7 @@ from apps.payments.gateway.client import gateway
 from apps.payments.models import REFUNDABLE_STATUSES, Order, OrderRefund, OrderStatus
 from apps.payments.orders.errors import OrderActionRefused, RefundNotApplicable
 from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.payments import payment_note_refunds
 
 log = logging.getLogger("apps.payments.orders")
 
@@ -60,7 +61,10 @@ def order_apply_refund(
     )
     refunded = order.amount_refunded + amount
     to = OrderStatus.REFUNDED if refunded >= order.amount_charged else OrderStatus.PARTIALLY_REFUNDED
-    return order_transition(order_id=order.pk, to=to, cause=cause, refund=refund, amount_refunded=refunded)
+    moved = order_transition(order_id=order.pk, to=to, cause=cause, refund=refund, amount_refunded=refunded)
+    order.refresh_from_db()
+    payment_note_refunds(order=order)
+    return moved
 
 
 # The same refund asked again this soon by the same person is a double click, not a second refund.

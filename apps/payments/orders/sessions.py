@@ -14,8 +14,10 @@ from apps.catalog.models import Price
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
 from apps.payments.models import REFUNDABLE_STATUSES, MirrorKind, MirrorRecord, Order, OrderStatus, PaymentLink
+from apps.payments.orders import intents
 from apps.payments.orders.errors import OrderActionRefused
 from apps.payments.orders.lifecycle import CartLine, order_create, order_payment_settle, order_transition
+from apps.payments.orders.payments import payment_record_session
 from apps.payments.orders.refunds import order_refund, order_self_refund_check
 from apps.users.models import User
 
@@ -44,6 +46,8 @@ def apply_session(session: dict, cause: str) -> str:
         return "ignored: no order of ours for this session"
     email = ((session.get("customer_details") or {}).get("email")) or ""
     paid = session.get("status") == "complete" and session.get("payment_status") in ("paid", "no_payment_required")
+    if session.get("status") == "complete":
+        payment_record_session(order=order, session=session)
     if paid:
         return order_payment_settle(
             order_id=order.pk,
@@ -141,6 +145,9 @@ def order_cancel(*, order: Order, by) -> Order:
                 return order
             except stripe.StripeError as error:
                 raise StripeRefused(error) from error
+        elif order.payment_intent_id and not intents.intent_cancel(order=order, by=by):
+            order.refresh_from_db()  # Stripe took the money meanwhile: the order is refunded instead
+            return order_cancel(order=order, by=by) if order.status in REFUNDABLE_STATUSES else order
         order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"canceled by user {by_id}")
     else:
         raise OrderActionRefused(f"This order is {order.status}; it can no longer be canceled.")
@@ -149,8 +156,14 @@ def order_cancel(*, order: Order, by) -> Order:
 
 
 def order_sync(*, order: Order, by) -> Order:
-    """Ask Stripe for the order's Checkout Session and apply it (the success page does not wait for the webhook)."""
-    if order.checkout_session_id and order.status in (OrderStatus.PENDING, OrderStatus.FAILED):
+    """Ask Stripe for the order's Checkout Session or intent and apply it (the success page, or an app's
+    success screen, does not wait for the webhook)."""
+    if order.status not in (OrderStatus.PENDING, OrderStatus.FAILED):
+        return order
+    if not order.checkout_session_id and order.payment_intent_id:
+        intents.intent_sync(order=order, by=by)
+        order.refresh_from_db()
+    elif order.checkout_session_id:
         gw = gateway()
         session = gw.call_for_client(
             lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options)

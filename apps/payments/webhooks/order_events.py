@@ -1,4 +1,5 @@
-"""Stripe events that move orders: checkout completed, paid later, failed, expired; refunds from anywhere.
+"""Stripe events that move orders and their payments: a checkout completed, paid later, failed, expired; an
+app's intent paid, declined, canceled; the card of each charge; refunds from anywhere.
 
 How an event finds its order, and how a session's state moves it, is the orders room's
 (`orders.sessions`): nothing a payer can type names an order.
@@ -9,8 +10,9 @@ is final, and only Stripe knows whether the session was paid after all. A refund
 arrives before its payment is recorded waits (`EventNotReady`) and is tried again.
 """
 
-from apps.payments.models import Order, OrderStatus
-from apps.payments.orders import sessions
+from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.models import Order, OrderStatus, Payment
+from apps.payments.orders import intents, payments, sessions
 from apps.payments.orders.errors import RefundNotApplicable
 from apps.payments.orders.lifecycle import order_transition
 from apps.payments.orders.refunds import order_apply_refund
@@ -39,12 +41,50 @@ def on_session_expired(event: dict) -> str:
     )
 
 
-def on_payment_failed(event: dict) -> str:
-    order, _ = sessions.order_for_payment(event["data"]["object"]["id"])
+def _order_of_intent(payment_intent_id: str) -> Order | None:
+    """The order of an intent, through the ids we stored: its payment's, or the order's paying intent."""
+    payment = Payment.objects.select_related("order").filter(payment_intent_id=payment_intent_id).first()
+    if payment is not None:
+        return payment.order
+    return Order.objects.filter(payment_intent_id=payment_intent_id).first()
+
+
+def _ours(obj: dict) -> bool:
+    """Made by this installation (a session's, a link's or an app's intent, and their charges): its
+    order or payment will be recorded here, so an event about it waits rather than being dropped."""
+    return (obj.get("metadata") or {}).get(NAMESPACE_KEY) == installation_namespace()
+
+
+def on_intent(event: dict) -> str:
+    """An intent paid, processing, waiting for 3D Secure, declined or canceled: its payment and order follow."""
+    intent = event["data"]["object"]
+    order, session_id = _order_of_intent(intent["id"]), ""
+    if order is None and event["type"] == "payment_intent.payment_failed":
+        # A card declined on a Checkout page: the session stays open, and Stripe says which session it was.
+        order, session = sessions.order_for_payment(intent["id"])
+        session_id = session["id"] if order is not None and session else ""
+    elif order is None and intent.get("status") in ("succeeded", "processing") and _ours(intent):
+        raise EventNotReady(f"the order of intent {intent['id']} is not recorded yet (its session comes next)")
     if order is None:
         return "ignored: no order of ours for this payment"
-    moved = order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause=f"{event['type']} {event['id']}")
-    return f"order {order.pk} failed (the customer may try again)" if moved else f"order {order.pk} unchanged"
+    return intents.intent_apply(
+        order=order,
+        intent=intent,
+        cause=f"{event['type']} {event['id']}",
+        at=event.get("created") or 0,
+        checkout_session_id=session_id,
+    )
+
+
+def on_charge(event: dict) -> str:
+    """A charge says which card paid (or was declined): stored on the payment of its intent."""
+    charge = event["data"]["object"]
+    payment = payments.payment_note_charge(charge=charge)
+    if payment is not None:
+        return f"payment {payment.payment_intent_id}: {payment.card_brand} {payment.card_last4}".rstrip()
+    if charge.get("status") in ("succeeded", "pending") and _ours(charge):
+        raise EventNotReady(f"the payment of intent {charge.get('payment_intent')} is not recorded yet")
+    return "ignored: no payment of ours for this charge"
 
 
 def _refund_order(payment_intent_id: str | None) -> Order | None:
