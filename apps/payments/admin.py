@@ -10,6 +10,8 @@ from djstripe.admin.actions import CustomActionMixin
 
 from apps.payments import services
 from apps.payments.models import (
+    BooksCheck,
+    BooksDrift,
     MirrorRecord,
     Order,
     OrderLine,
@@ -357,3 +359,48 @@ class PaymentAdmin(admin.ModelAdmin):
     @admin.display(description="card")
     def card(self, payment: Payment) -> str:
         return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
+
+
+class BooksDriftInline(admin.TabularInline):
+    model = BooksDrift
+    fields = ("kind", "detail", "order", "stripe_id", "currency", "ours", "stripes")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BooksCheck)
+class BooksCheckAdmin(admin.ModelAdmin):
+    """Each comparison of our books with Stripe's (`stripe_reconcile --money`, and nightly): what disagreed."""
+
+    list_display = ("started_at", "since", "until", "orders_checked", "charges_checked", "refunds_checked", "verdict")
+    list_filter = (("started_at", admin.DateFieldListFilter),)
+    inlines = (BooksDriftInline,)
+    readonly_fields = (
+        "since",
+        "until",
+        "started_at",
+        "finished_at",
+        "orders_checked",
+        "charges_checked",
+        "refunds_checked",
+        "drift_count",
+        "error",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="verdict", ordering="drift_count")
+    def verdict(self, check: BooksCheck) -> str:
+        if check.error:
+            return f"stopped: {Truncator(check.error).chars(60)}"
+        if check.finished_at is None:
+            return "running"
+        return f"{check.drift_count} drift(s)" if check.drift_count else "clean"

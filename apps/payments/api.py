@@ -325,6 +325,9 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     parameters=[
         OpenApiParameter("date_from", OpenApiTypes.DATE, description="First day (default: 30 days ago)."),
         OpenApiParameter("date_to", OpenApiTypes.DATE, description="Last day (default: today)."),
+        OpenApiParameter(
+            "granularity", str, enum=["day", "week", "month"], description="Of the series (default: day)."
+        ),
     ],
 )
 class PaymentStatsApi(APIView):
@@ -332,7 +335,8 @@ class PaymentStatsApi(APIView):
 
     @extend_schema(responses=StatsOutputSerializer)
     def get(self, request):
-        """Orders by status, the success rate, and revenue per day, per currency, for a date range."""
+        """Totals per currency, series of revenue, refunds and orders, success rates and the reasons cards were
+        declined, for a date range: each one aggregate query."""
         # A plain dict: DRF reads an empty form value (`?date_from=`) as "not given", which it is not.
         serializer = StatsInputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)

@@ -302,6 +302,55 @@ class Payment(models.Model):
         return f"{self.payment_intent_id} ({self.status})"
 
 
+class BooksCheck(models.Model):
+    """One comparison of our books (paid orders, payments, refunds) with Stripe's over a time range."""
+
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    orders_checked = models.PositiveIntegerField(default=0)
+    charges_checked = models.PositiveIntegerField(default=0)
+    refunds_checked = models.PositiveIntegerField(default=0)
+    drift_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the check stopped before the end.")
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+
+    def __str__(self) -> str:
+        return f"books {self.since:%Y-%m-%d}..{self.until:%Y-%m-%d}: {self.drift_count} drift(s)"
+
+
+class DriftKind(models.TextChoices):
+    CHARGE_MISSING = "charge_missing", "paid here, no charge in Stripe"
+    ORDER_MISSING = "order_missing", "a charge in Stripe with no order here"
+    AMOUNT_MISMATCH = "amount_mismatch", "Stripe charged another amount or currency"
+    BALANCE_MISMATCH = "balance_mismatch", "the balance transaction disagrees with its charge"
+    REFUND_NOT_RECORDED = "refund_not_recorded", "refunded in Stripe, not recorded here"
+    REFUND_MISSING = "refund_missing", "recorded here, no such refund in Stripe"
+    REFUND_AMOUNT_MISMATCH = "refund_amount_mismatch", "a refund of another amount in Stripe"
+
+
+class BooksDrift(models.Model):
+    """One thing our books and Stripe's disagree on, as a check found it."""
+
+    books_check = models.ForeignKey(BooksCheck, on_delete=models.CASCADE, related_name="drifts")
+    kind = models.CharField(max_length=30, choices=DriftKind.choices)
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stripe_id = models.CharField(max_length=255, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    ours = models.BigIntegerField(null=True, blank=True, help_text="The amount our books hold.")
+    stripes = models.BigIntegerField(null=True, blank=True, help_text="The amount Stripe holds.")
+    detail = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
 class PaymentLink(models.Model):
     """A Stripe Payment Link made here. Only a session of one of these becomes an order (of its own);
     its lines are ours, so the order is priced from the catalog, not from what the session says."""

@@ -1,9 +1,24 @@
 """Reads of the payments side."""
 
-from django.db.models import QuerySet
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncMonth, TruncWeek
+from django.utils import timezone
 
 from apps.catalog import selectors as catalog_selectors
-from apps.payments.models import MirrorKind, MirrorRecord, Order, Payment, WebhookEvent, WebhookEventState
+from apps.payments.models import (
+    BooksCheck,
+    MirrorKind,
+    MirrorRecord,
+    Order,
+    OrderRefund,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    WebhookEvent,
+    WebhookEventState,
+)
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -56,34 +71,91 @@ def payment_list(*, user, everyone: bool = False) -> QuerySet[Payment]:
     return found.filter(order__user=user) if user is not None else found.none()
 
 
-def payment_stats(*, date_from, date_to) -> dict:
-    """Orders created in [date_from, date_to]: counts and amounts by status and currency, the success
-    rate of finished checkouts, and revenue (paid minus refunded) per day of payment."""
-    from django.db.models import Count, F, Sum
-    from django.db.models.functions import TruncDate
+# Orders Stripe took money for, whatever went back since.
+PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+FINISHED_STATUSES = (*PAID_STATUSES, OrderStatus.REVIEW, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED)
+PAYMENT_SUCCEEDED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+PAYMENT_ENDED = (*PAYMENT_SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED)
+TRUNCATE = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
-    from apps.payments.models import OrderStatus
 
-    created = Order.objects.filter(created_at__date__gte=date_from, created_at__date__lte=date_to)
+def _between(field: str, date_from: date, date_to: date) -> dict:
+    """Whole days in the site's time zone, as times, so an index on `field` serves the range."""
+    start = timezone.make_aware(datetime.combine(date_from, time.min))
+    end = timezone.make_aware(datetime.combine(date_to + timedelta(days=1), time.min))
+    return {f"{field}__gte": start, f"{field}__lt": end}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -> dict:
+    """What an operator asks of a date range, each answer one aggregate query in the database.
+
+    Revenue is counted on the day Stripe took it (`paid_at`), refunds on the day they were made, orders on
+    the day they were placed; amounts are minor units per currency, never summed across currencies.
+    """
+    created = Order.objects.filter(**_between("created_at", date_from, date_to))
+    paid = Order.objects.filter(status__in=PAID_STATUSES, **_between("paid_at", date_from, date_to))
+    refunds = OrderRefund.objects.filter(**_between("created_at", date_from, date_to))
+    payments = Payment.objects.filter(**_between("created_at", date_from, date_to))
+    truncate = TRUNCATE[granularity]
+
     by_status = [
         {**row, "amount_total": row["amount_total"] or 0, "amount_refunded": row["amount_refunded"] or 0}
         for row in created.values("status", "currency")
         .annotate(count=Count("id"), amount_total=Sum("amount_total"), amount_refunded=Sum("amount_refunded"))
         .order_by("status", "currency")
     ]
-    paid_statuses = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
-    finished_statuses = (
-        *paid_statuses,
-        OrderStatus.REVIEW,
-        OrderStatus.FAILED,
-        OrderStatus.EXPIRED,
-        OrderStatus.CANCELED,
+    outcomes = created.aggregate(
+        paid=Count("id", filter=Q(status__in=PAID_STATUSES)),
+        finished=Count("id", filter=Q(status__in=FINISHED_STATUSES)),
     )
-    paid = created.filter(status__in=paid_statuses).count()
-    finished = created.filter(status__in=finished_statuses).count()
-    revenue = (
-        Order.objects.filter(paid_at__date__gte=date_from, paid_at__date__lte=date_to, status__in=paid_statuses)
-        .annotate(day=TruncDate("paid_at"))
+    attempts = payments.aggregate(
+        succeeded=Count("id", filter=Q(status__in=PAYMENT_SUCCEEDED)),
+        ended=Count("id", filter=Q(status__in=PAYMENT_ENDED)),
+    )
+    gross = dict(paid.values("currency").annotate(total=Sum("amount_charged")).values_list("currency", "total"))
+    refunded = dict(
+        refunds.values("order__currency").annotate(total=Sum("amount")).values_list("order__currency", "total")
+    )
+    totals = [
+        {
+            "currency": currency,
+            "gross": gross.get(currency, 0),
+            "refunded": refunded.get(currency, 0),
+            "net": gross.get(currency, 0) - refunded.get(currency, 0),
+        }
+        for currency in sorted(gross.keys() | refunded.keys())
+    ]
+    revenue_series = (
+        paid.annotate(period=truncate("paid_at"))
+        .values("period", "currency")
+        .annotate(orders=Count("id"), revenue=Sum("amount_charged"))
+        .order_by("period", "currency")
+    )
+    refund_series = (
+        refunds.annotate(period=truncate("created_at"))
+        .values("period", currency=F("order__currency"))
+        .annotate(refunds=Count("id"), refunded=Sum("amount"))
+        .order_by("period", "currency")
+    )
+    order_series = (
+        created.annotate(period=truncate("created_at"))
+        .values("period", "currency")
+        .annotate(orders=Count("id"), paid=Count("id", filter=Q(status__in=PAID_STATUSES)))
+        .order_by("period", "currency")
+    )
+    failures = (
+        payments.exclude(failure_code="")
+        .annotate(reason=Coalesce(NullIf("decline_code", Value("")), "failure_code"))
+        .values("reason")
+        .annotate(count=Count("id"))
+        .order_by("-count", "reason")
+    )
+    revenue_per_day = (
+        paid.annotate(day=TruncDay("paid_at"))
         .values("day", "currency")
         .annotate(orders=Count("id"), revenue=Sum(F("amount_total") - F("amount_refunded")))
         .order_by("day", "currency")
@@ -91,8 +163,30 @@ def payment_stats(*, date_from, date_to) -> dict:
     return {
         "date_from": date_from,
         "date_to": date_to,
+        "granularity": granularity,
         "by_status": by_status,
-        "success_rate": round(paid / finished, 4) if finished else None,
-        "revenue_per_day": list(revenue),
+        "success_rate": _rate(outcomes["paid"], outcomes["finished"]),
+        "payment_success_rate": _rate(attempts["succeeded"], attempts["ended"]),
+        "totals": totals,
+        "revenue": [{**row, "period": row["period"].date()} for row in revenue_series],
+        "refunds": [{**row, "period": row["period"].date()} for row in refund_series],
+        "orders": [{**row, "period": row["period"].date()} for row in order_series],
+        "failures_by_reason": list(failures),
+        "revenue_per_day": [{**row, "day": row["day"].date()} for row in revenue_per_day],
         "in_review": Order.objects.filter(status=OrderStatus.REVIEW).count(),
+        "books": books_latest(),
+    }
+
+
+def books_latest() -> dict | None:
+    """The newest finished comparison of our books with Stripe's: its range and what disagreed."""
+    check = BooksCheck.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    if check is None:
+        return None
+    return {
+        "checked_at": check.finished_at,
+        "since": check.since,
+        "until": check.until,
+        "drift_count": check.drift_count,
+        "complete": not check.error,
     }

@@ -241,6 +241,7 @@ class RefundOutputSerializer(serializers.ModelSerializer):
 class StatsInputSerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
+    granularity = serializers.ChoiceField(choices=("day", "week", "month"), default="day")
 
     def validate(self, data: dict) -> dict:
         from datetime import timedelta
@@ -282,12 +283,65 @@ class DayRevenueSerializer(serializers.Serializer):
     revenue = serializers.IntegerField(help_text="Paid minus refunded, minor units.")
 
 
+class CurrencyTotalsSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    gross = serializers.IntegerField(help_text="What Stripe took for orders paid in the range, minor units.")
+    refunded = serializers.IntegerField(help_text="Refunds made in the range, minor units.")
+    net = serializers.IntegerField(help_text="gross - refunded.")
+
+
+class RevenuePeriodSerializer(serializers.Serializer):
+    period = serializers.DateField(help_text="The first day of the day, week (Monday) or month.")
+    currency = serializers.CharField()
+    orders = serializers.IntegerField(help_text="Orders paid in the period.")
+    revenue = serializers.IntegerField(help_text="What Stripe took, minor units.")
+
+
+class RefundPeriodSerializer(serializers.Serializer):
+    period = serializers.DateField()
+    currency = serializers.CharField()
+    refunds = serializers.IntegerField()
+    refunded = serializers.IntegerField(help_text="Minor units.")
+
+
+class OrderPeriodSerializer(serializers.Serializer):
+    period = serializers.DateField()
+    currency = serializers.CharField()
+    orders = serializers.IntegerField(help_text="Orders placed in the period.")
+    paid = serializers.IntegerField(help_text="Of those, the ones paid (refunded since or not).")
+
+
+class FailureReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="The decline code (insufficient_funds, ...), else Stripe's error code.")
+    count = serializers.IntegerField()
+
+
+class BooksSerializer(serializers.Serializer):
+    checked_at = serializers.DateTimeField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    drift_count = serializers.IntegerField(help_text="What our books and Stripe's disagreed on; 0 is clean.")
+    complete = serializers.BooleanField(help_text="False when the check stopped early (Stripe unreachable).")
+
+
 class StatsOutputSerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
+    granularity = serializers.CharField()
     by_status = StatusStatsSerializer(many=True)
-    success_rate = serializers.FloatField(allow_null=True, help_text="Paid among finished checkouts.")
+    success_rate = serializers.FloatField(allow_null=True, help_text="Paid among finished orders.")
+    payment_success_rate = serializers.FloatField(
+        allow_null=True, help_text="Payments that succeeded among those that ended (succeeded, failed, canceled)."
+    )
+    totals = CurrencyTotalsSerializer(many=True)
+    revenue = RevenuePeriodSerializer(many=True)
+    refunds = RefundPeriodSerializer(many=True)
+    orders = OrderPeriodSerializer(many=True)
+    failures_by_reason = FailureReasonSerializer(many=True, help_text="Payments whose card was refused, by reason.")
     revenue_per_day = DayRevenueSerializer(many=True)
     in_review = serializers.IntegerField(
         help_text="Orders (of any date) waiting for an operator: Stripe took another amount than their total."
+    )
+    books = BooksSerializer(
+        allow_null=True, help_text="The newest comparison of our books with Stripe's (stripe_reconcile --money)."
     )

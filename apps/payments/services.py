@@ -8,6 +8,7 @@ it may ask. The rooms never import it.
 from apps.payments.mirror.outbox import mirror_again
 from apps.payments.mirror.reconcile import Drift, reconcile
 from apps.payments.mirror.sync import mirror_sync
+from apps.payments.orders.books import books_check
 from apps.payments.orders.checkout import checkout_for_cart, payment_link_create
 from apps.payments.orders.idempotency import Answer, idempotent
 from apps.payments.orders.intents import client_secret_of, intent_for_cart
@@ -21,6 +22,7 @@ __all__ = [
     "Answer",
     "CartLine",
     "Drift",
+    "books_check",
     "checkout_for_cart",
     "client_secret_of",
     "idempotent",

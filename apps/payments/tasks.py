@@ -56,3 +56,15 @@ def webhook_requeue_stale_task() -> bool:
     from apps.payments.webhooks import drain
 
     return drain.wake_if_waiting()
+
+
+@shared_task(ignore_result=True)
+def books_check_task() -> int:
+    """Beat, nightly: compare the last `BOOKS_CHECK_DAYS` of our books with Stripe's; answers the drift found."""
+    from django.utils import timezone
+
+    from apps.payments.orders import books
+
+    if not settings.STRIPE_MIRROR_ENABLED:
+        return 0
+    return books.books_check(since=timezone.now() - timedelta(days=settings.BOOKS_CHECK_DAYS)).drift_count

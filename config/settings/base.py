@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -207,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields of one name (`status`) with different choices each get their model's name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "apps.payments.models.OrderStatus",
+        "PaymentStatusEnum": "apps.payments.models.PaymentStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -341,6 +347,12 @@ CELERY_BEAT_SCHEDULE["mirror-requeue-stale"] = {
 
 # --- Orders ----------------------------------------------------------------------------------
 
+# Each night the last days of our books (paid orders, payments, refunds) are compared with Stripe's.
+BOOKS_CHECK_DAYS = env.int("BOOKS_CHECK_DAYS", default=3)
+CELERY_BEAT_SCHEDULE["books-check"] = {
+    "task": "apps.payments.tasks.books_check_task",
+    "schedule": crontab(hour=env.int("BOOKS_CHECK_HOUR", default=3), minute=15),
+}
 # An owner may cancel a paid order (a full refund) this many days after paying; 0 leaves refunds to staff.
 ORDER_SELF_REFUND_DAYS = env.int("ORDER_SELF_REFUND_DAYS", default=14)
 # The same cart from the same user this soon gets the same open checkout back, not a second order.

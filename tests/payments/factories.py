@@ -1,7 +1,16 @@
 import factory
 from django.utils import timezone
 
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderRefund, OrderStatus
+from apps.payments.models import (
+    MirrorKind,
+    MirrorRecord,
+    MirrorState,
+    Order,
+    OrderRefund,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+)
 from tests.users.factories import UserFactory
 
 
@@ -42,3 +51,21 @@ class MirrorRecordFactory(factory.django.DjangoModelFactory):
     kind = MirrorKind.PRODUCT
     object_id = factory.Sequence(lambda n: n + 1)
     state = MirrorState.PENDING
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    """The succeeded payment of a paid order, by a Visa card."""
+
+    class Meta:
+        model = Payment
+
+    order = factory.SubFactory(OrderFactory, paid=True)
+    payment_intent_id = factory.LazyAttribute(
+        lambda payment: payment.order.payment_intent_id or f"pi_{payment.order.pk}"
+    )
+    status = PaymentStatus.SUCCEEDED
+    stripe_status = "succeeded"
+    amount = factory.SelfAttribute("order.amount_total")
+    currency = factory.SelfAttribute("order.currency")
+    card_brand = "visa"
+    card_last4 = "4242"

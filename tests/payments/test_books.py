@@ -1,0 +1,144 @@
+"""Books that balance: `stripe_reconcile --money` compares paid orders, payments and refunds with Stripe's
+charges, refunds and balance transactions, against the emulator, with drift made on purpose on either side."""
+
+from io import StringIO
+
+import pytest
+import stripe
+from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from apps.payments.models import BooksCheck, DriftKind, Order, OrderRefund, OrderStatus
+from apps.payments.orders import books
+from apps.payments.tasks import books_check_task
+from tests.helpers import client_for
+from tests.payments.factories import OrderFactory
+from tests.payments.helpers import checkout_started, order_settles, webhooks_quiet
+
+pytestmark = pytest.mark.integration
+
+
+def _stripe(emulator) -> stripe.StripeClient:
+    return stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}, max_network_retries=0)
+
+
+def _paid_by_checkout(shop) -> Order:
+    _, started = checkout_started(shop, quantity=1)
+    shop["emulator"].complete_checkout(started["session_id"], "paid")
+    return order_settles(started["order"], OrderStatus.PAID)
+
+
+def _paid_by_app(shop) -> Order:
+    answer = client_for(shop["customer"]).post(
+        "/api/v1/payment-intents", {"lines": [{"price": shop["cup"].pk, "quantity": 2}]}, format="json"
+    )
+    started = answer.json()
+    _stripe(shop["emulator"]).v1.payment_intents.confirm(
+        started["payment_intent"], params={"payment_method": "pm_card_visa"}
+    )
+    return order_settles(started["order"], OrderStatus.PAID)
+
+
+def _check(*args: str) -> str:
+    out = StringIO()
+    call_command("stripe_reconcile", "--money", "--since", timezone.localdate().isoformat(), *args, stdout=out)
+    return out.getvalue()
+
+
+def _drifts() -> list[tuple[str, str]]:
+    check = BooksCheck.objects.order_by("-id").first()
+    return sorted((drift.kind, drift.stripe_id) for drift in check.drifts.all())
+
+
+def test_books_that_agree_say_so(shop):
+    paid = _paid_by_checkout(shop)
+    _paid_by_app(shop)
+    refund = client_for(shop["staff"]).post(f"/api/v1/orders/{paid.pk}/refunds", {"amount": 500}, format="json")
+    assert refund.status_code == 201
+    webhooks_quiet(shop["emulator"])
+
+    output = _check()
+
+    assert "2 paid orders, 2 charges, 1 refunds compared" in output
+    assert "Clean" in output
+    assert client_for(shop["staff"]).get("/api/v1/payments/stats").json()["books"]["drift_count"] == 0
+
+
+def test_a_dashboard_refund_whose_webhook_was_lost_and_a_charge_with_no_order_are_drift(shop):
+    order = _paid_by_checkout(shop)
+    webhooks_quiet(shop["emulator"])
+    shop["emulator"].control("POST", "webhooks", {"paused": True})  # what Stripe sends now never arrives
+    lost = _stripe(shop["emulator"]).v1.refunds.create(
+        params={"payment_intent": order.payment_intent_id, "amount": 700}
+    )
+    stranger = _stripe(shop["emulator"]).v1.payment_intents.create(
+        params={"amount": 1234, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+    )
+
+    with pytest.raises(CommandError, match="2 difference"):
+        _check()
+
+    assert _drifts() == sorted(
+        [(DriftKind.REFUND_NOT_RECORDED, lost.id), (DriftKind.ORDER_MISSING, stranger.latest_charge)]
+    )
+    stats = client_for(shop["staff"]).get("/api/v1/payments/stats").json()
+    assert (stats["books"]["drift_count"], stats["books"]["complete"]) == (2, True)
+
+
+def test_our_side_wrong_is_drift_too(shop):
+    order = _paid_by_app(shop)
+    webhooks_quiet(shop["emulator"])
+    Order.objects.filter(pk=order.pk).update(amount_charged=order.amount_charged + 1)
+    ghost = OrderFactory(paid=True, payment_intent_id="pi_neverMadeInStripe000000")
+    OrderRefund.objects.create(order=order, stripe_refund_id="re_neverMadeInStripe000000", amount=100)
+
+    with pytest.raises(CommandError, match="3 difference"):
+        _check()
+
+    assert _drifts() == sorted(
+        [
+            (DriftKind.AMOUNT_MISMATCH, _latest_charge(shop, order)),
+            (DriftKind.CHARGE_MISSING, ghost.payment_intent_id),
+            (DriftKind.REFUND_MISSING, "re_neverMadeInStripe000000"),
+        ]
+    )
+
+
+def _latest_charge(shop, order: Order) -> str:
+    return _stripe(shop["emulator"]).v1.payment_intents.retrieve(order.payment_intent_id).latest_charge
+
+
+def test_stripe_is_read_page_by_page(shop, monkeypatch):
+    monkeypatch.setattr(books, "PAGE", 1)
+    for _ in range(3):
+        _paid_by_app(shop)
+    webhooks_quiet(shop["emulator"])
+    shop["emulator"].control("DELETE", "requests")
+
+    assert "3 paid orders, 3 charges" in _check()
+    pages = shop["emulator"].requests_seen(method="GET", path_prefix="/v1/charges")
+    assert len(pages) == 3  # three pages of one; the third says there is no more
+
+
+def test_the_nightly_task_checks_the_last_days(shop, settings):
+    settings.BOOKS_CHECK_DAYS = 2
+    _paid_by_checkout(shop)
+    webhooks_quiet(shop["emulator"])
+
+    assert books_check_task() == 0
+
+    check = BooksCheck.objects.get()
+    assert (check.orders_checked, check.drift_count) == (1, 0)
+    assert (timezone.now() - check.since).days == 2
+    assert django_settings.CELERY_BEAT_SCHEDULE["books-check"]["task"] == "apps.payments.tasks.books_check_task"
+
+
+def test_bad_days_are_refused_before_asking_stripe(mirror_on, db):
+    with pytest.raises(CommandError, match="not a day"):
+        call_command("stripe_reconcile", "--money", "--since", "yesterday")
+    with pytest.raises(CommandError, match="after --until"):
+        call_command("stripe_reconcile", "--money", "--since", "2026-02-02", "--until", "2026-02-01")
+    with pytest.raises(CommandError, match="go with --money"):
+        call_command("stripe_reconcile", "--since", "2026-02-02")
+    assert not BooksCheck.objects.exists()
