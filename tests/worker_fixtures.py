@@ -13,7 +13,7 @@ import stripe
 from django.conf import settings as django_settings
 from django.db import connection
 
-from apps.payments.models import MirrorRecord, MirrorState
+from apps.payments.models import MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
 from config.celery import app as celery_app
 from tests.celery_worker import WorkerProcess
 from tests.smtp_sink import SmtpSink
@@ -33,7 +33,14 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
             "kind", "object_id", "state", "version", "synced_version", "attempts", "lease_owner", "last_error"
         )
     )
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; rows not synced: {pending}")
+    events = list(
+        WebhookEvent.objects.exclude(state=WebhookEventState.PROCESSED).values(
+            "type", "state", "attempts", "outcome", "last_error"
+        )
+    )
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {message}; rows not synced: {pending}; events not processed: {events}"
+    )
 
 
 def current_database_url() -> str:

@@ -214,6 +214,15 @@ class TestValidation:
         assert field in response.json()
         assert not Price.objects.exists()
 
+    def test_a_three_decimal_currency_stripe_does_not_charge_in_is_refused_clearly(self, staff_client):
+        """KWD has three minor digits and is not on Stripe's list for charges: no price, so no cart, uses it."""
+        response = staff_client.post(
+            PRICES, {"product": ProductFactory().pk, "unit_amount": 1000, "currency": "kwd"}, format="json"
+        )
+
+        assert response.status_code == 400
+        assert response.json()["currency"] == ["kwd is not a currency Stripe supports (ISO 4217, lowercase, e.g. usd)."]
+
     def test_largest_amount_is_accepted(self, staff_client):
         product = ProductFactory()
 

@@ -1,19 +1,32 @@
 """The order rules on their own: which moves are legal, refund arithmetic, the double-click rule. The
 database only (the transitions lock rows); no worker, no Stripe."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.payments.gateway.errors import StripeUnavailable
-from apps.payments.models import ORDER_TRANSITIONS, Order, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.models import (
+    ORDER_TRANSITIONS,
+    Order,
+    OrderRefund,
+    OrderStatus,
+    OrderTransition,
+    Payment,
+    PaymentStatus,
+)
 from apps.payments.orders.errors import OrderActionRefused, RefundNotApplicable
+from apps.payments.orders.intents import intent_apply
 from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.payments import payment_note_refunds
 from apps.payments.orders.refunds import DOUBLE_CLICK_SECONDS, order_apply_refund, order_refund
 from apps.payments.signals import order_paid
-from tests.payments.factories import OrderFactory, OrderRefundFactory
+from tests.payments.factories import OrderFactory, OrderRefundFactory, PaymentFactory
 from tests.signal_recorder import SignalRecorder
 from tests.users.factories import UserFactory
 
@@ -132,3 +145,50 @@ class TestDoubleClick:
 
         with pytest.raises(StripeUnavailable):
             order_refund(order=made.order, amount=None, by=staff)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_intent_event_and_a_refund_of_its_order_wait_for_each_other_without_deadlock():
+    """The refund locks the order, then its payment; a late `payment_intent.succeeded` about the same payment
+    must take the locks in the same order, or PostgreSQL kills one of them (a refund answered with a 500)."""
+    payment = PaymentFactory(status=PaymentStatus.PENDING)
+    order = payment.order
+    intent = {
+        "id": payment.payment_intent_id,
+        "status": "succeeded",
+        "amount": order.amount_total,
+        "amount_received": order.amount_total,
+        "currency": order.currency,
+    }
+    refund_holds_the_order, errors = threading.Event(), []
+
+    def refund():
+        try:
+            with transaction.atomic():
+                locked = Order.objects.select_for_update().get(pk=order.pk)
+                refund_holds_the_order.set()
+                time.sleep(0.5)  # the event arrives meanwhile
+                payment_note_refunds(order=locked)
+        except Exception as error:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def late_event():
+        refund_holds_the_order.wait()
+        try:
+            with transaction.atomic():  # as `process_event` runs a handler
+                intent_apply(order=order, intent=intent, cause="late event")
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refund), threading.Thread(target=late_event)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED

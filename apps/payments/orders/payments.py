@@ -35,7 +35,14 @@ def payment_status_of(intent: dict) -> str:
     return INTENT_STATUS.get(intent.get("status") or "", PaymentStatus.PENDING)
 
 
+def _lock_order(order_id: int) -> None:
+    """Locks are taken order first, then payment, everywhere (a refund does so too): a late event about a
+    payment and a refund of its order at the same moment wait for each other instead of deadlocking."""
+    Order.objects.select_for_update().filter(pk=order_id).first()
+
+
 def _locked_payment(*, order: Order, payment_intent_id: str, amount: int, currency: str, session_id: str) -> Payment:
+    _lock_order(order.pk)
     payment, _ = Payment.objects.select_for_update().get_or_create(
         payment_intent_id=payment_intent_id,
         defaults={"order": order, "amount": amount, "currency": currency, "checkout_session_id": session_id},
@@ -125,9 +132,11 @@ def payment_record_session(*, order: Order, session: dict) -> Payment | None:
 @transaction.atomic
 def payment_note_charge(*, charge: dict) -> Payment | None:
     """The card a charge was made with, and why it failed; None when no payment of ours has its intent."""
-    payment = Payment.objects.select_for_update().filter(payment_intent_id=charge.get("payment_intent") or "").first()
-    if payment is None:
+    found = Payment.objects.filter(payment_intent_id=charge.get("payment_intent") or "").first()
+    if found is None:
         return None
+    _lock_order(found.order_id)
+    payment = Payment.objects.select_for_update().get(pk=found.pk)
     _note_card(payment, (charge.get("payment_method_details") or {}).get("card"))
     if charge.get("status") == "failed":
         outcome = charge.get("outcome") or {}
@@ -142,7 +151,7 @@ def payment_note_charge(*, charge: dict) -> Payment | None:
 
 
 def payment_note_refunds(*, order: Order) -> None:
-    """What went back of an order went back of the payment that paid it."""
+    """What went back of an order went back of the payment that paid it (the caller holds the order's lock)."""
     payment = Payment.objects.select_for_update().filter(order=order, payment_intent_id=order.payment_intent_id).first()
     if payment is None:
         return
