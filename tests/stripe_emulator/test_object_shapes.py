@@ -1,7 +1,12 @@
 """Every object the emulator answers carries the top-level fields of Stripe's own example of its type
 (Stripe's published API fixtures at the pinned API version), and dj-stripe stores each of them."""
 
+import contextlib
+
 import pytest
+import stripe
+
+from tests.stripe_emulator.sdk_types import shape_problems
 
 STRIPE_FIELDS = {
     "customer": frozenset(
@@ -122,3 +127,49 @@ def test_objects_carry_the_fields_of_stripes_examples(every_object, kind):
 
     assert obj.object == kind
     assert set(obj.to_dict()) == STRIPE_FIELDS[kind]
+
+
+SDK_CLASSES = {
+    "customer": stripe.Customer,
+    "product": stripe.Product,
+    "price": stripe.Price,
+    "checkout.session": stripe.checkout.Session,
+    "item": stripe.LineItem,
+    "payment_link": stripe.PaymentLink,
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "refund": stripe.Refund,
+    "balance_transaction": stripe.BalanceTransaction,
+    "payment_method": stripe.PaymentMethod,
+    "event": stripe.Event,
+    "webhook_endpoint": stripe.WebhookEndpoint,
+    "account": stripe.Account,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SDK_CLASSES))
+def test_objects_pass_the_type_check_of_the_sdks_generated_classes(every_object, kind):
+    """Field names, null only where Stripe allows it, enum values from Stripe's list (the official SDK's
+    generated classes at the pinned API version say which)."""
+    assert shape_problems(every_object[kind].to_dict(), SDK_CLASSES[kind]) == []
+
+
+@pytest.mark.parametrize(
+    ("card", "params"),
+    [
+        ("pm_card_chargeDeclinedInsufficientFunds", {}),
+        ("pm_card_authenticationRequired", {"return_url": "https://x.example/"}),
+        ("pm_card_authenticationRequired", {}),
+    ],
+)
+def test_declined_and_waiting_intents_pass_the_type_check_too(stripe_client, card, params):
+    intent = stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+    with contextlib.suppress(stripe.CardError):
+        stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": card, **params})
+
+    seen = stripe_client.v1.payment_intents.retrieve(intent.id).to_dict()
+
+    assert seen["status"] in ("requires_payment_method", "requires_action")
+    assert shape_problems(seen, stripe.PaymentIntent) == []
+    event = stripe_client.v1.events.list(params={"limit": 1}).data[0].to_dict()
+    assert shape_problems(event, stripe.Event) == []

@@ -3,46 +3,12 @@
 from .currencies import MAX_AMOUNT, SUPPORTED
 from .errors import ParamError, StripeError, missing, unknown_param
 from .listing import paginate, search
-from .params import apply_metadata, as_dict, boolean, check_known, choice, integer, string, string_list
+from .params import apply_metadata, as_dict, boolean, choice, integer, string, string_list
 from .routing import Call, Router
 from .store import new_id, now
 
 router = Router()
 
-PRODUCT_WRITABLE = frozenset(
-    {
-        "active",
-        "default_price",
-        "description",
-        "images",
-        "marketing_features",
-        "metadata",
-        "name",
-        "shippable",
-        "statement_descriptor",
-        "tax_code",
-        "unit_label",
-        "url",
-    }
-)
-PRODUCT_CREATE_ONLY = frozenset({"id", "default_price_data", "type"})
-PRICE_CREATE = frozenset(
-    {
-        "active",
-        "currency",
-        "lookup_key",
-        "metadata",
-        "nickname",
-        "product",
-        "product_data",
-        "recurring",
-        "tax_behavior",
-        "transfer_lookup_key",
-        "unit_amount",
-        "unit_amount_decimal",
-    }
-)
-PRICE_UPDATABLE = frozenset({"active", "lookup_key", "metadata", "nickname", "tax_behavior", "transfer_lookup_key"})
 INTERVALS = ("day", "week", "month", "year")
 PRODUCT_SEARCH_FIELDS = {"active", "created", "description", "metadata", "name", "shippable", "url"}
 PRICE_SEARCH_FIELDS = {"active", "created", "currency", "lookup_key", "metadata", "product", "type"}
@@ -55,7 +21,6 @@ def _recurring(raw, param: str) -> dict | None:
     if raw in (None, ""):
         return None
     recurring = as_dict(raw, param)
-    check_known(recurring, {"interval", "interval_count", "usage_type", "meter", "trial_period_days"}, prefix=param)
     interval = choice(recurring, "interval", INTERVALS, required=True)
     count = integer(recurring, "interval_count", minimum=1, maximum=365) or 1
     return {
@@ -97,7 +62,9 @@ def build_price(product_id: str, data: dict, *, parent: str | None = None) -> di
     """A price from creation parameters: those of `/v1/prices`, or a product's `default_price_data`."""
     try:
         currency = validate_currency(string(data, "currency"))
-        amount = _amount(data)
+        scheme = choice(data, "billing_scheme", ("per_unit", "tiered"), default="per_unit")
+        tiers_mode = _tiers_mode(data) if scheme == "tiered" else None
+        amount = _amount(data) if scheme == "per_unit" else None
         recurring = _recurring(data.get("recurring"), "recurring")
         tax_behavior = choice(data, "tax_behavior", ("exclusive", "inclusive", "unspecified"), default="unspecified")
         metadata = apply_metadata({}, data)
@@ -113,7 +80,7 @@ def build_price(product_id: str, data: dict, *, parent: str | None = None) -> di
         "id": new_id("price"),
         "object": "price",
         "active": boolean(data, "active", default=True),
-        "billing_scheme": "per_unit",
+        "billing_scheme": scheme,
         "created": now(),
         "currency": currency,
         "custom_unit_amount": None,
@@ -124,12 +91,22 @@ def build_price(product_id: str, data: dict, *, parent: str | None = None) -> di
         "product": product_id,
         "recurring": recurring,
         "tax_behavior": tax_behavior,
-        "tiers_mode": None,
+        "tiers_mode": tiers_mode,
         "transform_quantity": None,
         "type": "recurring" if recurring else "one_time",
         "unit_amount": amount,
-        "unit_amount_decimal": str(amount),
+        "unit_amount_decimal": None if amount is None else str(amount),
     }
+
+
+def _tiers_mode(data: dict) -> str:
+    """A tiered price is priced by its tiers (kept by Stripe, not shown on the price): none here is an error."""
+    mode = choice(data, "tiers_mode", ("graduated", "volume"))
+    if mode is None:
+        raise missing("tiers_mode")
+    if not isinstance(data.get("tiers"), list) or not data["tiers"]:
+        raise missing("tiers")
+    return mode
 
 
 def _live_product(store, product_id: str, param: str) -> dict:
@@ -139,16 +116,10 @@ def _live_product(store, product_id: str, param: str) -> dict:
 @router.add("POST", "/v1/prices")
 def prices_create(call: Call) -> dict:
     params = call.params
-    check_known(params, PRICE_CREATE)
     if "product" in params and "product_data" in params:
         raise ParamError("You may only specify one of these parameters: product, product_data.", param="product")
     if "product_data" in params:
         product_data = as_dict(params["product_data"], "product_data")
-        check_known(
-            product_data,
-            {"name", "active", "metadata", "statement_descriptor", "tax_code", "unit_label"},
-            "product_data",
-        )
         product = None
     else:
         product_id = string(params, "product", required=True)
@@ -180,7 +151,6 @@ def prices_update(call: Call) -> dict:
     for immutable in ("unit_amount", "currency", "recurring", "product", "unit_amount_decimal"):
         if immutable in call.params:
             raise unknown_param(immutable)
-    check_known(call.params, PRICE_UPDATABLE)
     price = call.store.require("price", call.args["id"])
     changes = {"metadata": apply_metadata(price["metadata"], call.params)}
     if "active" in call.params:
@@ -233,7 +203,26 @@ def _product_fields(params: dict) -> dict:
         fields["shippable"] = boolean(params, "shippable")
     if "images" in params:
         fields["images"] = string_list(params, "images")
+    if "package_dimensions" in params:
+        raw = params["package_dimensions"]
+        dimensions = as_dict(raw, "package_dimensions")
+        fields["package_dimensions"] = (
+            {name: _dimension(dimensions, name) for name in ("height", "length", "weight", "width")} if raw else None
+        )
     return fields
+
+
+def _dimension(dimensions: dict, name: str) -> float:
+    param = f"package_dimensions[{name}]"
+    try:
+        value = float(dimensions[name])
+    except KeyError:
+        raise missing(param) from None
+    except (TypeError, ValueError):
+        raise ParamError(f"Invalid decimal: {dimensions[name]}", param=param) from None
+    if value <= 0:
+        raise ParamError(f"{param} must be greater than 0.", param=param)
+    return value
 
 
 def _new_product(params: dict, fields: dict) -> dict:
@@ -266,26 +255,12 @@ def _new_product(params: dict, fields: dict) -> dict:
 @router.add("POST", "/v1/products")
 def products_create(call: Call) -> dict:
     params = call.params
-    check_known(params, (PRODUCT_WRITABLE - {"default_price"}) | PRODUCT_CREATE_ONLY)
     if not params.get("name"):
         raise missing("name")
     fields = _product_fields(params)
     price = None
     if "default_price_data" in params:
         data = as_dict(params["default_price_data"], "default_price_data")
-        check_known(
-            data,
-            {
-                "currency",
-                "unit_amount",
-                "unit_amount_decimal",
-                "recurring",
-                "tax_behavior",
-                "metadata",
-                "currency_options",
-            },
-            "default_price_data",
-        )
         price = build_price("", data, parent="default_price_data")
     product = _new_product(params, fields)
     if call.store.get("product", product["id"]) is not None:
@@ -313,7 +288,6 @@ def products_retrieve(call: Call) -> dict:
 
 @router.add("POST", "/v1/products/{id}")
 def products_update(call: Call) -> dict:
-    check_known(call.params, PRODUCT_WRITABLE)
     product = _live_product(call.store, call.args["id"], "id")
     changes = _product_fields(call.params)
     changes["metadata"] = apply_metadata(product["metadata"], call.params)

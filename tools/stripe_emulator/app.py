@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote_plus
 
-from . import api_catalog, api_checkout, api_customers, api_events, api_payments, control, pages
+from . import api_catalog, api_checkout, api_customers, api_events, api_payments, control, pages, sdk_params
 from .errors import ParamError, StripeError, UnsavedError, rate_limited, server_error, unauthenticated
 from .faults import Faults, RateLimiter
 from .idempotency import IdempotencyCache
@@ -238,6 +238,7 @@ class Emulator:
             handler, args, _ = match
             params = decode(params_text)
             params.pop("key", None)
+            sdk_params.check_params(f"{method} {endpoint}", params, publishable=publishable)
             call = Call(
                 self.store, method, path, params, args, request_id, idempotency_key, self.public_url, publishable
             )

@@ -3,7 +3,7 @@
 import re
 from urllib.parse import parse_qsl
 
-from .errors import ParamError, missing, unknown_param
+from .errors import ParamError, missing
 
 _TOKEN = re.compile(r"\[([^\[\]]*)\]")
 
@@ -45,13 +45,6 @@ def decode(query: str) -> dict:
                     raise ParamError(f"Invalid object for {parts[0]}.", param=parts[0])
                 node = child
     return _listify(root)
-
-
-def check_known(params: dict, allowed: set[str] | frozenset[str], prefix: str = "") -> None:
-    """Stripe refuses parameters it does not know, naming the first one."""
-    for key in params:
-        if key not in allowed and key != "expand":
-            raise unknown_param(f"{prefix}[{key}]" if prefix else key)
 
 
 def as_dict(value, param: str) -> dict:
