@@ -147,6 +147,10 @@ class OrderRefundInline(admin.TabularInline):
         return False
 
 
+def _card(payment: Payment) -> str:
+    return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
+
+
 class PaymentInline(admin.TabularInline):
     model = Payment
     fields = ("created_at", "payment_intent_id", "status", "amount", "amount_refunded", "card", "decline_code")
@@ -160,7 +164,7 @@ class PaymentInline(admin.TabularInline):
 
     @admin.display(description="card")
     def card(self, payment: Payment) -> str:
-        return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
+        return _card(payment)
 
 
 def _dashboard_link(path: str, stripe_id: str) -> str:
@@ -358,7 +362,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="card")
     def card(self, payment: Payment) -> str:
-        return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
+        return _card(payment)
 
 
 class BooksDriftInline(admin.TabularInline):

@@ -11,6 +11,8 @@ a link's price) is mirrored here, inside the request, rather than refusing the c
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import stripe
@@ -137,12 +139,27 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
 
 
+@contextmanager
+def canceled_unless_started(order: Order, what: str) -> Iterator[None]:
+    """A payment Stripe could not be reached for, or refused, cancels its order: none is left pending
+    without its session or intent. The client is told which (503, or 502 with Stripe's words)."""
+    try:
+        yield
+    except (StripeUnavailable, CheckoutUnavailable) as error:
+        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"{what} not started: {error}")
+        raise CheckoutUnavailable(str(error)) from error
+    except stripe.StripeError as error:
+        refused = StripeRefused(error)
+        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
+        raise refused from error
+
+
 def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
     """Create the order's Checkout Session (once: the key is the order's) and keep its id and URL.
 
     If Stripe cannot be reached, or refuses, the order is canceled: none is left pending without a session.
     """
-    try:
+    with canceled_unless_started(order, "checkout"):
         reference = {"order": str(order.pk), NAMESPACE_KEY: installation_namespace()}
         params = {
             "mode": "payment",
@@ -163,13 +180,6 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
             lambda options: gw.v1.checkout.sessions.create(params=params, options=options),
             idempotency_key=f"order:{order.pk}:checkout",
         )
-    except (StripeUnavailable, CheckoutUnavailable) as error:
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"checkout not started: {error}")
-        raise CheckoutUnavailable(str(error)) from error
-    except stripe.StripeError as error:
-        refused = StripeRefused(error)
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
-        raise refused from error
     Order.objects.filter(pk=order.pk).update(
         checkout_session_id=session.id, checkout_url=session.url, stripe_customer_id=params.get("customer", "")
     )

@@ -14,11 +14,11 @@ import stripe
 from django.conf import settings
 
 from apps.payments.gateway.client import gateway
-from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
+from apps.payments.gateway.errors import StripeRefused
 from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
 from apps.payments.models import MirrorKind, Order, OrderStatus, Payment, PaymentStatus
-from apps.payments.orders.checkout import order_for_cart, stripe_id_of
-from apps.payments.orders.errors import AppPaymentsNotConfigured, CheckoutUnavailable, OrderActionRefused
+from apps.payments.orders.checkout import canceled_unless_started, order_for_cart, stripe_id_of
+from apps.payments.orders.errors import AppPaymentsNotConfigured, OrderActionRefused
 from apps.payments.orders.idempotency import request_fingerprint
 from apps.payments.orders.lifecycle import CartLine, order_payment_settle, order_transition
 from apps.payments.orders.payments import payment_record, payment_status_of
@@ -66,7 +66,7 @@ def intent_start(*, order: Order, key: str) -> IntentStarted:
 
     If Stripe cannot be reached, or refuses, the order is canceled: none is left pending without an intent.
     """
-    try:
+    with canceled_unless_started(order, "payment intent"):
         reference = {"order": str(order.pk), NAMESPACE_KEY: installation_namespace()}
         params = {
             "amount": order.amount_total,
@@ -81,13 +81,6 @@ def intent_start(*, order: Order, key: str) -> IntentStarted:
             lambda options: gw.v1.payment_intents.create(params=params, options=options),
             idempotency_key=f"order:{order.pk}:payment-intent",
         )
-    except (StripeUnavailable, CheckoutUnavailable) as error:
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"payment intent not made: {error}")
-        raise CheckoutUnavailable(str(error)) from error
-    except stripe.StripeError as error:
-        refused = StripeRefused(error)
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
-        raise refused from error
     Order.objects.filter(pk=order.pk).update(payment_intent_id=intent.id, stripe_customer_id=params.get("customer", ""))
     order.refresh_from_db()
     payment = payment_record(order=order, intent=intent.to_dict())
