@@ -7,6 +7,7 @@ PORT ?= 8000
 STRIPE_EMULATOR_PORT ?= 12111
 # The emulator's own test key: make run gives it to the app when no real key is set.
 EMULATOR_SECRET_KEY := sk_test_localEmulatorKey000000000000
+EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
@@ -49,7 +50,7 @@ run: $(VENV)/.runtime
 			(umask 077; echo "$$secret" > var/stripe-webhook-secret); \
 		fi; \
 		export STRIPE_API_BASE="http://127.0.0.1:$(STRIPE_EMULATOR_PORT)" STRIPE_SECRET_KEY="$(EMULATOR_SECRET_KEY)" \
-			STRIPE_WEBHOOK_SECRET="$$secret"; \
+			STRIPE_PUBLISHABLE_KEY="$(EMULATOR_PUBLISHABLE_KEY)" STRIPE_WEBHOOK_SECRET="$$secret"; \
 		{ cat Procfile; echo "stripe: python -m tools.stripe_emulator --port $(STRIPE_EMULATOR_PORT)" \
 			"--webhook-url http://127.0.0.1:$(PORT)/stripe/webhook/ --webhook-secret $$secret" \
 			"--state-file var/stripe-emulator.json"; } > var/Procfile.run; \

@@ -1,7 +1,7 @@
 """What every endpoint of the API shares: the error shape, pagination, stable ordering and routes."""
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import django_filters
 from django import forms
@@ -81,6 +81,8 @@ class CreatedBetweenFilterSet(StrictFilterSet):
         return queryset.filter(created_at__gte=self._day_start(value))
 
     def created_to(self, queryset, name, value):
+        if value >= date.max:  # no day comes after the last one
+            return queryset
         return queryset.filter(created_at__lt=self._day_start(value + timedelta(days=1)))
 
 

@@ -325,6 +325,7 @@ class BooksCheck(models.Model):
 class DriftKind(models.TextChoices):
     CHARGE_MISSING = "charge_missing", "paid here, no charge in Stripe"
     ORDER_MISSING = "order_missing", "a charge in Stripe with no order here"
+    CHARGED_UNPAID = "charged_unpaid", "Stripe took money for an order not paid here"
     AMOUNT_MISMATCH = "amount_mismatch", "Stripe charged another amount or currency"
     BALANCE_MISMATCH = "balance_mismatch", "the balance transaction disagrees with its charge"
     REFUND_NOT_RECORDED = "refund_not_recorded", "refunded in Stripe, not recorded here"

@@ -81,9 +81,10 @@ TRUNCATE = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
 def _between(field: str, date_from: date, date_to: date) -> dict:
     """Whole days in the site's time zone, as times, so an index on `field` serves the range."""
-    start = timezone.make_aware(datetime.combine(date_from, time.min))
-    end = timezone.make_aware(datetime.combine(date_to + timedelta(days=1), time.min))
-    return {f"{field}__gte": start, f"{field}__lt": end}
+    bounds = {f"{field}__gte": timezone.make_aware(datetime.combine(date_from, time.min))}
+    if date_to < date.max:  # the last day there is has no day after it: no upper bound then
+        bounds[f"{field}__lt"] = timezone.make_aware(datetime.combine(date_to + timedelta(days=1), time.min))
+    return bounds
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -116,9 +117,14 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
         succeeded=Count("id", filter=Q(status__in=PAYMENT_SUCCEEDED)),
         ended=Count("id", filter=Q(status__in=PAYMENT_ENDED)),
     )
-    gross = dict(paid.values("currency").annotate(total=Sum("amount_charged")).values_list("currency", "total"))
+    # What Stripe took and gave back is in the currency it charged, which an order in review may not share.
+    gross = dict(
+        paid.values("currency_charged").annotate(total=Sum("amount_charged")).values_list("currency_charged", "total")
+    )
     refunded = dict(
-        refunds.values("order__currency").annotate(total=Sum("amount")).values_list("order__currency", "total")
+        refunds.values("order__currency_charged")
+        .annotate(total=Sum("amount"))
+        .values_list("order__currency_charged", "total")
     )
     totals = [
         {
@@ -131,13 +137,13 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
     ]
     revenue_series = (
         paid.annotate(period=truncate("paid_at"))
-        .values("period", "currency")
+        .values("period", "currency_charged")
         .annotate(orders=Count("id"), revenue=Sum("amount_charged"))
-        .order_by("period", "currency")
+        .order_by("period", "currency_charged")
     )
     refund_series = (
         refunds.annotate(period=truncate("created_at"))
-        .values("period", currency=F("order__currency"))
+        .values("period", currency=F("order__currency_charged"))
         .annotate(refunds=Count("id"), refunded=Sum("amount"))
         .order_by("period", "currency")
     )
@@ -168,7 +174,15 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
         "success_rate": _rate(outcomes["paid"], outcomes["finished"]),
         "payment_success_rate": _rate(attempts["succeeded"], attempts["ended"]),
         "totals": totals,
-        "revenue": [{**row, "period": row["period"].date()} for row in revenue_series],
+        "revenue": [
+            {
+                "period": row["period"].date(),
+                "currency": row["currency_charged"],
+                "orders": row["orders"],
+                "revenue": row["revenue"],
+            }
+            for row in revenue_series
+        ],
         "refunds": [{**row, "period": row["period"].date()} for row in refund_series],
         "orders": [{**row, "period": row["period"].date()} for row in order_series],
         "failures_by_reason": list(failures),

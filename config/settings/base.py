@@ -254,14 +254,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 # Secret and restricted keys alike; an event of the other mode is stored and refused.
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
-# What an app (Stripe.js, the iOS and Android SDKs) pays a payment intent with; never a secret. With a test
-# key against the emulator it is the key's pair (`pk_test_X` for `sk_test_X`), as the emulator issues it.
-STRIPE_PUBLISHABLE_KEY = env.str(
-    "STRIPE_PUBLISHABLE_KEY",
-    default="pk_test_" + STRIPE_SECRET_KEY.removeprefix("sk_test_")
-    if STRIPE_SECRET_KEY.startswith("sk_test_") and env.str("STRIPE_API_BASE", default="")
-    else "",
-)
+# What an app (Stripe.js, the iOS and Android SDKs) pays a payment intent with; never a secret. `make run`
+# gives the emulator's (`pk_test_X` pairs with `sk_test_X` there); never derived here, since that would hand
+# a secret key's characters to every app.
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 # This installation's namespace in a Stripe account shared with others (generated once into the
 # database when empty); it is written beside every `metadata.app_ref`.
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="")
@@ -349,6 +345,8 @@ CELERY_BEAT_SCHEDULE["mirror-requeue-stale"] = {
 
 # Each night the last days of our books (paid orders, payments, refunds) are compared with Stripe's.
 BOOKS_CHECK_DAYS = env.int("BOOKS_CHECK_DAYS", default=3)
+# What Stripe did this recently may still be on its way as an event: the check stops this long before now.
+BOOKS_SETTLE_SECONDS = env.int("BOOKS_SETTLE_SECONDS", default=15 * 60)
 CELERY_BEAT_SCHEDULE["books-check"] = {
     "task": "apps.payments.tasks.books_check_task",
     "schedule": crontab(hour=env.int("BOOKS_CHECK_HOUR", default=3), minute=15),

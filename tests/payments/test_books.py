@@ -19,6 +19,12 @@ from tests.payments.helpers import checkout_started, order_settles, webhooks_qui
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _nothing_on_its_way(settings):
+    """These tests wait for the webhooks themselves: the check may look up to this very moment."""
+    settings.BOOKS_SETTLE_SECONDS = 0
+
+
 def _stripe(emulator) -> stripe.StripeClient:
     return stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}, max_network_retries=0)
 
@@ -142,3 +148,56 @@ def test_bad_days_are_refused_before_asking_stripe(mirror_on, db):
     with pytest.raises(CommandError, match="go with --money"):
         call_command("stripe_reconcile", "--since", "2026-02-02")
     assert not BooksCheck.objects.exists()
+
+
+def test_money_stripe_took_for_an_order_not_paid_here_is_drift(shop):
+    """The app paid, and the event that would have marked the order paid never came."""
+    shop["emulator"].control("POST", "webhooks", {"paused": True})
+    answer = client_for(shop["customer"]).post(
+        "/api/v1/payment-intents", {"lines": [{"price": shop["cup"].pk, "quantity": 1}]}, format="json"
+    )
+    started = answer.json()
+    paid = _stripe(shop["emulator"]).v1.payment_intents.confirm(
+        started["payment_intent"], params={"payment_method": "pm_card_visa"}
+    )
+
+    with pytest.raises(CommandError, match="1 difference"):
+        _check()
+
+    assert _drifts() == [(DriftKind.CHARGED_UNPAID, paid.latest_charge)]
+    assert Order.objects.get(pk=started["order"]).status == OrderStatus.PENDING
+
+
+def test_what_stripe_did_a_moment_ago_is_not_drift_yet(shop, settings):
+    settings.BOOKS_SETTLE_SECONDS = 900
+    shop["emulator"].control("POST", "webhooks", {"paused": True})
+    _stripe(shop["emulator"]).v1.payment_intents.create(
+        params={"amount": 1234, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+    )
+
+    assert "Clean" in _check()
+
+
+def test_stripe_out_of_reach_midway_keeps_what_was_found_and_says_the_check_stopped(shop):
+    _stripe(shop["emulator"]).v1.payment_intents.create(
+        params={"amount": 1234, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+    )
+    shop["emulator"].add_fault(path_prefix="/v1/refunds", method="GET", status=503, ratio=1.0)
+
+    with pytest.raises(CommandError, match="stopped early"):
+        _check()
+
+    check = BooksCheck.objects.get()
+    assert check.error
+    assert [drift.kind for drift in check.drifts.all()] == [DriftKind.ORDER_MISSING]
+    assert client_for(shop["staff"]).get("/api/v1/payments/stats").json()["books"]["complete"] is False
+
+
+def test_the_last_day_there_is_is_a_range_too(mirror_on, db):
+    assert "Clean" in _check_range("9999-12-30", "9999-12-31")
+
+
+def _check_range(since: str, until: str) -> str:
+    out = StringIO()
+    call_command("stripe_reconcile", "--money", "--since", since, "--until", until, stdout=out)
+    return out.getvalue()

@@ -20,10 +20,11 @@ from apps.payments.models import (
     Payment,
     PaymentStatus,
 )
-from apps.payments.orders.errors import OrderActionRefused, RefundNotApplicable
+from apps.payments.orders.checkout import canceled_unless_started
+from apps.payments.orders.errors import CheckoutUnavailable, OrderActionRefused, RefundNotApplicable
 from apps.payments.orders.intents import intent_apply
 from apps.payments.orders.lifecycle import order_transition
-from apps.payments.orders.payments import payment_note_refunds
+from apps.payments.orders.payments import payment_note_charge, payment_note_refunds, payment_record_session
 from apps.payments.orders.refunds import DOUBLE_CLICK_SECONDS, order_apply_refund, order_refund
 from apps.payments.signals import order_paid
 from tests.payments.factories import OrderFactory, OrderRefundFactory, PaymentFactory
@@ -192,3 +193,52 @@ def test_a_late_intent_event_and_a_refund_of_its_order_wait_for_each_other_witho
 
     assert errors == []
     assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+
+
+class TestPaymentRecords:
+    def test_a_late_failed_charge_does_not_replace_the_card_that_paid(self, db):
+        payment = PaymentFactory(card_brand="mastercard", card_last4="4444")
+        late = {
+            "payment_intent": payment.payment_intent_id,
+            "status": "failed",
+            "failure_code": "card_declined",
+            "outcome": {"type": "issuer_declined", "reason": "insufficient_funds"},
+            "payment_method_details": {"card": {"brand": "visa", "last4": "9995"}},
+        }
+
+        payment_note_charge(charge=late)
+
+        payment.refresh_from_db()
+        assert (payment.status, payment.card_brand, payment.card_last4) == ("succeeded", "mastercard", "4444")
+
+    def test_a_failed_delayed_payment_is_not_processing_again_when_its_session_is_seen_later(self, db):
+        payment = PaymentFactory(status=PaymentStatus.FAILED, order__status=OrderStatus.FAILED)
+        session = {
+            "id": "cs_test_1",
+            "payment_intent": payment.payment_intent_id,
+            "status": "complete",
+            "payment_status": "unpaid",
+            "amount_total": payment.amount,
+            "currency": payment.currency,
+        }
+
+        payment_record_session(order=payment.order, session=session)
+
+        assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.FAILED
+
+    def test_a_twin_request_that_started_the_payment_keeps_its_order(self, db):
+        """Two identical requests share an order; one's Stripe call fails after the other's succeeded."""
+        order = OrderFactory(payment_intent_id="pi_made_by_the_twin")
+
+        with pytest.raises(CheckoutUnavailable), canceled_unless_started(order, "payment intent"):
+            raise StripeUnavailable("timed out")
+
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+    def test_without_a_twin_the_order_is_canceled(self, db):
+        order = OrderFactory()
+
+        with pytest.raises(CheckoutUnavailable), canceled_unless_started(order, "payment intent"):
+            raise StripeUnavailable("timed out")
+
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED

@@ -2,12 +2,14 @@
 the publishable key through the official SDK, and Stripe's events move the order and its payment. Each case
 through the real stack (HTTP, a Celery worker, the Stripe emulator, signed webhooks)."""
 
+import json
 from datetime import timedelta
 
 import pytest
 import requests
 import stripe
 from django.db import transaction
+from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
 from apps.mail.models import MessageKind, OutgoingMessage
@@ -100,6 +102,10 @@ class TestTheAppJourney:
         assert [p["payment_intent"] for p in detail["payments"]] == [started["payment_intent"]]
         assert [(t["from_status"], t["to_status"]) for t in detail["transitions"]] == [("pending", "paid")]
         assert client.get(f"/api/v1/payments/{payment.pk}").json()["amount"] == 9000
+        # Stripe's events carry the client secret; what is stored of them does not.
+        stored = djstripe_models.Event.objects.filter(type__startswith="payment_intent.")
+        assert stored.exists()
+        assert all(started["client_secret"] not in json.dumps(event.data) for event in stored)
 
     @pytest.mark.parametrize(
         ("card", "decline_code", "message"),

@@ -195,6 +195,25 @@ class TestStats:
             {"reason": "payment_intent_authentication_failure", "count": 1},
         ]
 
+    def test_money_is_counted_in_the_currency_stripe_took_it_in(self):
+        """An order of 50.00 USD that Stripe charged as 45.00 EUR (accepted from review) is euros, not dollars."""
+        order = _paid_order("2026-03-02", 5000, "usd")
+        Order.objects.filter(pk=order.pk).update(amount_charged=4500, currency_charged="eur")
+        _dated(OrderRefundFactory(order=order, amount=500), "2026-03-03")
+
+        stats = client_for(operator()).get(STATS, {"date_from": "2026-03-01", "date_to": "2026-03-31"}).json()
+
+        assert stats["totals"] == [{"currency": "eur", "gross": 4500, "refunded": 500, "net": 4000}]
+        assert [(r["currency"], r["revenue"]) for r in stats["revenue"]] == [("eur", 4500)]
+        assert [(r["currency"], r["refunded"]) for r in stats["refunds"]] == [("eur", 500)]
+
+    def test_the_last_day_there_is_can_end_a_range(self):
+        staff = client_for(operator())
+
+        assert staff.get(STATS, {"date_from": "9999-12-01", "date_to": "9999-12-31"}).status_code == 200
+        assert staff.get("/api/v1/orders", {"date_to": "9999-12-31"}).status_code == 200
+        assert staff.get("/api/v1/payments", {"date_from": "0001-01-01", "date_to": "9999-12-31"}).status_code == 200
+
     def test_monthly_series_start_on_the_first(self):
         _paid_order("2026-03-31", 100)
         _paid_order("2026-04-01", 200)

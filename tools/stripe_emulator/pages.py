@@ -166,8 +166,13 @@ def intent_confirm_page(store, query: str) -> tuple[int, str]:
 <form id=pay>{cards}<button class=pay type=submit>Pay {total}</button></form>
 <p id=result class=note></p>
 <p class=note>The payment is confirmed with the publishable key and the client secret, as Stripe.js does.</p>
-<script>const PAGE = {json.dumps(page)};{CONFIRM_SCRIPT}</script>"""
+<script>const PAGE = {_script_literal(page)};{CONFIRM_SCRIPT}</script>"""
     return _page(f"Pay {total}", body)
+
+
+def _script_literal(value) -> str:
+    """JSON safe inside a <script> element: a `</script>` in a query parameter cannot end it."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def authentication_page(store, intent_id: str, query: str) -> tuple[int, str]:

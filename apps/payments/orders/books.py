@@ -8,18 +8,21 @@ nothing is repaired here: money that disagrees is for a person to look at.
 """
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 
 import stripe
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
 from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
 from apps.payments.models import BooksCheck, BooksDrift, DriftKind, Order, OrderRefund, OrderStatus, Payment
+from config.errors import Unavailable
 
 log = logging.getLogger("apps.payments.orders")
 
@@ -58,7 +61,8 @@ def batched(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
 
 
 def _range(since: datetime, until: datetime) -> dict:
-    return {"created": {"gte": int(since.timestamp()), "lt": int(until.timestamp())}}
+    """Stripe counts whole seconds: the second `until` falls in counts (it began before `until`)."""
+    return {"created": {"gte": math.floor(since.timestamp()), "lt": math.ceil(until.timestamp())}}
 
 
 def _foreign(obj: dict) -> bool:
@@ -69,13 +73,15 @@ def _foreign(obj: dict) -> bool:
 
 def books_check(*, since: datetime, until: datetime | None = None) -> BooksCheck:
     """Compare the books over [since, until) and store what disagrees; the check itself says how far it got."""
-    until = until or timezone.now()
+    # What Stripe did a moment ago may still be on its way here as an event: not drift yet.
+    settled = timezone.now() - timedelta(seconds=settings.BOOKS_SETTLE_SECONDS)
+    until = min(until or settled, settled)
     check = BooksCheck.objects.create(since=since, until=until)
     findings = _Findings()
     try:
         _check_charges(findings, since, until)
         _check_refunds(findings, since, until)
-    except stripe.StripeError as error:
+    except (stripe.StripeError, Unavailable) as error:  # what was found so far is kept, and the check says so
         check.error = f"{type(error).__name__}: {error}"[:2000]
         log.error("books check stopped check=%s error=%s", check.pk, check.error)
     with transaction.atomic():
@@ -164,13 +170,30 @@ def _compare_charge(findings: _Findings, order: Order, charge: dict) -> None:
 
 
 def _charges_without_order(findings: _Findings, charges: list[dict]) -> None:
-    """Charges of the range with no order paid in it: ours all the same when an order or payment of ours
-    names the intent (paid at another time, or in review); otherwise money no order accounts for."""
+    """Charges of the range with no order paid in it: fine when an order of ours that names the intent was
+    paid at another time; drift when that order is not paid here (its event lost), or when no order of
+    ours names the intent at all (money no order accounts for)."""
     intents = [c.get("payment_intent") or "" for c in charges]
-    known = set(Order.objects.filter(payment_intent_id__in=intents).values_list("payment_intent_id", flat=True))
-    known |= set(Payment.objects.filter(payment_intent_id__in=intents).values_list("payment_intent_id", flat=True))
+    orders = {
+        order.payment_intent_id: order
+        for order in Order.objects.filter(payment_intent_id__in=intents).only("pk", "status", "payment_intent_id")
+    }
+    for payment in Payment.objects.filter(payment_intent_id__in=intents).select_related("order"):
+        orders.setdefault(payment.payment_intent_id, payment.order)
     for charge in charges:
-        if (charge.get("payment_intent") or "") in known:
+        order = orders.get(charge.get("payment_intent") or "")
+        if order is not None and order.status in CHARGED_STATUSES:
+            continue
+        if order is not None:
+            findings.add(
+                DriftKind.CHARGED_UNPAID,
+                f"Stripe took {charge.get('amount')} {charge.get('currency')} ({charge['id']}) for order {order.pk}, "
+                f"which is {order.status} here",
+                order=order,
+                stripe_id=charge["id"],
+                currency=charge.get("currency") or "",
+                stripes=charge.get("amount"),
+            )
             continue
         findings.add(
             DriftKind.ORDER_MISSING,

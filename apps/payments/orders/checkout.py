@@ -146,12 +146,20 @@ def canceled_unless_started(order: Order, what: str) -> Iterator[None]:
     try:
         yield
     except (StripeUnavailable, CheckoutUnavailable) as error:
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"{what} not started: {error}")
+        _cancel_unless_a_twin_started(order, f"{what} not started: {error}")
         raise CheckoutUnavailable(str(error)) from error
     except stripe.StripeError as error:
         refused = StripeRefused(error)
-        order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"Stripe refused: {refused}")
+        _cancel_unless_a_twin_started(order, f"Stripe refused: {refused}")
         raise refused from error
+
+
+def _cancel_unless_a_twin_started(order: Order, cause: str) -> None:
+    """A twin request (the same cart a moment ago, the same key) may have started the payment meanwhile:
+    its order stays, and a retry gets it back."""
+    if Order.objects.filter(pk=order.pk).exclude(checkout_session_id=None, payment_intent_id="").exists():
+        return
+    order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=cause)
 
 
 def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:

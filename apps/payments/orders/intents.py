@@ -133,8 +133,7 @@ def intent_cancel(*, order: Order, by) -> bool:
             lambda options: gw.v1.payment_intents.cancel(
                 order.payment_intent_id, params={"cancellation_reason": "requested_by_customer"}, options=options
             ),
-            idempotency_key=f"order:{order.pk}:cancel-intent",
-        )
+        )  # no fixed key: a cancel is idempotent itself, and a refusal kept under a key would be replayed for a day
     except stripe.InvalidRequestError as error:
         intent = gw.call_for_client(
             lambda options: gw.v1.payment_intents.retrieve(order.payment_intent_id, options=options)

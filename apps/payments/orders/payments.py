@@ -123,8 +123,10 @@ def payment_record_session(*, order: Order, session: dict) -> Payment | None:
         session_id=session["id"],
     )
     if payment.order_id == order.pk:
-        paid = session.get("payment_status") in ("paid", "no_payment_required")
-        _move(payment, PaymentStatus.SUCCEEDED if paid else PaymentStatus.PROCESSING)
+        if session.get("payment_status") in ("paid", "no_payment_required"):
+            _move(payment, PaymentStatus.SUCCEEDED)
+        elif payment.status == PaymentStatus.PENDING:  # a delayed payment runs; a failed one stays failed
+            _move(payment, PaymentStatus.PROCESSING)
     payment.save()
     return payment
 
@@ -137,6 +139,8 @@ def payment_note_charge(*, charge: dict) -> Payment | None:
         return None
     _lock_order(found.order_id)
     payment = Payment.objects.select_for_update().get(pk=found.pk)
+    if payment.status in PAYMENT_SETTLED and charge.get("status") != "succeeded":
+        return payment  # a late word about an earlier card: the card that paid stays on record
     _note_card(payment, (charge.get("payment_method_details") or {}).get("card"))
     if charge.get("status") == "failed":
         outcome = charge.get("outcome") or {}

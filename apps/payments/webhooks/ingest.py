@@ -85,10 +85,19 @@ def _raw_event_fields(event: dict) -> dict:
     }
 
 
+def without_client_secret(event: dict) -> dict:
+    """The event with its object's client secret blanked wherever it appears (Stripe also writes it into a
+    3D Secure URL): whoever holds it can pay or read the intent, so it is kept nowhere here."""
+    secret = event["data"]["object"].get("client_secret")
+    if not isinstance(secret, str) or not secret:
+        return event
+    return json.loads(json.dumps(event).replace(secret, "[redacted]"))
+
+
 def webhook_receive(*, event: dict) -> bool:
     """Store the event unless it is stored already; True when it is new (and its processing is queued)."""
     store = _store_postgresql if connection.vendor == "postgresql" else _store_portable
-    _, new = store(event)
+    _, new = store(without_client_secret(event))
     if new:
         schedule_drain_on_commit()  # a broker that is down must not fail the acknowledgement
     return new

@@ -6,7 +6,7 @@ refunds and balance transactions) over `--since`..`--until`, and report: money i
 """
 
 from argparse import ArgumentTypeError
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -69,7 +69,8 @@ class Command(BaseCommand):
         until = until or today
         if since > until:
             raise CommandError("--since is after --until.")
-        check = books_check(since=_start_of(since), until=_start_of(until + timedelta(days=1)))
+        end = _start_of(until + timedelta(days=1)) if until < date.max else timezone.now()
+        check = books_check(since=_start_of(since), until=end)
         self.stdout.write(
             f"Books {since}..{until}: {check.orders_checked} paid orders, {check.charges_checked} charges, "
             f"{check.refunds_checked} refunds compared with Stripe."
