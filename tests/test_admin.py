@@ -148,3 +148,22 @@ def test_links_into_stripes_dashboard_follow_the_mode_of_the_key(operator_client
 
     assert page.status_code == 200
     assert f'href="{link}"' in page.content.decode()
+
+
+def test_payments_and_books_checks_show_what_stripe_said(operator_client):
+    from apps.payments.models import BooksCheck, BooksDrift, DriftKind
+    from tests.payments.factories import PaymentFactory
+
+    payment = PaymentFactory(status="failed", decline_code="insufficient_funds", card_last4="9995")
+    check = BooksCheck.objects.create(since="2026-01-01T00:00Z", until="2026-01-02T00:00Z", drift_count=1)
+    BooksDrift.objects.create(books_check=check, kind=DriftKind.ORDER_MISSING, stripe_id="ch_1", detail="a stranger")
+
+    payments = operator_client.get("/admin/payments/payment/?decline_code=insufficient_funds").content.decode()
+    order = operator_client.get(f"/admin/payments/order/{payment.order_id}/change/").content.decode()
+    books = operator_client.get("/admin/payments/bookscheck/").content.decode()
+    drift = operator_client.get(f"/admin/payments/bookscheck/{check.pk}/change/").content.decode()
+
+    assert "visa 9995" in payments
+    assert payment.payment_intent_id in order
+    assert "1 drift(s)" in books
+    assert "a stranger" in drift

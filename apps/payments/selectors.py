@@ -102,6 +102,7 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
     refunds = OrderRefund.objects.filter(**_between("created_at", date_from, date_to))
     payments = Payment.objects.filter(**_between("created_at", date_from, date_to))
     truncate = TRUNCATE[granularity]
+    books = books_latest()
 
     by_status = [
         {**row, "amount_total": row["amount_total"] or 0, "amount_refunded": row["amount_refunded"] or 0}
@@ -188,7 +189,8 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
         "failures_by_reason": list(failures),
         "revenue_per_day": [{**row, "day": row["day"].date()} for row in revenue_per_day],
         "in_review": Order.objects.filter(status=OrderStatus.REVIEW).count(),
-        "books": books_latest(),
+        "drift_count": books["drift_count"] if books else None,
+        "books": books,
     }
 
 

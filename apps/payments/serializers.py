@@ -342,6 +342,9 @@ class StatsOutputSerializer(serializers.Serializer):
     in_review = serializers.IntegerField(
         help_text="Orders (of any date) waiting for an operator: Stripe took another amount than their total."
     )
+    drift_count = serializers.IntegerField(
+        allow_null=True, help_text="What the newest books check found disagreeing with Stripe; null before any check."
+    )
     books = BooksSerializer(
         allow_null=True, help_text="The newest comparison of our books with Stripe's (stripe_reconcile --money)."
     )
