@@ -3,6 +3,7 @@ the publishable key through the official SDK, and Stripe's events move the order
 through the real stack (HTTP, a Celery worker, the Stripe emulator, signed webhooks)."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ import requests
 import stripe
 from django.db import transaction
 from djstripe import models as djstripe_models
+from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.catalog import services as catalog
 from apps.mail.models import MessageKind, OutgoingMessage
@@ -373,3 +375,35 @@ class TestRefusals:
 
         assert answer.status_code == 502
         assert not Order.objects.exclude(status=OrderStatus.CANCELED).exists()
+
+
+class TestRaces:
+    def test_three_identical_requests_at_once_make_one_order_and_one_intent(self, shop, live_server):
+        headers = {"Authorization": f"Bearer {AccessToken.for_user(shop['customer'])}"}
+        cart = {"lines": [{"price": shop["cup"].pk, "quantity": 2}]}
+        barrier, answers = threading.Barrier(3), []
+
+        def post():
+            barrier.wait()
+            answers.append(requests.post(f"{live_server.url}{INTENTS}", json=cart, headers=headers, timeout=30))
+
+        threads = [threading.Thread(target=post) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert [answer.status_code for answer in answers] == [201, 201, 201]
+        assert len({answer.json()["payment_intent"] for answer in answers}) == 1
+        assert Order.objects.count() == 1
+        made = shop["emulator"].requests_seen(method="POST", path_prefix="/v1/payment_intents")
+        assert len({r["idempotency_key"] for r in made if r["status"] == 200}) == 1
+
+    def test_a_price_changed_after_the_intent_was_made_charges_what_the_order_says(self, shop):
+        started = _started(shop)
+        catalog.price_update(price=shop["teapot"], data={"unit_amount": 9900})
+
+        _confirm(started, shop["emulator"], "pm_card_visa")
+
+        order = order_settles(started["order"], OrderStatus.PAID)
+        assert (order.amount_total, order.amount_charged) == (4500, 4500)
