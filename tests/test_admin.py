@@ -155,7 +155,9 @@ def test_payments_and_books_checks_show_what_stripe_said(operator_client):
     from tests.payments.factories import PaymentFactory
 
     payment = PaymentFactory(status="failed", decline_code="insufficient_funds", card_last4="9995")
-    check = BooksCheck.objects.create(since="2026-01-01T00:00Z", until="2026-01-02T00:00Z", drift_count=1)
+    check = BooksCheck.objects.create(
+        since="2026-01-01T00:00Z", until="2026-01-02T00:00Z", finished_at="2026-01-02T00:01Z", drift_count=1
+    )
     BooksDrift.objects.create(books_check=check, kind=DriftKind.ORDER_MISSING, stripe_id="ch_1", detail="a stranger")
 
     payments = operator_client.get("/admin/payments/payment/?decline_code=insufficient_funds").content.decode()

@@ -4,10 +4,11 @@ from django.utils.text import Truncator
 
 from apps.mail import services
 from apps.mail.models import MessageState, OutgoingMessage
+from config.admin_conventions import RecordAdmin
 
 
 @admin.register(OutgoingMessage)
-class OutgoingMessageAdmin(admin.ModelAdmin):
+class OutgoingMessageAdmin(RecordAdmin):
     """The outbox: every message, its state and the mail server's last word; failed ones can be sent again."""
 
     list_display = ("subject", "recipient", "kind", "state", "attempts", "created_at", "sent_at", "short_error")
@@ -44,15 +45,6 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
             "</iframe>",
             message.body_html,
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_send_permission(self, request) -> bool:
         # Rows are read-only in the admin; sending again is what the change permission grants.

@@ -22,6 +22,7 @@ from apps.payments.models import (
     WebhookEvent,
     WebhookEventState,
 )
+from config.admin_conventions import RecordAdmin
 from config.errors import DomainError
 
 
@@ -114,53 +115,43 @@ class WebhookEventAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {len(events)} event(s) for processing.", messages.SUCCESS)
 
 
-class OrderLineInline(admin.TabularInline):
+class RecordInline(admin.TabularInline):
+    """Rows written by the system, shown inside their parent: read here, never added or removed."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderLineInline(RecordInline):
     model = OrderLine
     fields = ("product_name", "price", "unit_amount", "quantity", "amount")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class OrderTransitionInline(admin.TabularInline):
+class OrderTransitionInline(RecordInline):
     model = OrderTransition
     fields = ("created_at", "from_status", "to_status", "cause")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class OrderRefundInline(admin.TabularInline):
+class OrderRefundInline(RecordInline):
     model = OrderRefund
     fields = ("created_at", "stripe_refund_id", "amount", "reason", "created_by")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _card(payment: Payment) -> str:
     return f"{payment.card_brand} {payment.card_last4}".strip() or "-"
 
 
-class PaymentInline(admin.TabularInline):
+class PaymentInline(RecordInline):
     model = Payment
     fields = ("created_at", "payment_intent_id", "status", "amount", "amount_refunded", "card", "decline_code")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="card")
     def card(self, payment: Payment) -> str:
@@ -334,7 +325,7 @@ for _model_admin in admin.site._registry.values():
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(RecordAdmin):
     """Each attempt to pay an order, as Stripe's events told it: read-only, since Stripe holds the truth."""
 
     list_display = ("id", "order", "status", "amount", "refunded", "card", "decline_code", "created_at")
@@ -342,15 +333,6 @@ class PaymentAdmin(admin.ModelAdmin):
     search_fields = ("=id", "=order__id", "payment_intent_id", "checkout_session_id", "order__email")
     list_select_related = ("order",)
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="amount", ordering="amount")
     def amount(self, payment: Payment) -> str:
@@ -365,19 +347,14 @@ class PaymentAdmin(admin.ModelAdmin):
         return _card(payment)
 
 
-class BooksDriftInline(admin.TabularInline):
+class BooksDriftInline(RecordInline):
     model = BooksDrift
     fields = ("kind", "detail", "order", "stripe_id", "currency", "ours", "stripes")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(BooksCheck)
-class BooksCheckAdmin(admin.ModelAdmin):
+class BooksCheckAdmin(RecordAdmin):
     """Each comparison of our books with Stripe's (`stripe_reconcile --money`, and nightly): what disagreed."""
 
     list_display = ("started_at", "since", "until", "orders_checked", "charges_checked", "refunds_checked", "verdict")
@@ -394,12 +371,6 @@ class BooksCheckAdmin(admin.ModelAdmin):
         "drift_count",
         "error",
     )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="verdict", ordering="drift_count")
     def verdict(self, check: BooksCheck) -> str:
