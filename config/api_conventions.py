@@ -1,19 +1,18 @@
 """What every endpoint of the API shares: the error shape, pagination, stable ordering and routes."""
 
 import logging
-from datetime import date, datetime, time, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views import defaults
 from rest_framework import exceptions, filters, pagination, permissions, routers, serializers, throttling
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.days import day_end, day_start
 from config.errors import Conflict, DomainError, Unavailable, UpstreamRefused
 from config.request_id import current_request_id
 
@@ -73,17 +72,12 @@ class CreatedBetweenFilterSet(StrictFilterSet):
     date_from = django_filters.DateFilter(method="created_from", help_text="First day (included).")
     date_to = django_filters.DateFilter(method="created_to", help_text="Last day (included).")
 
-    @staticmethod
-    def _day_start(day):
-        return timezone.make_aware(datetime.combine(day, time.min))
-
     def created_from(self, queryset, name, value):
-        return queryset.filter(created_at__gte=self._day_start(value))
+        return queryset.filter(created_at__gte=day_start(value))
 
     def created_to(self, queryset, name, value):
-        if value >= date.max:  # no day comes after the last one
-            return queryset
-        return queryset.filter(created_at__lt=self._day_start(value + timedelta(days=1)))
+        end = day_end(value)
+        return queryset if end is None else queryset.filter(created_at__lt=end)
 
 
 class StrictSearchFilter(filters.SearchFilter):

@@ -84,13 +84,16 @@ class MoneyApiView:
     answers_money_errors = True
 
 
-def _once(request, *, scope: str, sent: dict, run) -> Response:
-    """Answer `run()`, or the first answer to this user's `Idempotency-Key` for the same request."""
+def _once(request, *, scope: str, sent: dict, run, unkept=lambda body: {}) -> Response:
+    """Answer `run()`, or the first answer to this user's `Idempotency-Key` for the same request; `unkept(body)`
+    adds to either what must not be kept with the key (a client secret)."""
     answer = services.idempotent(
         user=request.user, scope=scope, key=request.headers.get("Idempotency-Key"), request=sent, run=run
     )
     return Response(
-        answer.body, status=answer.status, headers={"Idempotent-Replayed": "true"} if answer.replayed else {}
+        {**answer.body, **unkept(answer.body)},
+        status=answer.status,
+        headers={"Idempotent-Replayed": "true"} if answer.replayed else {},
     )
 
 
@@ -179,20 +182,11 @@ class PaymentIntentApi(MoneyApiView, APIView):
             }
             return services.Answer(status.HTTP_201_CREATED, body)
 
-        # The kept answer holds no client secret: a replay asks Stripe for it again.
-        answer = services.idempotent(
-            user=request.user,
-            scope="payment-intent",
-            key=request.headers.get("Idempotency-Key"),
-            request=serializer.initial_data,
-            run=start,
-        )
-        secret = made.get("client_secret") or services.client_secret_of(answer.body["payment_intent"])
-        return Response(
-            {**answer.body, "client_secret": secret},
-            status=answer.status,
-            headers={"Idempotent-Replayed": "true"} if answer.replayed else {},
-        )
+        def client_secret(body: dict) -> dict:
+            # Never kept with the key: a replay asks Stripe for it again.
+            return {"client_secret": made.get("client_secret") or services.client_secret_of(body["payment_intent"])}
+
+        return _once(request, scope="payment-intent", sent=serializer.initial_data, run=start, unkept=client_secret)
 
 
 @extend_schema(tags=["checkout"])

@@ -1,10 +1,9 @@
 """Reads of the payments side."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncMonth, TruncWeek
-from django.utils import timezone
 
 from apps.catalog import selectors as catalog_selectors
 from apps.payments.models import (
@@ -19,6 +18,7 @@ from apps.payments.models import (
     WebhookEvent,
     WebhookEventState,
 )
+from config.days import days_between
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -79,14 +79,6 @@ PAYMENT_ENDED = (*PAYMENT_SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELE
 TRUNCATE = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
 
-def _between(field: str, date_from: date, date_to: date) -> dict:
-    """Whole days in the site's time zone, as times, so an index on `field` serves the range."""
-    bounds = {f"{field}__gte": timezone.make_aware(datetime.combine(date_from, time.min))}
-    if date_to < date.max:  # the last day there is has no day after it: no upper bound then
-        bounds[f"{field}__lt"] = timezone.make_aware(datetime.combine(date_to + timedelta(days=1), time.min))
-    return bounds
-
-
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -97,10 +89,10 @@ def payment_stats(*, date_from: date, date_to: date, granularity: str = "day") -
     Revenue is counted on the day Stripe took it (`paid_at`), refunds on the day they were made, orders on
     the day they were placed; amounts are minor units per currency, never summed across currencies.
     """
-    created = Order.objects.filter(**_between("created_at", date_from, date_to))
-    paid = Order.objects.filter(status__in=PAID_STATUSES, **_between("paid_at", date_from, date_to))
-    refunds = OrderRefund.objects.filter(**_between("created_at", date_from, date_to))
-    payments = Payment.objects.filter(**_between("created_at", date_from, date_to))
+    created = Order.objects.filter(**days_between("created_at", date_from, date_to))
+    paid = Order.objects.filter(status__in=PAID_STATUSES, **days_between("paid_at", date_from, date_to))
+    refunds = OrderRefund.objects.filter(**days_between("created_at", date_from, date_to))
+    payments = Payment.objects.filter(**days_between("created_at", date_from, date_to))
     truncate = TRUNCATE[granularity]
     books = books_latest()
 

@@ -6,7 +6,7 @@ refunds and balance transactions) over `--since`..`--until`, and report: money i
 """
 
 from argparse import ArgumentTypeError
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +16,7 @@ from apps.payments.management.progress import Progress
 from apps.payments.mirror.specs import SPECS
 from apps.payments.models import MirrorKind
 from apps.payments.services import books_check, reconcile
+from config.days import day_end, day_start
 
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
 
@@ -69,8 +70,7 @@ class Command(BaseCommand):
         until = until or today
         if since > until:
             raise CommandError("--since is after --until.")
-        end = _start_of(until + timedelta(days=1)) if until < date.max else timezone.now()
-        check = books_check(since=_start_of(since), until=end)
+        check = books_check(since=day_start(since), until=day_end(until))
         self.stdout.write(
             f"Books {since}..{until}: {check.orders_checked} paid orders, {check.charges_checked} charges, "
             f"{check.refunds_checked} refunds compared with Stripe."
@@ -89,7 +89,3 @@ def _day(value: str):
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError as error:
         raise ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from error
-
-
-def _start_of(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))

@@ -1,0 +1,23 @@
+"""Whole days in the site's time zone, as the API and the commands take them (`date_from`, `--since`)."""
+
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+
+
+def day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def day_end(day: date) -> datetime | None:
+    """The moment the day ends (the next one starts); None for the last day there is, which has no next."""
+    return day_start(day + timedelta(days=1)) if day < date.max else None
+
+
+def days_between(field: str, first: date, last: date) -> dict:
+    """Lookups for `field` within [first, last], both whole days, compared as times so an index on it serves."""
+    bounds = {f"{field}__gte": day_start(first)}
+    end = day_end(last)
+    if end is not None:
+        bounds[f"{field}__lt"] = end
+    return bounds
