@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
+from django.db import transaction
 
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
@@ -81,9 +82,13 @@ def intent_start(*, order: Order, key: str) -> IntentStarted:
             lambda options: gw.v1.payment_intents.create(params=params, options=options),
             idempotency_key=f"order:{order.pk}:payment-intent",
         )
-    Order.objects.filter(pk=order.pk).update(payment_intent_id=intent.id, stripe_customer_id=params.get("customer", ""))
-    order.refresh_from_db()
-    payment = payment_record(order=order, intent=intent.to_dict())
+    # Together: a twin request that finds the order's intent id finds its payment too.
+    with transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(
+            payment_intent_id=intent.id, stripe_customer_id=params.get("customer", "")
+        )
+        order.refresh_from_db()
+        payment = payment_record(order=order, intent=intent.to_dict())
     return IntentStarted(order=order, payment=payment, client_secret=intent.client_secret, publishable_key=key)
 
 
