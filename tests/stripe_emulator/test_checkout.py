@@ -112,7 +112,8 @@ class TestBadSessions:
             ({"line_items": []}, "line_items"),
             ({"success_url": "not a url"}, "success_url"),
             ({"cancel_url": "ftp://shop.example"}, "cancel_url"),
-            ({"mode": "subscription"}, "mode"),
+            ({"mode": "setup"}, "mode"),
+            ({"mode": "subscription"}, "line_items"),  # a one-time price cannot start a subscription
             ({"customer": "cus_nope"}, "customer"),
             ({"expires_at": 1}, "expires_at"),
         ],

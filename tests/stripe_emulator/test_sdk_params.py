@@ -4,14 +4,14 @@ generated parameter types list them), even where it ignores the effect, and refu
 import pytest
 import stripe
 
-from tools.stripe_emulator import api_catalog, api_checkout, api_customers, api_events, api_payments
+from tools.stripe_emulator import api_billing, api_catalog, api_checkout, api_customers, api_events, api_payments
 from tools.stripe_emulator.sdk_params import ENDPOINT_PARAMS, params_type
 
 
 def test_every_endpoint_is_checked_against_the_sdks_parameter_types():
     served = {
         f"{method} {pattern}"
-        for module in (api_catalog, api_checkout, api_customers, api_events, api_payments)
+        for module in (api_billing, api_catalog, api_checkout, api_customers, api_events, api_payments)
         for method, _, pattern, _ in module.router.routes
     }
 

@@ -3,7 +3,7 @@
 import re
 from urllib.parse import urlparse
 
-from . import api_catalog, api_customers, api_payments
+from . import api_billing, api_catalog, api_customers, api_payments
 from .errors import ParamError, StripeError, missing, no_such, unknown_param
 from .listing import paginate
 from .params import apply_metadata, as_dict, as_list, boolean, choice, integer, string
@@ -67,8 +67,11 @@ def _line_price(store: Store, item: dict, param: str, *, allow_inline: bool) -> 
     return price
 
 
-def _line_items(store: Store, raw, *, allow_inline: bool = False) -> tuple[list[dict], str]:
-    """Validated `line_items[n][price]` (or `[price_data]`) + `[quantity]`: Stripe's checks, in Stripe's words."""
+def _line_items(store: Store, raw, *, allow_inline: bool = False, mode: str = "payment") -> tuple[list[dict], str]:
+    """Validated `line_items[n][price]` (or `[price_data]`) + `[quantity]`: Stripe's checks, in Stripe's words.
+
+    A payment takes one-time prices only; a subscription needs a recurring one, all of one billing
+    interval, and charges any one-time price once, on its first invoice."""
     items = as_list(raw, "line_items")
     if not items:
         raise missing("line_items")
@@ -93,7 +96,7 @@ def _line_items(store: Store, raw, *, allow_inline: bool = False) -> tuple[list[
                 "products.",
                 param=f"{param}[price]",
             )
-        if price["type"] == "recurring":
+        if price["type"] == "recurring" and mode == "payment":
             raise ParamError(
                 "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode "
                 "or use only one-time prices.",
@@ -103,7 +106,40 @@ def _line_items(store: Store, raw, *, allow_inline: bool = False) -> tuple[list[
         lines.append({"price": price, "product": product, "quantity": quantity})
     if len(currencies) > 1:
         raise ParamError("All prices in a Checkout Session must have the same currency.", param="line_items")
+    if mode == "subscription":
+        intervals = {_interval(line["price"]) for line in lines if line["price"]["type"] == "recurring"}
+        if not intervals:
+            raise ParamError(
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
+                param="line_items",
+            )
+        if len(intervals) > 1:
+            raise ParamError(
+                "Checkout does not support multiple prices with different billing intervals.", param="line_items"
+            )
     return lines, currencies.pop()
+
+
+def _interval(price: dict) -> tuple[str, int]:
+    return price["recurring"]["interval"], price["recurring"]["interval_count"]
+
+
+def _subscription_data(raw) -> dict:
+    data = as_dict(raw, "subscription_data")
+    return {
+        "trial_period_days": integer(data, "trial_period_days", minimum=1, maximum=730),
+        "metadata": apply_metadata({}, data),
+    }
+
+
+def _first_invoice_total(lines: list[dict], subscription_data: dict | None) -> int:
+    """What paying the session charges: everything, or with a trial only the one-time prices."""
+    trial = bool((subscription_data or {}).get("trial_period_days"))
+    return sum(
+        line["price"]["unit_amount"] * line["quantity"]
+        for line in lines
+        if not (trial and line["price"]["type"] == "recurring")
+    )
 
 
 def _items(lines: list[dict]) -> list[dict]:
@@ -155,10 +191,12 @@ def new_session(
     expires_at: int | None = None,
     payment_intent_metadata: dict | None = None,
     payment_link: str | None = None,
+    subscription_data: dict | None = None,
 ) -> dict:
     created = now()
     session_id = new_id("checkout.session")
-    total = sum(line["price"]["unit_amount"] * line["quantity"] for line in lines)
+    mode = "subscription" if subscription_data is not None else "payment"
+    total = _first_invoice_total(lines, subscription_data)
     session = {
         "id": session_id,
         "object": "checkout.session",
@@ -187,7 +225,7 @@ def new_session(
         },
         "customer": customer,
         "customer_account": None,
-        "customer_creation": None if customer else customer_creation,
+        "customer_creation": None if customer or mode == "subscription" else customer_creation,
         "customer_details": None,
         "customer_email": customer_email,
         "discounts": [],
@@ -199,11 +237,11 @@ def new_session(
         "locale": None,
         "managed_payments": None,
         "metadata": metadata,
-        "mode": "payment",
+        "mode": mode,
         "origin_context": None,
         "payment_intent": None,
         "payment_link": payment_link,
-        "payment_method_collection": "if_required",
+        "payment_method_collection": "always" if mode == "subscription" else "if_required",
         "payment_method_configuration_details": None,
         "payment_method_options": {},
         "payment_method_types": ["card"],
@@ -228,6 +266,8 @@ def new_session(
     store.add(session)
     store.line_items[session_id] = _items(lines)
     store.payment_intent_metadata[session_id] = payment_intent_metadata or {}
+    if subscription_data is not None:
+        store.subscription_data[session_id] = subscription_data
     return session
 
 
@@ -235,8 +275,12 @@ def new_session(
 def sessions_create(call: Call) -> dict:
     params = call.params
     mode = choice(params, "mode", ("payment", "setup", "subscription"), required=True)
-    if mode != "payment":
-        raise ParamError("This emulator supports Checkout in `payment` mode only.", param="mode")
+    if mode == "setup":
+        raise ParamError("This emulator supports Checkout in `payment` and `subscription` mode only.", param="mode")
+    if mode == "subscription" and "payment_intent_data" in params:
+        raise ParamError("You can not pass `payment_intent_data` in `subscription` mode.", param="payment_intent_data")
+    if mode == "payment" and "subscription_data" in params:
+        raise ParamError("You can only pass `subscription_data` in `subscription` mode.", param="subscription_data")
     ui_modes = ("elements", "embedded_page", "form", "hosted_page")
     if choice(params, "ui_mode", ui_modes, default="hosted_page") != "hosted_page":
         raise ParamError("This emulator supports `ui_mode=hosted_page` only.", param="ui_mode")
@@ -251,7 +295,7 @@ def sessions_create(call: Call) -> dict:
     intent_metadata = apply_metadata({}, intent_data)
     expires_at = integer(params, "expires_at")
     customer_creation = choice(params, "customer_creation", ("if_required", "always"), default="if_required")
-    lines, currency = _line_items(call.store, params.get("line_items"), allow_inline=True)
+    lines, currency = _line_items(call.store, params.get("line_items"), allow_inline=True, mode=mode)
     created = now()
     if expires_at is not None and not created + MIN_SESSION_LIFETIME <= expires_at <= created + SESSION_LIFETIME:
         raise ParamError(
@@ -277,6 +321,7 @@ def sessions_create(call: Call) -> dict:
         client_reference_id=string(params, "client_reference_id", max_length=200),
         expires_at=expires_at,
         payment_intent_metadata=intent_metadata,
+        subscription_data=_subscription_data(params.get("subscription_data", {})) if mode == "subscription" else None,
     )
     return call.expanded(session)
 
@@ -353,6 +398,8 @@ def complete_session(
     customer = store.get("customer", session["customer"]) if session["customer"] else None
     email = email or session["customer_email"] or (customer or {}).get("email") or "customer@example.com"
     name = name or (customer or {}).get("name")
+    if session["mode"] == "subscription":
+        return _complete_subscription_session(store, session, outcome, customer, email, name)
     if session["payment_intent"]:
         intent = store.get("payment_intent", session["payment_intent"])
     else:
@@ -371,10 +418,48 @@ def complete_session(
     api_payments.attempt_payment(store, intent, outcome, emit, email=email, name=name)
     if outcome == "declined":
         return session
+    _close_paid_session(store, session, "paid" if outcome == "paid" else "unpaid", email, name)
+    return session
+
+
+def _complete_subscription_session(
+    store: Store, session: dict, outcome: str, customer: dict | None, email: str, name: str | None
+) -> dict:
+    """Checkout in `subscription` mode: the card is saved on the customer (made now if need be), the
+    subscription starts and its first invoice is paid. A declined card starts nothing; the page stays open."""
+    if outcome == "delayed":
+        raise ParamError("A subscription's first payment cannot be a delayed one in this emulator.", param="outcome")
+    if outcome == "declined":
+        return session
+    if customer is None:
+        customer = api_customers.create_customer(store, {"email": email, **({"name": name} if name else {})})
+        session["customer"] = customer["id"]
+    method = api_billing.save_card(store, customer, "pm_card_visa", store.emit)
+    if not customer["invoice_settings"]["default_payment_method"]:
+        api_billing.make_default_card(store, customer, method, store.emit)
+    settings = store.subscription_data.get(session["id"], {})
+    items = store.line_items[session["id"]]
+    lines = [{"price": store.get("price", item["price"]["id"]), "quantity": item["quantity"]} for item in items]
+    sub = api_billing.new_subscription(
+        store,
+        customer=customer,
+        lines=lines,
+        currency=session["currency"],
+        trial_days=settings.get("trial_period_days"),
+        metadata=dict(settings.get("metadata") or {}),
+        payment_method=method["id"],
+    )
+    session.update(subscription=sub["id"], invoice=sub["latest_invoice"])
+    paid = "no_payment_required" if session["amount_total"] == 0 else "paid"
+    _close_paid_session(store, session, paid, email, name)
+    return session
+
+
+def _close_paid_session(store: Store, session: dict, payment_status: str, email: str, name: str | None) -> None:
     previous = {"status": "open", "payment_status": "unpaid", "customer_details": None}
     session.update(
         status="complete",
-        payment_status="paid" if outcome == "paid" else "unpaid",
+        payment_status=payment_status,
         customer_details={
             "address": {
                 "city": None,
@@ -393,8 +478,7 @@ def complete_session(
             "tax_ids": [],
         },
     )
-    emit("checkout.session.completed", session, previous)
-    return session
+    store.emit("checkout.session.completed", session, previous)
 
 
 def settle_session(store: Store, session: dict, succeeded: bool) -> dict:
@@ -417,8 +501,25 @@ def settle_session(store: Store, session: dict, succeeded: bool) -> dict:
 @router.add("POST", "/v1/payment_links")
 def payment_links_create(call: Call) -> dict:
     params = call.params
-    lines, currency = _line_items(call.store, params.get("line_items"))
+    recurring = any(
+        (call.store.get("price", item.get("price") or "") or {}).get("type") == "recurring"
+        for item in as_list(params.get("line_items", []), "line_items")
+        if isinstance(item, dict)
+    )
+    mode = "subscription" if recurring else "payment"
+    lines, currency = _line_items(call.store, params.get("line_items"), mode=mode)
     metadata = apply_metadata({}, params)
+    if recurring and "payment_intent_data" in params:
+        raise ParamError(
+            "You can not pass `payment_intent_data` when the line items include a recurring price.",
+            param="payment_intent_data",
+        )
+    if not recurring and "subscription_data" in params:
+        raise ParamError(
+            "You can only pass `subscription_data` when the line items include a recurring price.",
+            param="subscription_data",
+        )
+    subscription_data = _subscription_data(params.get("subscription_data", {})) if recurring else None
     intent_data = as_dict(params.get("payment_intent_data", {}), "payment_intent_data")
     after = as_dict(params.get("after_completion", {}), "after_completion")
     redirect_url = None
@@ -471,13 +572,23 @@ def payment_links_create(call: Call) -> dict:
         "shipping_address_collection": None,
         "shipping_options": [],
         "submit_type": "auto",
-        "subscription_data": None,
+        "subscription_data": {
+            "description": None,
+            "invoice_settings": {"issuer": {"type": "self"}},
+            "metadata": subscription_data["metadata"],
+            "trial_period_days": subscription_data["trial_period_days"],
+            "trial_settings": None,
+        }
+        if subscription_data
+        else None,
         "tax_id_collection": {"enabled": False, "required": "never"},
         "transfer_data": None,
         "url": f"{call.public_url}/b/{link_id.removeprefix('plink_')}",
     }
     call.store.add(link)
     call.store.line_items[link_id] = _items(lines)
+    if subscription_data is not None:
+        call.store.subscription_data[link_id] = subscription_data
     call.emit("payment_link.created", link)
     return call.expanded(link)
 
@@ -568,4 +679,5 @@ def session_for_link(
         payment_link=link["id"],
         client_reference_id=client_reference_id,
         customer_email=customer_email,
+        subscription_data=store.subscription_data.get(link["id"]),
     )

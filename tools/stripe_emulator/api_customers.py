@@ -2,6 +2,7 @@
 
 import re
 
+from . import api_billing
 from .errors import ParamError, no_such
 from .listing import paginate, search
 from .params import apply_metadata, as_dict, string, string_list
@@ -83,7 +84,12 @@ def _live_customer(call: Call, param: str = "id") -> dict:
 
 def create_customer(store, params: dict, call: Call | None = None) -> dict:
     """Also used when Checkout creates a customer for a guest."""
-    customer = _customer(new_id("customer"), _profile(params), apply_metadata({}, params))
+    fields = _profile(params)
+    clock_id = string(params, "test_clock")
+    if clock_id:
+        store.require("test_helpers.test_clock", clock_id, param="test_clock", status=400)
+        fields["test_clock"] = clock_id
+    customer = _customer(new_id("customer"), fields, apply_metadata({}, params))
     store.add(customer)
     if call:
         call.emit("customer.created", customer)
@@ -118,6 +124,17 @@ def customers_update(call: Call) -> dict:
     changes = _profile(call.params)
     changes["metadata"] = apply_metadata(customer["metadata"], call.params)
     call.apply_changes(customer, changes, "customer.updated")
+    settings = as_dict(call.params.get("invoice_settings", {}), "invoice_settings")
+    if "default_payment_method" in settings:
+        method_id = string(settings, "default_payment_method")
+        method = call.store.get("payment_method", method_id or "")
+        if method is None or method["customer"] != customer["id"]:
+            raise ParamError(
+                f"No such PaymentMethod: '{method_id}'; it must be attached to the customer first.",
+                param="invoice_settings[default_payment_method]",
+                code="resource_missing",
+            )
+        api_billing.make_default_card(call.store, customer, method, call.emit)
     return call.expanded(customer)
 
 

@@ -29,6 +29,7 @@ class TestCard:
     last4: str
     decline_code: str | None = None  # the issuer declines it, for this reason
     authenticate: bool = False  # the issuer asks for 3D Secure first
+    declines_later: bool = False  # it can be saved on a customer, and every charge to it is declined
 
 
 # Stripe's names for its test payment methods (https://docs.stripe.com/testing).
@@ -45,6 +46,7 @@ TEST_CARDS = {
     "pm_card_visa_chargeDeclinedLostCard": TestCard("visa", "9987", decline_code="lost_card"),
     "pm_card_chargeDeclinedStolenCard": TestCard("visa", "9979", decline_code="stolen_card"),
     "pm_card_visa_chargeDeclinedStolenCard": TestCard("visa", "9979", decline_code="stolen_card"),
+    "pm_card_chargeCustomerFail": TestCard("visa", "0341", decline_code="generic_decline", declines_later=True),
     "pm_card_authenticationRequired": TestCard("visa", "3184", authenticate=True),
     "pm_card_threeDSecure2Required": TestCard("visa", "3220", authenticate=True),
 }
@@ -55,6 +57,18 @@ AUTHENTICATION_FAILED = (
     "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new "
     "PaymentMethod to attempt to fulfill this PaymentIntent again."
 )
+
+
+_CARD_BY_LAST4 = {card.last4: card for card in TEST_CARDS.values()}
+
+
+def card_of_method(method: dict) -> TestCard:
+    """What charging a saved payment method does: the test card it was made from."""
+    return _CARD_BY_LAST4.get(method["card"]["last4"], TestCard(method["card"]["brand"], method["card"]["last4"]))
+
+
+def new_payment_method(store: Store, card: TestCard, customer: str | None) -> dict:
+    return _payment_method(store, card.brand, card.last4, customer, _billing())
 
 
 def decline_message(decline_code: str) -> str:
@@ -428,7 +442,7 @@ def confirm_intent(store: Store, intent: dict, payment_method: str | None, emit:
             400, f"No such PaymentMethod: '{payment_method}'", code="resource_missing", param="payment_method"
         )
     if card.authenticate:
-        _ask_for_authentication(store, intent, card, emit, **where)
+        ask_for_authentication(store, intent, card, emit, **where)
         return
     charge = attempt_payment(store, intent, "declined" if card.decline_code else "paid", emit, card=card)
     if card.decline_code:
@@ -441,7 +455,7 @@ def confirm_intent(store: Store, intent: dict, payment_method: str | None, emit:
         )
 
 
-def _ask_for_authentication(
+def ask_for_authentication(
     store: Store, intent: dict, card: TestCard, emit: Emit, *, public_url: str, return_url: str | None
 ) -> None:
     """The issuer wants 3D Secure: Stripe hands the customer a page to pass it before any charge is made."""

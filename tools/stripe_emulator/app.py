@@ -14,7 +14,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote_plus
 
-from . import api_catalog, api_checkout, api_customers, api_events, api_payments, control, pages, sdk_params
+from . import (
+    api_billing,
+    api_catalog,
+    api_checkout,
+    api_customers,
+    api_events,
+    api_payments,
+    control,
+    pages,
+    sdk_params,
+)
 from .errors import ParamError, StripeError, UnsavedError, rate_limited, server_error, unauthenticated
 from .faults import Faults, RateLimiter
 from .idempotency import IdempotencyCache
@@ -90,6 +100,7 @@ class Emulator:
     def __init__(self, public_url: str, webhook_senders: int = 4):
         self.public_url = public_url.rstrip("/")
         self.store = Store()
+        self.store.public_url = self.public_url
         self.dispatcher = Dispatcher(self.store, senders=webhook_senders)
         self.store.on_event = self.dispatcher.event_created
         self.idempotency = IdempotencyCache()
@@ -97,7 +108,7 @@ class Emulator:
         self.limiter = RateLimiter()
         self.requests = RequestLog()
         self.api = Router()
-        for module in (api_customers, api_catalog, api_checkout, api_payments, api_events):
+        for module in (api_customers, api_catalog, api_checkout, api_payments, api_billing, api_events):
             self.api.extend(module.router)
         self.permanent_endpoints: set[str] = set()
         self._stopping = threading.Event()
@@ -106,16 +117,21 @@ class Emulator:
 
     def start(self) -> None:
         self.dispatcher.start()
-        threading.Thread(target=self._expire_sessions, name="session-expiry", daemon=True).start()
+        threading.Thread(target=self._pass_time, name="wall-clock", daemon=True).start()
 
     def stop(self) -> None:
         self._stopping.set()
         self.dispatcher.stop()
 
-    def _expire_sessions(self) -> None:
+    def _pass_time(self) -> None:
+        """What the wall clock brings: sessions expire, subscriptions without a test clock renew."""
         while not self._stopping.wait(1.0):
-            with self.store.lock:
-                api_checkout.expire_due_sessions(self.store)
+            try:
+                with self.store.lock:
+                    api_checkout.expire_due_sessions(self.store)
+                    api_billing.advance_due_subscriptions(self.store)
+            except Exception:  # the loop must outlive one bad object
+                log.exception("emulator: passing time failed")
 
     def register_endpoint(self, url: str, secret: str | None) -> dict:
         """The `--webhook-url` of the command line: survives `POST /_emulator/reset`.
@@ -179,6 +195,18 @@ class Emulator:
                     status, html, location = pages.submit_authentication(self.store, match[1], query, body)
                 else:
                     status, html = pages.authentication_page(self.store, match[1], query)
+                    location = None
+            elif match := re.fullmatch(r"/p/session/([^/]+)", path):
+                if method == "POST":
+                    status, html, location = pages.submit_portal(self.store, match[1], body)
+                else:
+                    status, html = pages.portal_page(self.store, match[1])
+                    location = None
+            elif match := re.fullmatch(r"/i/([^/]+)", path):
+                if method == "POST":
+                    status, html, location = pages.submit_invoice(self.store, match[1], body)
+                else:
+                    status, html = pages.invoice_page(self.store, match[1])
                     location = None
             elif match := re.fullmatch(r"/b/([^/]+)/thanks", path):
                 status, html = pages.thanks_page()

@@ -4,7 +4,7 @@ import copy
 import json
 from urllib.parse import parse_qsl
 
-from . import api_checkout, api_payments
+from . import api_billing, api_checkout, api_payments
 from .errors import ParamError, StripeError
 from .routing import Router
 
@@ -204,3 +204,14 @@ def intent_authenticate(call: ControlCall):
 
 def not_found(method: str, path: str) -> StripeError:
     return StripeError(404, f"Unrecognized emulator control request ({method}: {path}).")
+
+
+@router.add("POST", "/_emulator/customers/{id}/payment_method")
+def customer_card(call: ControlCall):
+    """Save one of Stripe's test cards as the customer's default (`pm_card_chargeCustomerFail` declines every
+    later charge), as the customer would in the portal, without paying what is open."""
+    with call.store.lock:
+        customer = call.store.require("customer", call.args["id"])
+        method = api_billing.save_card(call.store, customer, str(call.body.get("card", "")), call.store.emit)
+        api_billing.make_default_card(call.store, customer, method, call.store.emit)
+        return copy.deepcopy(method)

@@ -2,10 +2,11 @@
 a Payment Intent by its client secret as Stripe.js would, and the 3D Secure step a card may ask for."""
 
 import json
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import parse_qs, urlencode
 
-from . import api_checkout, api_payments
+from . import api_billing, api_checkout, api_payments
 from .errors import StripeError
 
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -142,6 +143,14 @@ CARD_CHOICES = (
 )
 
 
+def _card_radios(choices: tuple[tuple[str, str], ...]) -> str:
+    return "".join(
+        f"<label><input type=radio name=payment_method value={value}{' checked' if index == 0 else ''}> "
+        f"{escape(label)}</label><br>"
+        for index, (value, label) in enumerate(choices)
+    )
+
+
 def intent_confirm_page(store, query: str) -> tuple[int, str]:
     """`/confirm?client_secret=...&key=pk_test_...`: pay an intent with a test card, through the public API."""
     given = {key: values[0] for key, values in parse_qs(query).items()}
@@ -155,11 +164,7 @@ def intent_confirm_page(store, query: str) -> tuple[int, str]:
         status += f"<p class=note>Last attempt: {escape(error['message'])}</p>"
     if intent["status"] not in api_payments.CONFIRMABLE:
         return _page(f"Payment {intent['status']}", f"<h1>{total}</h1>{status}")
-    cards = "".join(
-        f"<label><input type=radio name=payment_method value={value}{' checked' if index == 0 else ''}> "
-        f"{escape(label)}</label><br>"
-        for index, (value, label) in enumerate(CARD_CHOICES)
-    )
+    cards = _card_radios(CARD_CHOICES)
     page = {"intent": intent["id"], "clientSecret": intent["client_secret"], "key": given.get("key", "")}
     body = f"""
 <h1>Pay {total}</h1>{status}
@@ -215,3 +220,128 @@ def _intent_to_authenticate(store, intent_id: str, query: str) -> dict | None:
     if intent is None or intent["id"] != intent_id or intent["status"] != "requires_action":
         return None
     return intent
+
+
+# --- billing: the customer portal and hosted invoices ------------------------------------------------
+
+SAVED_CARD_CHOICES = (
+    ("pm_card_visa", "Visa 4242: succeeds"),
+    ("pm_card_mastercard", "Mastercard 4444: succeeds"),
+    ("pm_card_chargeCustomerFail", "Visa 0341: saved, but every charge is declined"),
+    ("pm_card_authenticationRequired", "Visa 3184: asks for 3D Secure on each charge"),
+)
+
+
+def _card_form(action: str, button: str) -> str:
+    return (
+        f"<form method=post><input type=hidden name=action value={action}>{_card_radios(SAVED_CARD_CHOICES)}"
+        f"<button class=pay>{button}</button></form>"
+    )
+
+
+def _period(sub: dict) -> str:
+    end = sub["items"]["data"][0]["current_period_end"]
+    return datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d")
+
+
+def portal_page(store, session_id: str) -> tuple[int, str]:
+    """What the customer portal shows: subscriptions (cancel, or keep one set to cancel), invoices, the card."""
+    session = store.get("billing_portal.session", session_id)
+    if session is None:
+        return _page("Not found", "<h1>This portal link is not valid.</h1>", 404)
+    customer = store.get("customer", session["customer"])
+    subs = [s for s in store.newest_first("subscription") if s["customer"] == customer["id"]]
+    rows = []
+    for sub in subs:
+        item = sub["items"]["data"][0]
+        what = f"{escape(item['price']['product'])}: {money(item['price']['unit_amount'], sub['currency'])}"
+        state = escape(sub["status"])
+        if sub["status"] == "canceled":
+            action = ""
+        elif sub["cancel_at_period_end"]:
+            state += f", ends {_period(sub)}"
+            action = _sub_button(sub, "renew", "Don't cancel")
+        else:
+            state += f", renews {_period(sub)}"
+            action = _sub_button(sub, "cancel", "Cancel plan")
+        rows.append(f"<tr><td>{what}<br><span class=note>{state}</span></td><td class=amount>{action}</td></tr>")
+    invoices = "".join(
+        f"<tr><td><a href='{escape(i['hosted_invoice_url'])}'>{escape(i['number'] or i['id'])}</a></td>"
+        f"<td class=amount>{money(i['amount_due'], i['currency'])} {escape(i['status'])}</td></tr>"
+        for i in store.newest_first("invoice")
+        if i["customer"] == customer["id"]
+    )
+    method = store.get("payment_method", customer["invoice_settings"]["default_payment_method"] or "")
+    card = f"{method['card']['brand']} ending {method['card']['last4']}" if method else "none"
+    back = f"<a class=cancel href='{escape(session['return_url'])}'>Return</a>" if session["return_url"] else ""
+    body = f"""
+<h1>Your plans</h1><table>{"".join(rows) or "<tr><td>No subscriptions.</td></tr>"}</table>
+<h2>Invoices</h2><table>{invoices or "<tr><td>No invoices.</td></tr>"}</table>
+<h2>Payment method</h2><p>Card on file: <b>{escape(card)}</b></p>
+{_card_form("card", "Save this card and pay what is due")}{back}"""
+    return _page("Billing", body)
+
+
+def _sub_button(sub: dict, action: str, label: str) -> str:
+    return (
+        f"<form method=post><input type=hidden name=action value={action}>"
+        f"<input type=hidden name=subscription value={escape(sub['id'])}><button class=decline>{label}</button></form>"
+    )
+
+
+def submit_portal(store, session_id: str, form_body: bytes) -> tuple[int, str, str | None]:
+    session = store.get("billing_portal.session", session_id)
+    if session is None:
+        status, html = _page("Not found", "<h1>This portal link is not valid.</h1>", 404)
+        return status, html, None
+    form = {key: values[0] for key, values in parse_qs(form_body.decode()).items()}
+    customer = store.get("customer", session["customer"])
+    try:
+        if form.get("action") == "card":
+            method = api_billing.save_card(store, customer, form.get("payment_method", ""), store.emit)
+            api_billing.make_default_card(store, customer, method, store.emit)
+            api_billing.pay_open_invoices(store, customer["id"], store.emit)
+        elif form.get("action") in ("cancel", "renew"):
+            sub = store.get("subscription", form.get("subscription", ""))
+            if sub is None or sub["customer"] != customer["id"]:
+                raise StripeError(404, "No such subscription.")
+            api_billing.set_cancel_at_period_end(store, sub, form["action"] == "cancel", store.emit)
+    except StripeError as error:
+        status, html = _page("Not saved", f"<h1>{escape(error.message)}</h1>", 400)
+        return status, html, None
+    return 303, "", f"/p/session/{session_id}"
+
+
+def invoice_page(store, invoice_id: str) -> tuple[int, str]:
+    invoice = store.get("invoice", invoice_id)
+    if invoice is None:
+        return _page("Not found", "<h1>No such invoice.</h1>", 404)
+    rows = "".join(
+        f"<tr><td>{escape(line['description'] or '')}</td>"
+        f"<td class=amount>{money(line['amount'], line['currency'])}</td></tr>"
+        for line in invoice["lines"]["data"]
+    )
+    due = money(invoice["amount_due"], invoice["currency"])
+    pay = _card_form("pay", f"Pay {due}") if invoice["status"] == "open" else ""
+    body = f"""
+<h1>Invoice {escape(invoice["number"] or invoice["id"])}</h1><p>Status: <b>{escape(invoice["status"])}</b></p>
+<table>{rows}<tr class=total><td>Amount due</td><td class=amount>{due}</td></tr></table>{pay}"""
+    return _page(f"Invoice {invoice['number']}", body)
+
+
+def submit_invoice(store, invoice_id: str, form_body: bytes) -> tuple[int, str, str | None]:
+    """Pay an open invoice with a card from its hosted page (the card is not saved, as on Stripe's page)."""
+    invoice = store.get("invoice", invoice_id)
+    if invoice is None or invoice["status"] != "open":
+        status, html = _page("Not open", "<h1>This invoice cannot be paid.</h1>", 400)
+        return status, html, None
+    form = {key: values[0] for key, values in parse_qs(form_body.decode()).items()}
+    card = api_payments.TEST_CARDS.get(form.get("payment_method", ""))
+    if card is None:
+        status, html = _page("Unknown card", "<h1>Choose one of the test cards.</h1>", 400)
+        return status, html, None
+    method = api_payments.new_payment_method(store, card, invoice["customer"])
+    api_billing.pay_invoice(
+        store, invoice, store.emit, at=api_billing.customer_time(store, invoice["customer"]), method=method
+    )
+    return 303, "", f"/i/{invoice_id}"

@@ -6,6 +6,7 @@ ignores the effect (`package_dimensions`, `currency_options`, most Checkout Sess
 refuses any other with Stripe's error naming the first unknown one (`line_items[0][colour]`).
 """
 
+import importlib
 import sys
 import types
 import typing
@@ -14,7 +15,6 @@ from functools import cache
 
 import stripe
 import stripe.params
-import stripe.params.checkout
 
 from .errors import unknown_param
 
@@ -64,6 +64,21 @@ ENDPOINT_PARAMS = {
     "GET /v1/balance_transactions": "BalanceTransactionListParams",
     "GET /v1/balance_transactions/{id}": "BalanceTransactionRetrieveParams",
     "GET /v1/payment_methods/{id}": "PaymentMethodRetrieveParams",
+    "POST /v1/payment_methods/{id}/attach": "PaymentMethodAttachParams",
+    "GET /v1/subscriptions": "SubscriptionListParams",
+    "GET /v1/subscriptions/{id}": "SubscriptionRetrieveParams",
+    "POST /v1/subscriptions/{id}": "SubscriptionUpdateParams",
+    "DELETE /v1/subscriptions/{id}": "SubscriptionCancelParams",
+    "GET /v1/invoices": "InvoiceListParams",
+    "GET /v1/invoices/{id}": "InvoiceRetrieveParams",
+    "GET /v1/invoices/{id}/lines": "InvoiceListLinesParams",
+    "POST /v1/invoices/{id}/pay": "InvoicePayParams",
+    "POST /v1/test_helpers/test_clocks": "test_helpers.TestClockCreateParams",
+    "GET /v1/test_helpers/test_clocks": "test_helpers.TestClockListParams",
+    "GET /v1/test_helpers/test_clocks/{id}": "test_helpers.TestClockRetrieveParams",
+    "POST /v1/test_helpers/test_clocks/{id}/advance": "test_helpers.TestClockAdvanceParams",
+    "DELETE /v1/test_helpers/test_clocks/{id}": "test_helpers.TestClockDeleteParams",
+    "POST /v1/billing_portal/sessions": "billing_portal.SessionCreateParams",
     "GET /v1/events": "EventListParams",
     "GET /v1/events/{id}": "EventRetrieveParams",
     "POST /v1/webhook_endpoints": "WebhookEndpointCreateParams",
@@ -84,8 +99,9 @@ def params_type(endpoint: str) -> type | None:
     name = ENDPOINT_PARAMS.get(endpoint)
     if name is None:
         return None
-    module = stripe.params.checkout if name.startswith("checkout.") else stripe.params
-    return getattr(module, name.removeprefix("checkout."))
+    *package, type_name = name.split(".")
+    module = importlib.import_module(".".join(["stripe.params", *package]))
+    return getattr(module, type_name)
 
 
 def check_params(endpoint: str, params: dict, *, publishable: bool = False) -> None:

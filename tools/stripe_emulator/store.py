@@ -28,11 +28,32 @@ PREFIXES = {
     "payment_method": "pm",
     "event": "evt",
     "webhook_endpoint": "we",
+    "subscription": "sub",
+    "subscription_item": "si",
+    "invoice": "in",
+    "line_item": "il",
+    "test_helpers.test_clock": "clock",
+    "billing_portal.session": "bps",
 }
 TYPE_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
 # How Stripe names a type in "No such ..." errors, where it differs from the object name.
-ERROR_NAMES = {"balance_transaction": "balance transaction", "payment_method": "PaymentMethod"}
+ERROR_NAMES = {
+    "balance_transaction": "balance transaction",
+    "payment_method": "PaymentMethod",
+    "test_helpers.test_clock": "test_helpers.test_clock",
+    "billing_portal.session": "billing_portal.session",
+}
 _random = random.Random()
+# What the store keeps beside the objects, by name; saved, loaded and reset with them.
+SIDE_TABLES = (
+    "webhook_secrets",
+    "line_items",
+    "payment_intent_metadata",
+    "authentication_returns",
+    "pending_invoice_items",
+    "billing_marks",
+    "subscription_data",
+)
 
 
 def new_id(kind: str, length: int = 24) -> str:
@@ -65,6 +86,14 @@ class Store:
         self.payment_intent_metadata: dict[str, dict] = {}
         # Where the customer goes back after 3D Secure (the `return_url` given at confirm), by intent.
         self.authentication_returns: dict[str, str] = {}
+        # Proration lines waiting for a subscription's next invoice, and what billing has already
+        # done once (a trial's warning, a period's upcoming notice, an invoice's first failure).
+        self.pending_invoice_items: dict[str, list[dict]] = {}
+        self.billing_marks: dict[str, dict] = {}
+        # What a subscription-mode Checkout Session will start (`subscription_data`), by session or link.
+        self.subscription_data: dict[str, dict] = {}
+        # Where the pages are served (hosted invoices, the portal): the emulator's public URL.
+        self.public_url = ""
         self.on_event: Callable[[dict], None] | None = None
         self.account = _account()
 
@@ -128,13 +157,7 @@ class Store:
 
     def save(self, path: Path) -> None:
         with self.lock:
-            snapshot = {
-                "objects": self.objects,
-                "webhook_secrets": self.webhook_secrets,
-                "line_items": self.line_items,
-                "payment_intent_metadata": self.payment_intent_metadata,
-                "authentication_returns": self.authentication_returns,
-            }
+            snapshot = {"objects": self.objects, **{name: getattr(self, name) for name in SIDE_TABLES}}
             path.write_text(json.dumps(snapshot))
 
     def load(self, path: Path) -> None:
@@ -142,22 +165,15 @@ class Store:
         with self.lock:
             for kind, items in snapshot["objects"].items():
                 self.objects.setdefault(kind, {}).update(items)
-            self.webhook_secrets.update(snapshot.get("webhook_secrets", {}))
-            self.line_items.update(snapshot.get("line_items", {}))
-            self.payment_intent_metadata.update(snapshot.get("payment_intent_metadata", {}))
-            self.authentication_returns.update(snapshot.get("authentication_returns", {}))
+            for name in SIDE_TABLES:
+                getattr(self, name).update(snapshot.get(name, {}))
 
     def reset(self) -> None:
         with self.lock:
             for items in self.objects.values():
                 items.clear()
-            for side_table in (
-                self.webhook_secrets,
-                self.line_items,
-                self.payment_intent_metadata,
-                self.authentication_returns,
-            ):
-                side_table.clear()
+            for name in SIDE_TABLES:
+                getattr(self, name).clear()
 
 
 def _account() -> dict:

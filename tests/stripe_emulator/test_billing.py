@@ -1,0 +1,228 @@
+"""Subscriptions, invoices, test clocks and the portal: what time and the customer do to a subscription,
+with the events Stripe sends, over HTTP through the official SDK."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+import requests
+import stripe
+
+from tests.stripe_emulator.sdk_types import shape_problems
+
+START = int(datetime(2026, 1, 31, 12, tzinfo=UTC).timestamp())
+DAY = 86400
+
+
+@pytest.fixture
+def plan(stripe_client):
+    product = stripe_client.v1.products.create(params={"name": "Pro plan"})
+    return stripe_client.v1.prices.create(
+        params={"product": product.id, "currency": "eur", "unit_amount": 1500, "recurring": {"interval": "month"}}
+    )
+
+
+@pytest.fixture
+def clock(stripe_client):
+    return stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": START})
+
+
+@pytest.fixture
+def customer(stripe_client, clock):
+    return stripe_client.v1.customers.create(params={"email": "ada@example.com", "test_clock": clock.id})
+
+
+def subscribe(emulator, stripe_client, customer, price, **subscription_data):
+    params = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": price.id, "quantity": 1}],
+        "success_url": "https://shop.example/ok",
+    }
+    if subscription_data:
+        params["subscription_data"] = subscription_data
+    session = stripe_client.v1.checkout.sessions.create(params=params)
+    emulator.complete_checkout(session.id)
+    session = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    return session, stripe_client.v1.subscriptions.retrieve(session.subscription)
+
+
+def advance(stripe_client, clock, days: float) -> None:
+    current = stripe_client.v1.test_helpers.test_clocks.retrieve(clock.id)
+    stripe_client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": current.frozen_time + int(days * DAY)}
+    )
+
+
+def event_types(stripe_client, since: str | None = None) -> list[str]:
+    events = stripe_client.v1.events.list(params={"limit": 100}).data
+    types = [event.type for event in reversed(events)]
+    return types
+
+
+def invoices(stripe_client, sub) -> list:
+    return list(reversed(stripe_client.v1.invoices.list(params={"subscription": sub.id}).data))
+
+
+def test_checkout_in_subscription_mode_starts_a_paid_subscription(emulator, stripe_client, customer, plan):
+    session, sub = subscribe(emulator, stripe_client, customer, plan)
+
+    assert session.mode == "subscription"
+    assert (session.status, session.payment_status, session.amount_total) == ("complete", "paid", 1500)
+    assert sub.status == "active"
+    assert sub.customer == customer.id
+    item = sub["items"].data[0]
+    assert item.price.id == plan.id
+    assert (item.current_period_start, item.current_period_end) == (START, START + 28 * DAY)  # Jan 31 -> Feb 28
+    first = stripe_client.v1.invoices.retrieve(sub.latest_invoice)
+    assert (first.status, first.amount_paid, first.billing_reason) == ("paid", 1500, "subscription_create")
+    assert first.parent.subscription_details.subscription == sub.id
+    assert first.hosted_invoice_url.endswith(f"/i/{first.id}")
+    types = event_types(stripe_client)
+    assert types.index("customer.subscription.created") < types.index("invoice.paid")
+    assert types.index("invoice.paid") < types.index("checkout.session.completed")
+
+
+def test_a_trial_costs_nothing_now_and_warns_three_days_before_it_ends(emulator, stripe_client, customer, plan):
+    session, sub = subscribe(emulator, stripe_client, customer, plan, trial_period_days=14)
+
+    assert (session.amount_total, session.payment_status) == (0, "no_payment_required")
+    assert (sub.status, sub.trial_end) == ("trialing", START + 14 * DAY)
+    advance(stripe_client, clock=stripe_client.v1.test_helpers.test_clocks.retrieve(customer.test_clock), days=11)
+    assert event_types(stripe_client)[-1] == "test_helpers.test_clock.ready"
+    assert "customer.subscription.trial_will_end" in event_types(stripe_client)
+    advance(stripe_client, stripe_client.v1.test_helpers.test_clocks.retrieve(customer.test_clock), days=4)
+
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert sub.status == "active"
+    renewal = invoices(stripe_client, sub)[-1]
+    assert (renewal.billing_reason, renewal.amount_paid) == ("subscription_cycle", 1500)
+
+
+def test_a_month_later_the_renewal_is_invoiced_and_paid(emulator, stripe_client, clock, customer, plan):
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+
+    advance(stripe_client, clock, days=29)
+
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert sub["items"].data[0].current_period_start == START + 28 * DAY
+    assert [(i.billing_reason, i.status, i.amount_paid) for i in invoices(stripe_client, sub)] == [
+        ("subscription_create", "paid", 1500),
+        ("subscription_cycle", "paid", 1500),
+    ]
+    assert "invoice.upcoming" in event_types(stripe_client)
+
+
+def test_a_declining_card_makes_the_subscription_past_due_then_retries_then_cancels(
+    emulator, stripe_client, clock, customer, plan
+):
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+    emulator.control("POST", f"customers/{customer.id}/payment_method", {"card": "pm_card_chargeCustomerFail"})
+
+    advance(stripe_client, clock, days=28)
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    renewal = invoices(stripe_client, sub)[-1]
+    assert sub.status == "past_due"
+    assert (renewal.status, renewal.attempt_count, renewal.next_payment_attempt) == ("open", 1, START + 31 * DAY)
+
+    advance(stripe_client, clock, days=7)  # the retries on days 3, 5 and 7 fail too
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert sub.status == "canceled"
+    assert sub.cancellation_details.reason == "payment_failed"
+    assert stripe_client.v1.invoices.retrieve(renewal.id).attempt_count == 4
+    assert event_types(stripe_client).count("invoice.payment_failed") == 4
+
+
+def test_a_card_saved_in_the_portal_pays_what_is_open(emulator, stripe_client, clock, customer, plan):
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+    emulator.control("POST", f"customers/{customer.id}/payment_method", {"card": "pm_card_chargeCustomerFail"})
+    advance(stripe_client, clock, days=28)
+    portal = stripe_client.v1.billing_portal.sessions.create(
+        params={"customer": customer.id, "return_url": "https://shop.example/account"}
+    )
+
+    page = requests.get(portal.url, timeout=5)
+    saved = requests.post(
+        portal.url, data={"action": "card", "payment_method": "pm_card_visa"}, allow_redirects=False, timeout=5
+    )
+
+    assert page.status_code == 200
+    assert "past_due" in page.text
+    assert saved.status_code == 303
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert invoices(stripe_client, sub)[-1].status == "paid"
+
+
+def test_cancel_at_period_end_ends_the_subscription_when_the_period_does(emulator, stripe_client, clock, customer, plan):
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+
+    stripe_client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    advance(stripe_client, clock, days=27)
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
+    advance(stripe_client, clock, days=2)
+
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert (sub.status, sub.ended_at) == ("canceled", START + 28 * DAY)
+    assert len(invoices(stripe_client, sub)) == 1
+    assert event_types(stripe_client).count("customer.subscription.deleted") == 1
+
+
+def test_an_upgrade_is_prorated_for_the_rest_of_the_period(emulator, stripe_client, clock, customer, plan):
+    bigger = stripe_client.v1.prices.create(
+        params={"product": plan.product, "currency": "eur", "unit_amount": 4500, "recurring": {"interval": "month"}}
+    )
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+    advance(stripe_client, clock, days=14)  # half of February's 28 days
+
+    item = sub["items"].data[0]
+    stripe_client.v1.subscriptions.update(
+        sub.id, params={"items": [{"id": item.id, "price": bigger.id}], "proration_behavior": "always_invoice"}
+    )
+
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    proration = invoices(stripe_client, sub)[-1]
+    assert sub["items"].data[0].price.id == bigger.id
+    assert proration.billing_reason == "subscription_update"
+    assert [line.amount for line in proration.lines.data] == [-750, 2250]
+    assert (proration.status, proration.amount_paid) == ("paid", 1500)
+
+
+def test_subscription_objects_pass_the_sdks_type_check(emulator, stripe_client, customer, plan):
+    session, sub = subscribe(emulator, stripe_client, customer, plan)
+    portal = stripe_client.v1.billing_portal.sessions.create(params={"customer": customer.id})
+    clock = stripe_client.v1.test_helpers.test_clocks.retrieve(customer.test_clock)
+
+    assert shape_problems(sub.to_dict(), stripe.Subscription) == []
+    assert shape_problems(stripe_client.v1.invoices.retrieve(sub.latest_invoice).to_dict(), stripe.Invoice) == []
+    assert shape_problems(portal.to_dict(), stripe.billing_portal.Session) == []
+    assert shape_problems(clock.to_dict(), stripe.test_helpers.TestClock) == []
+    assert shape_problems(session.to_dict(), stripe.checkout.Session) == []
+
+
+def test_subscription_mode_refuses_what_stripe_refuses(stripe_client, customer, plan):
+    weekly = stripe_client.v1.prices.create(
+        params={"product": plan.product, "currency": "eur", "unit_amount": 500, "recurring": {"interval": "week"}}
+    )
+    base = {"mode": "subscription", "customer": customer.id, "success_url": "https://shop.example/ok"}
+
+    with pytest.raises(stripe.InvalidRequestError, match="different billing intervals"):
+        stripe_client.v1.checkout.sessions.create(
+            params={**base, "line_items": [{"price": plan.id, "quantity": 1}, {"price": weekly.id, "quantity": 1}]}
+        )
+    with pytest.raises(stripe.InvalidRequestError, match="recurring price in `subscription` mode"):
+        one_off = stripe_client.v1.prices.create(params={"product": plan.product, "currency": "eur", "unit_amount": 9})
+        stripe_client.v1.checkout.sessions.create(params={**base, "line_items": [{"price": one_off.id, "quantity": 1}]})
+
+
+def test_a_payment_link_of_a_plan_opens_subscription_sessions(emulator, stripe_client, plan):
+    link = stripe_client.v1.payment_links.create(
+        params={"line_items": [{"price": plan.id, "quantity": 1}], "subscription_data": {"trial_period_days": 7}}
+    )
+
+    opened = requests.get(link.url, allow_redirects=False, timeout=5)
+    session_id = re.search(r"/c/pay/(cs_test_\w+)", opened.headers["Location"])[1]
+    emulator.complete_checkout(session_id)
+
+    session = stripe_client.v1.checkout.sessions.retrieve(session_id)
+    assert (session.mode, session.payment_link) == ("subscription", link.id)
+    assert stripe_client.v1.subscriptions.retrieve(session.subscription).status == "trialing"
