@@ -7,7 +7,7 @@ from django.db.models import Count, Q
 from apps.catalog import services
 from apps.catalog.models import Price, Product
 
-PRICE_FIELDS = ("unit_amount", "currency", "recurring_interval", "active")
+PRICE_FIELDS = ("unit_amount", "currency", "recurring_interval", "recurring_interval_count", "trial_days", "active")
 
 
 def _save_price(*, price: Price, form, product: Product | None = None) -> Price:
@@ -28,7 +28,15 @@ def _adopt(obj, saved) -> None:
 class PriceAdminForm(forms.ModelForm):
     class Meta:
         model = Price
-        fields = ("product", "unit_amount", "currency", "recurring_interval", "active")
+        fields = ("product", *PRICE_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "recurring_interval_count" in self.fields:
+            self.fields["recurring_interval_count"].required = False  # left empty: every interval
+
+    def clean_recurring_interval_count(self):
+        return self.cleaned_data.get("recurring_interval_count") or 1
 
     def clean(self):
         cleaned = super().clean()
@@ -41,7 +49,7 @@ class PriceAdminForm(forms.ModelForm):
 class PriceInline(admin.TabularInline):
     model = Price
     form = PriceAdminForm
-    fields = ("unit_amount", "currency", "recurring_interval", "active", "created_at")
+    fields = (*PRICE_FIELDS, "created_at")
     readonly_fields = ("created_at",)
     extra = 0
     can_delete = False
@@ -100,7 +108,17 @@ class ProductAdmin(admin.ModelAdmin):
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     form = PriceAdminForm
-    list_display = ("id", "product", "unit_amount", "currency", "recurring_interval", "active", "created_at")
+    list_display = (
+        "id",
+        "product",
+        "unit_amount",
+        "currency",
+        "recurring_interval",
+        "recurring_interval_count",
+        "trial_days",
+        "active",
+        "created_at",
+    )
     list_filter = ("active", "currency", "recurring_interval", ("created_at", admin.DateFieldListFilter))
     search_fields = ("product__name", "=id")
     list_select_related = ("product",)

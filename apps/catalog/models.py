@@ -48,6 +48,11 @@ class RecurringInterval(models.TextChoices):
     YEAR = "year"
 
 
+# Stripe bills at most three years apart (3 years, 36 months, 156 weeks, 1095 days).
+MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+MAX_TRIAL_DAYS = 730
+
+
 class Product(models.Model):
     name = models.CharField(max_length=250)
     description = models.TextField(blank=True, max_length=5000)
@@ -85,6 +90,12 @@ class Price(models.Model):
         blank=True,
         help_text="Empty for a one-off price.",
     )
+    recurring_interval_count = models.PositiveSmallIntegerField(
+        default=1, help_text="Bill every this many intervals (3 with `month` is quarterly)."
+    )
+    trial_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="A new subscriber pays nothing for this many days (recurring prices only)."
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,12 +116,45 @@ class Price(models.Model):
                 | models.Q(recurring_interval__in=RecurringInterval.values),
                 name="catalog_price_recurring_interval_valid",
             ),
+            models.CheckConstraint(
+                condition=models.Q(recurring_interval_count__gte=1)
+                & (models.Q(recurring_interval__isnull=False) | models.Q(recurring_interval_count=1)),
+                name="catalog_price_interval_count_recurring",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(trial_days__isnull=True)
+                | models.Q(recurring_interval__isnull=False, trial_days__gte=1, trial_days__lte=MAX_TRIAL_DAYS),
+                name="catalog_price_trial_recurring",
+            ),
         ]
         indexes = [models.Index(fields=["product", "active"], name="catalog_price_prod_active_idx")]
 
     def __str__(self) -> str:
-        interval = f"/{self.recurring_interval}" if self.recurring_interval else ""
-        return f"{self.product_id}: {self.unit_amount} {self.currency}{interval}"
+        return f"{self.product_id}: {self.unit_amount} {self.currency}{self.billing_period}"
+
+    @property
+    def billing_period(self) -> str:
+        """`""`, `/month`, or `/3 months`."""
+        if not self.recurring_interval:
+            return ""
+        count = self.recurring_interval_count
+        return f"/{self.recurring_interval}" if count == 1 else f"/{count} {self.recurring_interval}s"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.recurring_interval:
+            limit = MAX_INTERVAL_COUNT[self.recurring_interval]
+            if not 1 <= self.recurring_interval_count <= limit:
+                errors["recurring_interval_count"] = f"Between 1 and {limit} for `{self.recurring_interval}`."
+        else:
+            if self.recurring_interval_count != 1:
+                errors["recurring_interval_count"] = "Only a recurring price has an interval count."
+            if self.trial_days is not None:
+                errors["trial_days"] = "Only a recurring price has a trial."
+        if self.trial_days is not None and not 1 <= self.trial_days <= MAX_TRIAL_DAYS:
+            errors["trial_days"] = f"Between 1 and {MAX_TRIAL_DAYS} days."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def app_ref(self) -> str:

@@ -1,6 +1,15 @@
 from rest_framework import serializers
 
-from apps.catalog.models import MAX_UNIT_AMOUNT, Price, Product, RecurringInterval, validate_currency, validate_metadata
+from apps.catalog.models import (
+    MAX_INTERVAL_COUNT,
+    MAX_TRIAL_DAYS,
+    MAX_UNIT_AMOUNT,
+    Price,
+    Product,
+    RecurringInterval,
+    validate_currency,
+    validate_metadata,
+)
 from config.api_conventions import StrictCharField
 
 
@@ -13,6 +22,8 @@ class PriceOutputSerializer(serializers.ModelSerializer):
             "unit_amount",
             "currency",
             "recurring_interval",
+            "recurring_interval_count",
+            "trial_days",
             "active",
             "created_at",
             "updated_at",
@@ -55,6 +66,19 @@ class PriceInputSerializer(serializers.Serializer):
     currency = LowercaseCurrencyField(min_length=3, max_length=3, validators=[validate_currency])
     recurring_interval = serializers.ChoiceField(
         choices=RecurringInterval.choices, allow_null=True, required=False, help_text="null for a one-off price."
+    )
+    recurring_interval_count = serializers.IntegerField(
+        min_value=1,
+        max_value=max(MAX_INTERVAL_COUNT.values()),
+        required=False,
+        help_text="Bill every this many intervals: 3 with `month` is quarterly. 1 unless given.",
+    )
+    trial_days = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_TRIAL_DAYS,
+        allow_null=True,
+        required=False,
+        help_text="Days a new subscriber pays nothing (recurring prices only).",
     )
     active = serializers.BooleanField(required=False)
 

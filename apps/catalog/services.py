@@ -7,7 +7,7 @@ from apps.catalog.models import Price, Product
 from apps.catalog.signals import price_changed, price_deleted, product_changed, product_deleted
 
 PRODUCT_FIELDS = ("name", "description", "active", "metadata")
-PRICE_FIELDS = ("unit_amount", "currency", "recurring_interval", "active")
+PRICE_FIELDS = ("unit_amount", "currency", "recurring_interval", "recurring_interval_count", "trial_days", "active")
 ARCHIVED_PRODUCT = "This product is archived; it cannot have active prices."
 
 
@@ -65,7 +65,14 @@ def product_archive(*, product: Product) -> Product:
 
 @transaction.atomic
 def price_create(
-    *, product: Product, unit_amount: int, currency: str, recurring_interval: str | None = None, active: bool = True
+    *,
+    product: Product,
+    unit_amount: int,
+    currency: str,
+    recurring_interval: str | None = None,
+    recurring_interval_count: int = 1,
+    trial_days: int | None = None,
+    active: bool = True,
 ) -> Price:
     """Create a price in minor units; refused on an archived product. Sends `price_changed` with `created=True`."""
     product = _lock_product(product.pk)
@@ -76,6 +83,8 @@ def price_create(
         unit_amount=unit_amount,
         currency=currency.lower(),
         recurring_interval=recurring_interval or None,
+        recurring_interval_count=recurring_interval_count or 1,
+        trial_days=trial_days or None,
         active=active,
     )
     price.full_clean()
@@ -86,7 +95,7 @@ def price_create(
 
 @transaction.atomic
 def price_update(*, price: Price, data: dict) -> Price:
-    """Change amount, currency, interval or active; sends `price_changed` only when something changed."""
+    """Change amount, currency, billing period, trial or active; sends `price_changed` only when something changed."""
     product = _lock_product(price.product_id)
     price = Price.objects.select_for_update().get(pk=price.pk)
     if "currency" in data:

@@ -5,6 +5,7 @@ The idempotency key names the cause, so each message exists once per cause.
 """
 
 import logging
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from django.conf import settings
@@ -91,3 +92,33 @@ def _queue_for_order(order: Order, *, key: str, kind: str, **context) -> Outgoin
         recipient=recipient,
         context={"order": order, "lines": list(order.lines.all()), "customer_name": customer_name, **context},
     )
+
+
+# --- subscriptions: each message once per cause (the subscription, the invoice, the trial's end) ---------
+
+
+def subscription_queue(*, news, kind: str) -> OutgoingMessage | None:
+    """A message about a user's subscription, from what payments tells of it (`SubscriptionNews`)."""
+    cause = {
+        MessageKind.SUBSCRIPTION_STARTED: news.subscription_id,
+        MessageKind.SUBSCRIPTION_CANCELED: news.subscription_id,
+        MessageKind.SUBSCRIPTION_TRIAL_ENDING: f"{news.subscription_id}:{news.trial_end}",
+        MessageKind.SUBSCRIPTION_RENEWED: news.invoice_id,
+        MessageKind.SUBSCRIPTION_PAYMENT_FAILED: news.invoice_id,
+    }[kind]
+    return message_queue(
+        key=f"{kind}:{cause}",
+        kind=kind,
+        recipient=news.user.email,
+        context={
+            "news": news,
+            "customer_name": news.user.name,
+            "plans": ", ".join(news.plan_names),
+            "period_end": _moment(news.current_period_end),
+            "trial_end": _moment(news.trial_end),
+        },
+    )
+
+
+def _moment(timestamp: int | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None

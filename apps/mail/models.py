@@ -9,6 +9,11 @@ class MessageKind(models.TextChoices):
     PAYMENT_FAILED = "payment_failed"
     REFUND = "refund"
     ORDER_CANCELED = "order_canceled"
+    SUBSCRIPTION_STARTED = "subscription_started"
+    SUBSCRIPTION_RENEWED = "subscription_renewed"
+    SUBSCRIPTION_PAYMENT_FAILED = "subscription_payment_failed"
+    SUBSCRIPTION_TRIAL_ENDING = "subscription_trial_ending"
+    SUBSCRIPTION_CANCELED = "subscription_canceled"
 
 
 class MessageState(models.TextChoices):

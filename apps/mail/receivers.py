@@ -3,6 +3,8 @@
 from django.dispatch import receiver
 
 from apps.mail import messages
+from apps.mail.models import MessageKind
+from apps.payments import signals as payments_signals
 from apps.payments.signals import order_canceled, order_paid, order_refunded, payment_failed
 from apps.users.signals import email_verification_requested, user_registered
 
@@ -35,3 +37,20 @@ def mail_refund(sender, order_id, refund_id, **kwargs):
 @receiver(order_canceled, dispatch_uid="mail.order_canceled")
 def mail_order_canceled(sender, order_id, **kwargs):
     messages.order_canceled_queue(order_id=order_id)
+
+
+SUBSCRIPTION_MESSAGES = {
+    payments_signals.subscription_started: MessageKind.SUBSCRIPTION_STARTED,
+    payments_signals.subscription_renewed: MessageKind.SUBSCRIPTION_RENEWED,
+    payments_signals.subscription_payment_failed: MessageKind.SUBSCRIPTION_PAYMENT_FAILED,
+    payments_signals.subscription_trial_ending: MessageKind.SUBSCRIPTION_TRIAL_ENDING,
+    payments_signals.subscription_canceled: MessageKind.SUBSCRIPTION_CANCELED,
+}
+
+
+def mail_subscription(sender, signal, news, **kwargs):
+    messages.subscription_queue(news=news, kind=SUBSCRIPTION_MESSAGES[signal])
+
+
+for _signal, _kind in SUBSCRIPTION_MESSAGES.items():
+    _signal.connect(mail_subscription, dispatch_uid=f"mail.{_kind}")

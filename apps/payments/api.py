@@ -5,6 +5,7 @@ cannot be canceled, Stripe out of reach) is answered by `config.api_conventions`
 """
 
 import django_filters
+from djstripe import models as djstripe_models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
@@ -12,9 +13,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.payments import selectors, services
+from apps.payments import plans, selectors, services
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, Payment, PaymentStatus
 from apps.payments.serializers import (
+    BillingPortalInputSerializer,
+    BillingPortalOutputSerializer,
     CartSerializer,
     CheckoutInputSerializer,
     CheckoutOutputSerializer,
@@ -30,6 +33,10 @@ from apps.payments.serializers import (
     RefundOutputSerializer,
     StatsInputSerializer,
     StatsOutputSerializer,
+    SubscriptionCancelInputSerializer,
+    SubscriptionChangeInputSerializer,
+    SubscriptionSerializer,
+    sells_plans,
 )
 from apps.payments.throttles import STRIPE_CALL_THROTTLES, asks_stripe
 from config.api_conventions import CreatedBetweenFilterSet, StrictFilterSet, is_staff_with, staff_with
@@ -117,19 +124,22 @@ class CheckoutSessionApi(MoneyApiView, APIView):
     )
     def post(self, request):
         """A Stripe Checkout Session for a cart, priced from the catalog. The same cart again within
-        five minutes gets the same open session back."""
+        five minutes gets the same open session back. A cart of plans (recurring prices of one billing
+        period) starts a subscription (`mode: subscription`) instead of an order."""
         serializer = CheckoutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
         def start() -> services.Answer:
-            order = services.checkout_for_cart(
-                user=request.user,
-                lines=_cart(data["lines"]),
-                success_url=data["success_url"],
-                cancel_url=data["cancel_url"],
-            )
-            body = {"order": order.pk, "session_id": order.checkout_session_id, "url": order.checkout_url}
+            where = {"user": request.user, "success_url": data["success_url"], "cancel_url": data["cancel_url"]}
+            if sells_plans(data["lines"]):
+                checkout = services.subscription_checkout_for_cart(lines=_cart(data["lines"]), **where)
+                body = {"mode": "subscription", "order": None, "subscription_checkout": checkout.pk}
+                body.update(session_id=checkout.checkout_session_id, url=checkout.checkout_url)
+                return services.Answer(status.HTTP_201_CREATED, body)
+            order = services.checkout_for_cart(lines=_cart(data["lines"]), **where)
+            body = {"mode": "payment", "order": order.pk, "subscription_checkout": None}
+            body.update(session_id=order.checkout_session_id, url=order.checkout_url)
             return services.Answer(status.HTTP_201_CREATED, body)
 
         return _once(request, scope="checkout", sent=serializer.initial_data, run=start)
@@ -167,6 +177,8 @@ class PaymentIntentApi(MoneyApiView, APIView):
         same intent back. The order is paid when Stripe says the intent succeeded."""
         serializer = CartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if sells_plans(serializer.validated_data["lines"]):
+            raise exceptions.ValidationError({"lines": ["Plans are sold through /api/v1/checkout/sessions."]})
         made: dict[str, str] = {}
 
         def start() -> services.Answer:
@@ -335,3 +347,102 @@ class PaymentStatsApi(APIView):
         serializer = StatsInputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         return Response(selectors.payment_stats(**serializer.validated_data))
+
+
+# --- subscriptions -------------------------------------------------------------------------------------------
+
+SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "unpaid", "canceled", "incomplete", "incomplete_expired")
+
+
+class SubscriptionFilter(StrictFilterSet):
+    status = django_filters.ChoiceFilter(
+        choices=[(value, value) for value in SUBSCRIPTION_STATUSES], field_name="stripe_data__status"
+    )
+    user = django_filters.NumberFilter(field_name="customer__subscriber_id", help_text="Staff: one user's.")
+    email = django_filters.CharFilter(method="filter_email", help_text="Staff: the customer's address.")
+    product = django_filters.NumberFilter(method="filter_product", help_text="Subscriptions to a catalog product.")
+
+    class Meta:
+        model = djstripe_models.Subscription
+        fields = ("status", "user", "email", "product")
+
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(customer__stripe_data__email__iexact=value)
+
+    def filter_product(self, queryset, name, value):
+        stripe_id = plans.stripe_product_id_of(product_id=value)
+        return queryset.filter(items__price__product__id=stripe_id).distinct() if stripe_id else queryset.none()
+
+
+@extend_schema(tags=["subscriptions"])
+class SubscriptionViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The user's subscriptions (staff with `djstripe.view_subscription`: everyone's), as Stripe's events
+    last told them; cancel, resume and change plan go to Stripe and answer with what it holds after."""
+
+    permission_classes = (permissions.IsAuthenticated,)
+    serializer_class = SubscriptionSerializer
+    filterset_class = SubscriptionFilter
+    lookup_field = "id"
+    lookup_value_regex = r"sub_[A-Za-z0-9]+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return plans.subscription_list(user=None)
+        everyone = is_staff_with(self.request, "djstripe.view_subscription")
+        return plans.subscription_list(user=self.request.user, everyone=everyone)
+
+    def _own_or_staff(self, request):
+        subscription = self.get_object()
+        if subscription.customer.subscriber_id != request.user.pk and not is_staff_with(
+            request, "djstripe.change_subscription"
+        ):
+            raise exceptions.PermissionDenied("Changing another's subscription needs djstripe.change_subscription.")
+        return subscription
+
+    @extend_schema(request=SubscriptionCancelInputSerializer, responses=SubscriptionSerializer)
+    @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
+    def cancel(self, request, id=None):
+        """Cancel at the end of the paid period (access lasts until then); staff may end it at once."""
+        subscription = self._own_or_staff(request)
+        serializer = SubscriptionCancelInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        at_once = serializer.validated_data["at_once"]
+        if at_once and not is_staff_with(request, "djstripe.change_subscription"):
+            raise exceptions.PermissionDenied("Ending a subscription at once is for staff; it ends with its period.")
+        subscription = services.subscription_cancel(subscription=subscription, at_once=at_once)
+        return Response(self.get_serializer(subscription).data)
+
+    @extend_schema(request=None, responses=SubscriptionSerializer)
+    @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
+    def resume(self, request, id=None):
+        """Keep a subscription that was set to cancel at the end of its period."""
+        subscription = services.subscription_resume(subscription=self._own_or_staff(request))
+        return Response(self.get_serializer(subscription).data)
+
+    @extend_schema(request=SubscriptionChangeInputSerializer, responses=SubscriptionSerializer)
+    @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
+    def change(self, request, id=None):
+        """Move to another plan of the same billing period (upgrade or downgrade), prorated by Stripe."""
+        subscription = self._own_or_staff(request)
+        serializer = SubscriptionChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription = services.subscription_change_plan(
+            subscription=subscription,
+            price=serializer.validated_data["price"],
+            proration=serializer.validated_data["proration"],
+        )
+        return Response(self.get_serializer(subscription).data)
+
+
+@extend_schema(tags=["subscriptions"])
+class BillingPortalApi(MoneyApiView, APIView):
+    permission_classes = (permissions.IsAuthenticated,)
+    throttle_classes = STRIPE_CALL_THROTTLES
+
+    @extend_schema(request=BillingPortalInputSerializer, responses={201: BillingPortalOutputSerializer})
+    def post(self, request):
+        """A Stripe Billing Portal session for the user: their plans and invoices, cancel, change the card."""
+        serializer = BillingPortalInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        url = services.billing_portal_url(user=request.user, return_url=serializer.validated_data["return_url"])
+        return Response({"url": url}, status=status.HTTP_201_CREATED)

@@ -14,6 +14,10 @@ class PaymentsConfig(AppConfig):
 
         from apps.payments import checks, receivers  # noqa: F401 - registers the deploy checks, connects receivers
         from apps.payments.gateway.client import install_for_module_level_calls
+        from apps.payments.serializers import ActivePlansField
+        from apps.users.serializers import ME_EXTRA_FIELDS
+
+        ME_EXTRA_FIELDS["active_plans"] = ActivePlansField
 
         # dj-stripe calls Stripe through the SDK's module-level settings: point them
         # at STRIPE_API_BASE (the emulator in development and tests) when it is set,

@@ -404,3 +404,39 @@ class Installation(models.Model):
 
     def __str__(self) -> str:
         return self.namespace
+
+
+class SubscriptionCheckoutStatus(models.TextChoices):
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class SubscriptionCheckout(models.Model):
+    """A Checkout Session we opened to sell plans to a user: what it sells and the subscription it started.
+
+    The subscription itself lives in dj-stripe's `Subscription` (synced from Stripe's events), tied to
+    the user through their mirrored customer; this row is how the session is found again (a retried
+    request gets the same open session, an event about it finds it only by the id we stored).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscription_checkouts")
+    lines = models.JSONField(help_text="[{price, quantity}] of catalog prices.")
+    currency = models.CharField(max_length=3)
+    trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    cart_fingerprint = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=10, choices=SubscriptionCheckoutStatus.choices, default=SubscriptionCheckoutStatus.OPEN
+    )
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    checkout_url = models.URLField(max_length=2048, blank=True)
+    subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["user", "cart_fingerprint", "status"], name="payments_subcheckout_cart_idx")]
+
+    def __str__(self) -> str:
+        return f"subscription checkout {self.pk} ({self.status})"

@@ -15,6 +15,13 @@ from apps.payments.orders.intents import client_secret_of, intent_for_cart
 from apps.payments.orders.lifecycle import CartLine, order_accept_payment, order_create, order_transition
 from apps.payments.orders.refunds import order_apply_refund, order_refund
 from apps.payments.orders.sessions import order_cancel, order_sync
+from apps.payments.orders.subscriptions import (
+    billing_portal_url,
+    subscription_cancel,
+    subscription_change_plan,
+    subscription_checkout_for_cart,
+    subscription_resume,
+)
 from apps.payments.webhooks.drain import replay as webhook_event_replay
 from apps.payments.webhooks.processing import process_event as webhook_event_process
 
@@ -22,6 +29,7 @@ __all__ = [
     "Answer",
     "CartLine",
     "Drift",
+    "billing_portal_url",
     "books_check",
     "checkout_for_cart",
     "client_secret_of",
@@ -38,6 +46,10 @@ __all__ = [
     "order_transition",
     "payment_link_create",
     "reconcile",
+    "subscription_cancel",
+    "subscription_change_plan",
+    "subscription_checkout_for_cart",
+    "subscription_resume",
     "webhook_event_process",
     "webhook_event_replay",
 ]

@@ -1,4 +1,5 @@
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from rest_framework import serializers
@@ -24,11 +25,21 @@ class UserOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# Read-only fields other apps add to `/users/me` (payments adds `active_plans`): name -> a field factory.
+# Users imports no other app; they register here from their `AppConfig.ready()`.
+ME_EXTRA_FIELDS: dict[str, Callable[[], serializers.Field]] = {}
+
+
 class MeOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ("id", "email", "name", "email_verified", "is_staff", "date_joined")
         read_only_fields = fields
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields.update({name: make() for name, make in ME_EXTRA_FIELDS.items()})
+        return fields
 
 
 class MeUpdateInputSerializer(serializers.Serializer):

@@ -5,7 +5,9 @@ from django.db import transaction
 
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
 from apps.payments import services as payments
+from apps.payments import signals as payment_signals
 from apps.payments.models import Order, OrderStatus
+from apps.payments.orders.subscriptions import SubscriptionNews
 from apps.users import services as users
 from tests.mail.helpers import paid_order
 
@@ -106,6 +108,45 @@ def test_order_canceled_lists_what_was_not_bought(customer, cart):
     assert "2 x Mug & Saucer <b>" in message.body_text
 
 
+SUBSCRIPTION_SIGNALS = (
+    payment_signals.subscription_started,
+    payment_signals.subscription_renewed,
+    payment_signals.subscription_payment_failed,
+    payment_signals.subscription_trial_ending,
+    payment_signals.subscription_canceled,
+)
+
+
+def subscription_news(user, **changes) -> SubscriptionNews:
+    """What payments tells of a subscription (its own journey is in tests/payments/test_subscriptions.py)."""
+    fields = {
+        "subscription_id": "sub_1",
+        "user": user,
+        "plan_names": ["Pro"],
+        "status": "active",
+        "currency": "eur",
+        "amount": 1500,
+        "current_period_end": 1_767_268_800,
+        "trial_end": 1_767_268_800,
+        "invoice_id": "in_1",
+        "invoice_number": "ABC-0001",
+        "invoice_url": "https://pay.example/i/in_1",
+    }
+    return SubscriptionNews(**{**fields, **changes})
+
+
+def test_subscription_messages_say_what_happened_once_per_cause(customer):
+    news = subscription_news(customer)
+    for _ in range(2):
+        payment_signals.subscription_payment_failed.send(sender=None, news=news)
+    payment_signals.subscription_payment_failed.send(sender=None, news=subscription_news(customer, invoice_id="in_2"))
+
+    failed = OutgoingMessage.objects.filter(kind=MessageKind.SUBSCRIPTION_PAYMENT_FAILED)
+    assert failed.count() == 2
+    assert "https://pay.example/i/in_1" in failed.order_by("pk").first().body_text
+    assert "15.00" in failed.first().body_text
+
+
 def test_every_message_has_a_text_and_an_html_body(customer, cart):
     newcomer = users.user_create(email="new@example.com", password=PASSWORD)
     users.user_request_email_verification(user=newcomer)
@@ -114,6 +155,9 @@ def test_every_message_has_a_text_and_an_html_body(customer, cart):
     other = payments.order_create(user=customer, lines=cart)
     payments.order_transition(order_id=other.pk, to=OrderStatus.FAILED, cause="test")
     payments.order_transition(order_id=other.pk, to=OrderStatus.CANCELED, cause="test")
+    news = subscription_news(customer)
+    for signal in SUBSCRIPTION_SIGNALS:
+        signal.send(sender=None, news=news)
 
     written = {message.kind: message for message in OutgoingMessage.objects.all()}
     assert set(written) == set(MessageKind.values)

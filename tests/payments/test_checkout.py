@@ -249,7 +249,7 @@ class TestBadCarts:
         assert not Order.objects.exists()
         assert len(shop["emulator"].requests_seen()) == calls_before
 
-    def test_archived_recurring_and_mixed_currency_prices(self, shop):
+    def test_archived_prices_mixed_currencies_and_plans_beside_one_off_prices(self, shop):
         client = client_for(shop["customer"])
         with transaction.atomic():
             monthly = catalog.price_create(
@@ -260,13 +260,15 @@ class TestBadCarts:
         catalog.price_archive(price=gone)
         calls_before = len(shop["emulator"].requests_seen())
 
-        recurring = checkout_cart(client, [{"price": monthly.pk, "quantity": 1}])
+        recurring = checkout_cart(
+            client, [{"price": monthly.pk, "quantity": 1}, {"price": shop["teapot"].pk, "quantity": 1}]
+        )
         mixed = checkout_cart(
             client, [{"price": shop["teapot"].pk, "quantity": 1}, {"price": dollars.pk, "quantity": 1}]
         )
         archived = checkout_cart(client, [{"price": gone.pk, "quantity": 1}])
 
-        assert "Recurring prices" in str(recurring.json()["lines"])
+        assert "one-off prices or plans, not both" in str(recurring.json()["lines"])
         assert "share a currency" in str(mixed.json()["lines"])
         assert "not on sale" in str(archived.json()["lines"])
         assert not Order.objects.exists()

@@ -201,7 +201,8 @@ def test_duplicated_and_shuffled_delivery_processes_each_event_once(webhooks):
 
 def test_unhandled_types_are_stored_and_ignored(webhooks, live_server):
     assert (
-        _deliver(live_server, event("invoice.paid", {"id": "in_1", "object": "invoice"}, event_id="evt_invoice")) == 200
+        _deliver(live_server, event("invoice.finalized", {"id": "in_1", "object": "invoice"}, event_id="evt_invoice"))
+        == 200
     )
     wait_until(events_settled)
 

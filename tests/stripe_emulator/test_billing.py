@@ -54,10 +54,10 @@ def advance(stripe_client, clock, days: float) -> None:
     )
 
 
-def event_types(stripe_client, since: str | None = None) -> list[str]:
+def event_types(stripe_client) -> list[str]:
+    """The types of the latest 100 events, oldest first."""
     events = stripe_client.v1.events.list(params={"limit": 100}).data
-    types = [event.type for event in reversed(events)]
-    return types
+    return [event.type for event in reversed(events)]
 
 
 def invoices(stripe_client, sub) -> list:
@@ -153,7 +153,9 @@ def test_a_card_saved_in_the_portal_pays_what_is_open(emulator, stripe_client, c
     assert invoices(stripe_client, sub)[-1].status == "paid"
 
 
-def test_cancel_at_period_end_ends_the_subscription_when_the_period_does(emulator, stripe_client, clock, customer, plan):
+def test_cancel_at_period_end_ends_the_subscription_when_the_period_does(
+    emulator, stripe_client, clock, customer, plan
+):
     _, sub = subscribe(emulator, stripe_client, customer, plan)
 
     stripe_client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
@@ -209,8 +211,8 @@ def test_subscription_mode_refuses_what_stripe_refuses(stripe_client, customer, 
         stripe_client.v1.checkout.sessions.create(
             params={**base, "line_items": [{"price": plan.id, "quantity": 1}, {"price": weekly.id, "quantity": 1}]}
         )
+    one_off = stripe_client.v1.prices.create(params={"product": plan.product, "currency": "eur", "unit_amount": 9})
     with pytest.raises(stripe.InvalidRequestError, match="recurring price in `subscription` mode"):
-        one_off = stripe_client.v1.prices.create(params={"product": plan.product, "currency": "eur", "unit_amount": 9})
         stripe_client.v1.checkout.sessions.create(params={**base, "line_items": [{"price": one_off.id, "quantity": 1}]})
 
 

@@ -38,6 +38,8 @@ OPERATOR_PERMISSIONS = (
     "payments.change_order",
     "payments.refund_order",
     "payments.view_payment",
+    "djstripe.view_subscription",
+    "djstripe.change_subscription",
     "payments.view_mirrorrecord",
     "payments.change_mirrorrecord",
     "payments.view_webhookevent",

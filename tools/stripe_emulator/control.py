@@ -215,3 +215,15 @@ def customer_card(call: ControlCall):
         method = api_billing.save_card(call.store, customer, str(call.body.get("card", "")), call.store.emit)
         api_billing.make_default_card(call.store, customer, method, call.store.emit)
         return copy.deepcopy(method)
+
+
+@router.add("POST", "/_emulator/customers/{id}/test_clock")
+def customer_test_clock(call: ControlCall):
+    """Put an existing customer on a test clock, as if it had been created with `test_clock` (Stripe allows that
+    only at creation; an app that mirrors its users makes customers without one)."""
+    with call.store.lock:
+        customer = call.store.require("customer", call.args["id"])
+        clock_id = str(call.body.get("test_clock", ""))
+        call.store.require("test_helpers.test_clock", clock_id, param="test_clock", status=400)
+        customer["test_clock"] = clock_id
+        return copy.deepcopy(customer)

@@ -135,7 +135,7 @@ def _price_params(price: Price, app_ref: str) -> dict:
         "metadata": stripe_refs(app_ref),
     }
     if immutable["interval"]:
-        params["recurring"] = {"interval": immutable["interval"]}
+        params["recurring"] = {"interval": immutable["interval"], "interval_count": immutable["interval_count"]}
     return params
 
 

@@ -62,7 +62,7 @@ def _product_held(product: Mapping) -> dict:
 
 
 # A Stripe price never changes these: a new price replaces it when the catalog changes any of them.
-PRICE_IMMUTABLE_FIELDS = ("currency", "unit_amount", "interval")
+PRICE_IMMUTABLE_FIELDS = ("currency", "unit_amount", "interval", "interval_count")
 
 
 def _price_wanted(price: Price) -> dict:
@@ -70,6 +70,7 @@ def _price_wanted(price: Price) -> dict:
         "currency": price.currency,
         "unit_amount": price.unit_amount,
         "interval": price.recurring_interval,
+        "interval_count": price.recurring_interval_count if price.recurring_interval else None,
         "active": price.active,
     }
 
@@ -79,6 +80,7 @@ def _price_held(price: Mapping) -> dict:
         "currency": price.get("currency"),
         "unit_amount": price.get("unit_amount"),
         "interval": (price.get("recurring") or {}).get("interval"),
+        "interval_count": (price.get("recurring") or {}).get("interval_count"),
         "active": price.get("active"),
     }
 

@@ -66,7 +66,7 @@ def stripe_id_of(kind: str, object_id: int) -> str:
     return record.stripe_id
 
 
-def _current_stripe_price(price: Price) -> str:
+def current_stripe_price(price: Price) -> str:
     """The Stripe price that charges what the catalog says now (amount, currency, recurrence)."""
     wanted = price_immutable(price)
 
@@ -122,17 +122,16 @@ def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str) -> Or
         return order or order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
 
 
+def cart_fingerprint(lines: list[CartLine], **where) -> str:
+    """What makes two checkout requests the same: the cart and where the customer goes after."""
+    return request_fingerprint({"lines": [(line.price.pk, line.quantity) for line in lines], **where})
+
+
 def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, cancel_url: str) -> Order:
     """The order and Checkout Session for a cart. The same user sending the same cart again within
     `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order; a session is made
     once per order."""
-    fingerprint = request_fingerprint(
-        {
-            "lines": [(line.price.pk, line.quantity) for line in lines],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-    )
+    fingerprint = cart_fingerprint(lines, success_url=success_url, cancel_url=cancel_url)
     order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
     if order.checkout_session_id:
         return order
@@ -198,21 +197,19 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
 def payment_link_create(*, lines: list[CartLine], created_by) -> PaymentLink:
     """A reusable link; each payment through it becomes an order of its own (see the webhooks)."""
     try:
-        line_items = [{"price": _current_stripe_price(line.price), "quantity": line.quantity} for line in lines]
+        line_items = [{"price": current_stripe_price(line.price), "quantity": line.quantity} for line in lines]
         gw = gateway()
         metadata = {"created_by": str(created_by.pk), NAMESPACE_KEY: installation_namespace()}
-        # Its payments carry our namespace too, so their events are known as ours before their order is made.
-        intent_metadata = {NAMESPACE_KEY: installation_namespace()}
-        link = gw.call(
-            lambda options: gw.v1.payment_links.create(
-                params={
-                    "line_items": line_items,
-                    "metadata": metadata,
-                    "payment_intent_data": {"metadata": intent_metadata},
-                },
-                options=options,
-            )
-        )
+        # Its payments (or the subscriptions it starts) carry our namespace too, so their events are known
+        # as ours before their order is made.
+        ours = {"metadata": {NAMESPACE_KEY: installation_namespace()}}
+        params = {"line_items": line_items, "metadata": metadata}
+        if lines[0].price.recurring_interval:
+            trials = [line.price.trial_days for line in lines if line.price.trial_days]
+            params["subscription_data"] = {**ours, **({"trial_period_days": max(trials)} if trials else {})}
+        else:
+            params["payment_intent_data"] = ours
+        link = gw.call(lambda options: gw.v1.payment_links.create(params=params, options=options))
     except (StripeUnavailable, CheckoutUnavailable) as error:
         raise CheckoutUnavailable(str(error)) from error
     except stripe.StripeError as error:

@@ -25,3 +25,7 @@ class AppPaymentsNotConfigured(Unavailable):
     """No publishable key is configured, so an app could not pay an intent; none is made."""
 
     public_detail = "Paying from an app is not set up here: the shop has no Stripe publishable key configured."
+
+
+class SubscriptionActionRefused(Conflict):
+    """The subscription is not in a state that allows this (ended, already on that plan, ...)."""

@@ -14,7 +14,7 @@ from apps.catalog.models import Price
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
 from apps.payments.models import REFUNDABLE_STATUSES, MirrorKind, MirrorRecord, Order, OrderStatus, PaymentLink
-from apps.payments.orders import intents
+from apps.payments.orders import intents, subscriptions
 from apps.payments.orders.errors import OrderActionRefused
 from apps.payments.orders.lifecycle import CartLine, order_create, order_payment_settle, order_transition
 from apps.payments.orders.payments import payment_record_session
@@ -37,7 +37,10 @@ def our_link(session: dict) -> PaymentLink | None:
 
 
 def apply_session(session: dict, cause: str) -> str:
-    """Bring the order of a Checkout Session in line with the session (from an event or a fresh fetch)."""
+    """Bring the order of a Checkout Session in line with the session (from an event or a fresh fetch);
+    a subscription-mode session starts a subscription instead, and makes no order."""
+    if session.get("mode") == "subscription":
+        return subscriptions.subscription_session_apply(session, cause)
     order = order_for_session(session)
     if order is None and session.get("status") == "complete":
         link = our_link(session)

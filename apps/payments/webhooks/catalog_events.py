@@ -235,6 +235,7 @@ def _create_price(obj: dict) -> str:
                 unit_amount=obj["unit_amount"],
                 currency=obj["currency"],
                 recurring_interval=specs.PRICE.held(obj)["interval"],
+                recurring_interval_count=specs.PRICE.held(obj)["interval_count"] or 1,
                 active=obj["active"] and product.active,
             )
     except ValidationError as error:

@@ -3,7 +3,7 @@ stored and marked ignored; adding a handler means adding its line here."""
 
 from collections.abc import Callable
 
-from apps.payments.webhooks import catalog_events, order_events
+from apps.payments.webhooks import catalog_events, order_events, subscription_events
 
 Handler = Callable[[dict], str]
 
@@ -34,4 +34,13 @@ HANDLERS: dict[str, Handler] = {
     "charge.refunded": order_events.on_charge_refunded,
     "refund.created": order_events.on_refund,
     "refund.updated": order_events.on_refund,
+    # Subscriptions and their invoices (a subscription-mode checkout completes through the session lines above).
+    "customer.subscription.created": subscription_events.on_subscription,
+    "customer.subscription.updated": subscription_events.on_subscription,
+    "customer.subscription.deleted": subscription_events.on_subscription,
+    "customer.subscription.trial_will_end": subscription_events.on_subscription,
+    "invoice.paid": subscription_events.on_invoice,
+    "invoice.payment_failed": subscription_events.on_invoice,
+    "invoice.payment_action_required": subscription_events.on_invoice,
+    "invoice.upcoming": subscription_events.on_invoice,
 }

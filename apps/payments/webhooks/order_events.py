@@ -33,6 +33,8 @@ def on_session_payment_failed(event: dict) -> str:
 
 def on_session_expired(event: dict) -> str:
     session = event["data"]["object"]
+    if session.get("mode") == "subscription":
+        return sessions.apply_session(session, cause=f"{event['type']} {event['id']}")
     if sessions.order_for_session(session) is None:
         return "ignored: no order of ours for this session"
     # Expired is final: apply what Stripe holds now (a paid session wins over a stale expiry).
