@@ -342,11 +342,14 @@ class PaymentStatsApi(APIView):
     @extend_schema(responses=StatsOutputSerializer)
     def get(self, request):
         """Totals per currency, series of revenue, refunds and orders, success rates and the reasons cards were
-        declined, for a date range: each one aggregate query."""
+        declined, for a date range: each one aggregate query; and the plans: counts by status, MRR, churn."""
         # A plain dict: DRF reads an empty form value (`?date_from=`) as "not given", which it is not.
         serializer = StatsInputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
-        return Response(selectors.payment_stats(**serializer.validated_data))
+        dates = {key: serializer.validated_data[key] for key in ("date_from", "date_to")}
+        return Response(
+            {**selectors.payment_stats(**serializer.validated_data), "subscriptions": plans.subscription_stats(**dates)}
+        )
 
 
 # --- subscriptions -------------------------------------------------------------------------------------------

@@ -4,11 +4,15 @@
 DRF view); the rest serves the subscriptions API, `/users/me` and mail.
 """
 
-from django.db.models import QuerySet
+from datetime import date
+
+from django.db.models import Count, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from djstripe import models as djstripe_models
 
 from apps.catalog.models import Product
 from apps.payments.orders import subscriptions
+from config.days import day_end, day_start
 
 catalog_refs = subscriptions.catalog_refs
 
@@ -56,3 +60,42 @@ def invoices_by_id(invoice_ids: list[str]) -> dict[str, dict]:
 
 def stripe_product_id_of(*, product_id: int) -> str | None:
     return subscriptions.stripe_product_id(product_id)
+
+
+# A month of each billing interval: what one period of a plan is worth per month (MRR).
+MONTHS_PER_INTERVAL = {"day": 12 / 365, "week": 12 / 52, "month": 1, "year": 12}
+PAYING_STATUSES = ("active", "past_due")
+
+
+def monthly_amount(item: dict) -> float:
+    recurring = item["price"]["recurring"]
+    months = MONTHS_PER_INTERVAL[recurring["interval"]] * recurring["interval_count"]
+    return item["price"]["unit_amount"] * item["quantity"] / months
+
+
+def subscription_stats(*, date_from: date, date_to: date) -> dict:
+    """What an operator asks of the plans: how many in each status now, the monthly recurring revenue per
+    currency (active and past-due plans, each period's price spread over months), and how many started and
+    ended (churn) in the date range."""
+    subs = djstripe_models.Subscription.objects.all()
+    by_status = dict(
+        subs.annotate(status=KeyTextTransform("status", "stripe_data"))
+        .values("status")
+        .annotate(count=Count("djstripe_id"))
+        .values_list("status", "count")
+    )
+    mrr: dict[str, float] = {}
+    for data in subs.filter(stripe_data__status__in=list(PAYING_STATUSES)).values_list("stripe_data", flat=True):
+        for item in data["items"]["data"]:
+            mrr[data["currency"]] = mrr.get(data["currency"], 0) + monthly_amount(item)
+    start = int(day_start(date_from).timestamp())
+    end = int((day_end(date_to) or day_start(date_to)).timestamp())
+    return {
+        "by_status": [{"status": status, "count": count} for status, count in sorted(by_status.items())],
+        "active": by_status.get("active", 0),
+        "trialing": by_status.get("trialing", 0),
+        "past_due": by_status.get("past_due", 0),
+        "mrr": [{"currency": currency, "amount": round(amount)} for currency, amount in sorted(mrr.items())],
+        "started": subs.filter(stripe_data__start_date__gte=start, stripe_data__start_date__lt=end).count(),
+        "churned": subs.filter(stripe_data__ended_at__gte=start, stripe_data__ended_at__lt=end).count(),
+    }

@@ -341,6 +341,28 @@ class BooksSerializer(serializers.Serializer):
     complete = serializers.BooleanField(help_text="False when the check stopped early (Stripe unreachable).")
 
 
+class SubscriptionStatusCountSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class MrrSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    amount = serializers.IntegerField(help_text="Minor units a month.")
+
+
+class SubscriptionStatsSerializer(serializers.Serializer):
+    by_status = SubscriptionStatusCountSerializer(many=True, help_text="Every subscription now, by status.")
+    active = serializers.IntegerField()
+    trialing = serializers.IntegerField()
+    past_due = serializers.IntegerField()
+    mrr = MrrSerializer(
+        many=True, help_text="Monthly recurring revenue of active and past-due plans (a year's price / 12, ...)."
+    )
+    started = serializers.IntegerField(help_text="Subscriptions that started in the date range.")
+    churned = serializers.IntegerField(help_text="Subscriptions that ended in the date range.")
+
+
 class StatsOutputSerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
@@ -365,6 +387,7 @@ class StatsOutputSerializer(serializers.Serializer):
     books = BooksSerializer(
         allow_null=True, help_text="The newest comparison of our books with Stripe's (stripe_reconcile --money)."
     )
+    subscriptions = SubscriptionStatsSerializer()
 
 
 # --- subscriptions ---------------------------------------------------------------------------------------

@@ -163,6 +163,15 @@ class TestStaffWrites:
         assert created.json()["currency"] == "eur"
         assert api_client.get(f"{PRODUCTS}/{product.pk}").json()["prices"][0]["id"] == created.json()["id"]
 
+    def test_a_quarterly_plan_with_a_trial(self, staff_client):
+        body = {"unit_amount": 4000, "currency": "eur", "recurring_interval": "month", "recurring_interval_count": 3}
+
+        created = staff_client.post(PRICES, {"product": ProductFactory().pk, **body, "trial_days": 14}, format="json")
+
+        assert created.status_code == 201, created.content
+        assert (created.json()["recurring_interval_count"], created.json()["trial_days"]) == (3, 14)
+        assert str(Price.objects.get()).endswith("/3 months")
+
     def test_archive_a_price(self, staff_client):
         price = PriceFactory()
 
@@ -202,6 +211,13 @@ class TestValidation:
             ({"currency": ""}, "currency"),
             ({"recurring_interval": "fortnight"}, "recurring_interval"),
             ({"product": 999_999}, "product"),
+            ({"recurring_interval_count": 3}, "recurring_interval_count"),  # a one-off price has no interval
+            ({"recurring_interval": "month", "recurring_interval_count": 37}, "recurring_interval_count"),
+            ({"recurring_interval": "year", "recurring_interval_count": 4}, "recurring_interval_count"),
+            ({"recurring_interval": "month", "recurring_interval_count": 0}, "recurring_interval_count"),
+            ({"trial_days": 14}, "trial_days"),  # a one-off price has no trial
+            ({"recurring_interval": "month", "trial_days": 731}, "trial_days"),
+            ({"recurring_interval": "month", "trial_days": 0}, "trial_days"),
         ],
     )
     def test_bad_price_is_a_field_error_and_changes_nothing(self, staff_client, changes, field):

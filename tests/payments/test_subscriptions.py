@@ -5,12 +5,21 @@ import re
 
 import pytest
 import requests
+from django.db import transaction
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory, force_authenticate
+from rest_framework.views import APIView
 
+from apps.catalog import services as catalog
 from apps.catalog.models import Product
 from apps.mail.models import MessageKind, OutgoingMessage
+from apps.payments.models import MirrorKind, MirrorRecord, Order
+from apps.payments.permissions import plan_required
 from apps.payments.plans import user_has_active_plan
 from tests.helpers import client_for
-from tests.payments.helpers import URLS, checkout_cart, webhooks_quiet
+from tests.payments.helpers import URLS, checkout_cart, settled, wait_until, webhooks_quiet
+from tests.users.factories import UserFactory
 
 DAY = 86400
 SUBSCRIPTIONS = "/api/v1/subscriptions"
@@ -183,3 +192,121 @@ def test_only_the_owner_or_staff_may_cancel_and_only_staff_at_once(plans):
     assert staff.status_code == 200, staff.content
     assert staff.json()["status"] == "canceled"
     assert re.fullmatch(r"sub_\w+", staff.json()["id"])
+
+
+def test_stats_count_plans_by_status_with_their_monthly_revenue_and_churn(plans):
+    client, _ = subscribe(plans)
+    staff = client_for(plans["staff"])
+    # Stripe dates the subscription by the customer's test clock: the first days of 2026.
+    clock_days = {"date_from": "2026-01-01", "date_to": "2026-01-02"}
+    before = staff.get("/api/v1/payments/stats", clock_days).json()["subscriptions"]
+    sub = the_subscription(client)
+
+    staff.post(f"{SUBSCRIPTIONS}/{sub['id']}/cancel", {"at_once": True}, format="json")
+    after = staff.get("/api/v1/payments/stats", clock_days).json()["subscriptions"]
+
+    assert (before["active"], before["mrr"], before["started"]) == (1, [{"currency": "eur", "amount": 1500}], 1)
+    assert before["churned"] == 0
+    assert (after["active"], after["mrr"], after["churned"]) == (0, [], 1)
+    assert {"status": "canceled", "count": 1} in after["by_status"]
+
+
+def test_a_view_guarded_by_plan_required_follows_the_subscription(plans):
+    pro = Product.objects.get(name="Pro")
+
+    class Reports(APIView):
+        permission_classes = (IsAuthenticated, plan_required(product_id=pro.pk))
+
+        def get(self, request):
+            return Response({"ok": True})
+
+    def ask():
+        request = APIRequestFactory().get("/reports")
+        force_authenticate(request, user=plans["customer"])
+        return Reports.as_view()(request)
+
+    refused = ask()
+    client, _ = subscribe(plans)
+    allowed = ask()
+    client_for(plans["staff"]).post(f"{SUBSCRIPTIONS}/{the_subscription(client)['id']}/cancel", {"at_once": True})
+    ended = ask()
+
+    assert refused.status_code == 403
+    assert refused.data["detail"] == "This needs an active subscription to Pro."
+    assert allowed.status_code == 200
+    assert ended.status_code == 403
+
+
+def test_a_payment_link_of_a_plan_starts_a_subscription_that_gives_no_one_access(plans):
+    emulator = plans["emulator"]
+    link = client_for(plans["staff"]).post(
+        "/api/v1/payment-links", {"lines": [{"price": plans["pro"].pk, "quantity": 1}]}, format="json"
+    )
+    assert link.status_code == 201, link.content
+
+    # The payer types the email of a verified user of ours: that proves nothing about who pays.
+    plans["customer"].email_verified = True
+    plans["customer"].save()
+    session = emulator.control(
+        "POST", f"payment_links/{link.json()['payment_link_id']}/sessions", {"prefilled_email": "ada@example.com"}
+    )
+    emulator.complete_checkout(session["id"])
+    webhooks_quiet(emulator)
+
+    everyone = client_for(plans["staff"]).get(SUBSCRIPTIONS).json()["results"]
+    assert [(s["status"], s["user"]) for s in everyone] == [("active", None)]
+    assert not Order.objects.exists()
+    assert not user_has_active_plan(plans["customer"], Product.objects.get(name="Pro"))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("change", {}, "price"),
+        ("change", {"price": "teapot"}, "price"),
+        ("change", {"price": "pro", "proration": "sometimes"}, "proration"),
+        ("cancel", {"at_once": "maybe"}, "at_once"),
+    ],
+)
+def test_bad_subscription_requests_are_field_errors(plans, path, body, field):
+    client, _ = subscribe(plans)
+    sub = the_subscription(client)
+    body = {key: plans[value].pk if value in ("teapot", "pro") else value for key, value in body.items()}
+
+    answer = client.post(f"{SUBSCRIPTIONS}/{sub['id']}/{path}", body, format="json")
+
+    assert answer.status_code == 400, answer.content
+    assert field in answer.json()
+    assert the_subscription(client)["status"] == "active"
+
+
+def test_another_users_subscription_is_not_found_and_the_portal_returns_only_to_the_shop(plans):
+    client, _ = subscribe(plans)
+    sub = the_subscription(client)
+    stranger = client_for(UserFactory())
+
+    assert stranger.get(f"{SUBSCRIPTIONS}/{sub['id']}").status_code == 404
+    assert stranger.post(f"{SUBSCRIPTIONS}/{sub['id']}/cancel", {}, format="json").status_code == 404
+    portal = client.post("/api/v1/billing-portal", {"return_url": "https://evil.example/phish"}, format="json")
+    assert portal.status_code == 400
+    assert "return_url" in portal.json()
+    intent = client.post(
+        "/api/v1/payment-intents", {"lines": [{"price": plans["pro"].pk, "quantity": 1}]}, format="json"
+    )
+    assert intent.status_code == 400
+
+
+def test_a_quarterly_plan_is_a_quarterly_price_in_stripe(plans):
+    with transaction.atomic():
+        quarterly = catalog.price_create(
+            product=plans["pro"].product,
+            unit_amount=4000,
+            currency="eur",
+            recurring_interval="month",
+            recurring_interval_count=3,
+        )
+    wait_until(settled, message="the quarterly price in Stripe")
+
+    stripe_id = MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=quarterly.pk).stripe_id
+    recurring = plans["stripe"].v1.prices.retrieve(stripe_id).recurring
+    assert (recurring.interval, recurring.interval_count) == ("month", 3)
