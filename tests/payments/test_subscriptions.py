@@ -310,3 +310,23 @@ def test_a_quarterly_plan_is_a_quarterly_price_in_stripe(plans):
     stripe_id = MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=quarterly.pk).stripe_id
     recurring = plans["stripe"].v1.prices.retrieve(stripe_id).recurring
     assert (recurring.interval, recurring.interval_count) == ("month", 3)
+
+
+def test_when_the_retries_run_out_the_plan_ends_and_no_one_is_asked_to_pay_for_it(plans):
+    client, _ = subscribe(plans)
+    sub = the_subscription(client)
+    stripe_customer = plans["stripe"].v1.subscriptions.retrieve(sub["id"]).customer
+    plans["emulator"].control(
+        "POST", f"customers/{stripe_customer}/payment_method", {"card": "pm_card_chargeCustomerFail"}
+    )
+
+    advance(plans, 32)  # the renewal on day 31 fails
+    assert mails(MessageKind.SUBSCRIPTION_PAYMENT_FAILED) == 1
+    advance(plans, 8)  # and so do the retries 3, 5 and 7 days later
+
+    ended = the_subscription(client)
+    assert ended["status"] == "canceled"
+    assert ended["latest_invoice"]["attempt_count"] == 4
+    assert not user_has_active_plan(plans["customer"], Product.objects.get(name="Pro"))
+    assert mails(MessageKind.SUBSCRIPTION_PAYMENT_FAILED) == 1  # one per invoice, however often Stripe retries
+    assert mails(MessageKind.SUBSCRIPTION_CANCELED) == 1

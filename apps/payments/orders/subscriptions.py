@@ -313,13 +313,15 @@ def invoice_apply(invoice_id: str, event_type: str, *, cause: str) -> str:
     if stored is None:
         return f"ignored: invoice {invoice_id} belongs to another installation"
     subscription_id = invoice_subscription_id(fresh)
-    if subscription_id:
-        subscription_refresh(subscription_id, cause=cause)  # its status moved with the payment
+    subscription = subscription_refresh(subscription_id, cause=cause) if subscription_id else None
+    ended = subscription is not None and subscription.stripe_data["status"] in ENDED_STATUSES
     if event_type == "invoice.paid" and fresh["status"] == "paid":
         if fresh["billing_reason"] in ("subscription_cycle", "subscription_update") and fresh["amount_paid"] > 0:
             _announce(signals.subscription_renewed, subscription_id, invoice_id)
         return f"invoice {invoice_id} paid"
-    if event_type in ("invoice.payment_failed", "invoice.payment_action_required") and fresh["status"] == "open":
+    # Once the subscription has ended (its retries ran out), asking the customer to pay would mislead them.
+    failed = event_type in ("invoice.payment_failed", "invoice.payment_action_required")
+    if failed and fresh["status"] == "open" and not ended:
         _announce(signals.subscription_payment_failed, subscription_id, invoice_id)
         return f"invoice {invoice_id} unpaid after {fresh['attempt_count']} attempt(s)"
     return f"invoice {invoice_id} {fresh['status']}"
