@@ -108,17 +108,7 @@ class ProductAdmin(admin.ModelAdmin):
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     form = PriceAdminForm
-    list_display = (
-        "id",
-        "product",
-        "unit_amount",
-        "currency",
-        "recurring_interval",
-        "recurring_interval_count",
-        "trial_days",
-        "active",
-        "created_at",
-    )
+    list_display = ("id", "product", *PRICE_FIELDS, "created_at")
     list_filter = ("active", "currency", "recurring_interval", ("created_at", admin.DateFieldListFilter))
     search_fields = ("product__name", "=id")
     list_select_related = ("product",)

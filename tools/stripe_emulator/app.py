@@ -181,42 +181,32 @@ class Emulator:
 
     def _page(self, method: str, path: str, query: str, body: bytes) -> Response:
         with self.store.lock:
-            if match := re.fullmatch(r"/c/pay/([^/]+)", path):
-                if method == "POST":
-                    status, html, location = pages.submit_checkout(self.store, match[1], body)
-                else:
-                    status, html = pages.checkout_page(self.store, match[1])
-                    location = None
-            elif path == "/confirm":
-                status, html = pages.intent_confirm_page(self.store, query)
-                location = None
-            elif match := re.fullmatch(r"/3ds/([^/]+)", path):
-                if method == "POST":
-                    status, html, location = pages.submit_authentication(self.store, match[1], query, body)
-                else:
-                    status, html = pages.authentication_page(self.store, match[1], query)
-                    location = None
-            elif match := re.fullmatch(r"/p/session/([^/]+)", path):
-                if method == "POST":
-                    status, html, location = pages.submit_portal(self.store, match[1], body)
-                else:
-                    status, html = pages.portal_page(self.store, match[1])
-                    location = None
-            elif match := re.fullmatch(r"/i/([^/]+)", path):
-                if method == "POST":
-                    status, html, location = pages.submit_invoice(self.store, match[1], body)
-                else:
-                    status, html = pages.invoice_page(self.store, match[1])
-                    location = None
-            elif match := re.fullmatch(r"/b/([^/]+)/thanks", path):
-                status, html = pages.thanks_page()
-                location = None
-            elif match := re.fullmatch(r"/b/([^/]+)", path):
-                status, html, location = pages.payment_link_entry(self.store, self.public_url, match[1], query)
-            else:
-                status, html, location = 404, "<h1>Not found</h1>", None
+            status, html, location = self._page_answer(method, path, query, body)
         headers = {"Location": location} if location else {}
         return Response(status, html.encode(), headers, "text/html; charset=utf-8")
+
+    def _page_answer(self, method: str, path: str, query: str, body: bytes) -> tuple[int, str, str | None]:
+        """A page shows on GET; the forms on it POST back to it and answer with where to go next."""
+        store = self.store
+        forms = (
+            (r"/c/pay/([^/]+)", pages.checkout_page, pages.submit_checkout),
+            (r"/p/session/([^/]+)", pages.portal_page, pages.submit_portal),
+            (r"/i/([^/]+)", pages.invoice_page, pages.submit_invoice),
+        )
+        for pattern, show, submit in forms:
+            if match := re.fullmatch(pattern, path):
+                return submit(store, match[1], body) if method == "POST" else (*show(store, match[1]), None)
+        if match := re.fullmatch(r"/3ds/([^/]+)", path):
+            if method == "POST":
+                return pages.submit_authentication(store, match[1], query, body)
+            return (*pages.authentication_page(store, match[1], query), None)
+        if path == "/confirm":
+            return (*pages.intent_confirm_page(store, query), None)
+        if re.fullmatch(r"/b/([^/]+)/thanks", path):
+            return (*pages.thanks_page(), None)
+        if match := re.fullmatch(r"/b/([^/]+)", path):
+            return pages.payment_link_entry(store, self.public_url, match[1], query)
+        return 404, "<h1>Not found</h1>", None
 
     def _control(self, method: str, path: str, query: str, headers, body: bytes) -> Response:
         match = control.router.match(method, path)
