@@ -402,7 +402,18 @@ class SubscriptionViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveMo
             raise exceptions.PermissionDenied("Changing another's subscription needs djstripe.change_subscription.")
         return subscription
 
-    @extend_schema(request=SubscriptionCancelInputSerializer, responses=SubscriptionSerializer)
+    def _changed(self, request, scope: str, change) -> Response:
+        """Answer `change()` (a service call that returns the subscription), once per `Idempotency-Key`."""
+
+        def run() -> services.Answer:
+            return services.Answer(status.HTTP_200_OK, dict(self.get_serializer(change()).data))
+
+        sent = {"subscription": self.kwargs["id"], **request.data}
+        return _once(request, scope=f"subscription-{scope}", sent=sent, run=run)
+
+    @extend_schema(
+        request=SubscriptionCancelInputSerializer, responses=SubscriptionSerializer, parameters=[IDEMPOTENCY_KEY]
+    )
     @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
     def cancel(self, request, id=None):
         """Cancel at the end of the paid period (access lasts until then); staff may end it at once."""
@@ -412,29 +423,36 @@ class SubscriptionViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveMo
         at_once = serializer.validated_data["at_once"]
         if at_once and not is_staff_with(request, "djstripe.change_subscription"):
             raise exceptions.PermissionDenied("Ending a subscription at once is for staff; it ends with its period.")
-        subscription = services.subscription_cancel(subscription=subscription, at_once=at_once)
-        return Response(self.get_serializer(subscription).data)
+        return self._changed(
+            request, "cancel", lambda: services.subscription_cancel(subscription=subscription, at_once=at_once)
+        )
 
-    @extend_schema(request=None, responses=SubscriptionSerializer)
+    @extend_schema(request=None, responses=SubscriptionSerializer, parameters=[IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
     def resume(self, request, id=None):
         """Keep a subscription that was set to cancel at the end of its period."""
-        subscription = services.subscription_resume(subscription=self._own_or_staff(request))
-        return Response(self.get_serializer(subscription).data)
+        subscription = self._own_or_staff(request)
+        return self._changed(request, "resume", lambda: services.subscription_resume(subscription=subscription))
 
-    @extend_schema(request=SubscriptionChangeInputSerializer, responses=SubscriptionSerializer)
+    @extend_schema(
+        request=SubscriptionChangeInputSerializer, responses=SubscriptionSerializer, parameters=[IDEMPOTENCY_KEY]
+    )
     @action(detail=True, methods=["post"], throttle_classes=STRIPE_CALL_THROTTLES)
     def change(self, request, id=None):
-        """Move to another plan of the same billing period (upgrade or downgrade), prorated by Stripe."""
+        """Move to another plan of the same billing period (upgrade or downgrade), prorated by Stripe: an
+        upgrade is charged now, a downgrade credited on the next invoice; staff may choose otherwise."""
         subscription = self._own_or_staff(request)
         serializer = SubscriptionChangeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        subscription = services.subscription_change_plan(
-            subscription=subscription,
-            price=serializer.validated_data["price"],
-            proration=serializer.validated_data["proration"],
+        proration = serializer.validated_data.get("proration")
+        if proration is not None and not is_staff_with(request, "djstripe.change_subscription"):
+            raise exceptions.PermissionDenied("How a plan change is prorated is for staff to choose.")
+        price = serializer.validated_data["price"]
+        return self._changed(
+            request,
+            "change",
+            lambda: services.subscription_change_plan(subscription=subscription, price=price, proration=proration),
         )
-        return Response(self.get_serializer(subscription).data)
 
 
 @extend_schema(tags=["subscriptions"])

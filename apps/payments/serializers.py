@@ -36,6 +36,7 @@ class MirrorRecordSerializer(serializers.ModelSerializer):
 # --- carts and orders --------------------------------------------------------------------------------
 
 MAX_CART_LINES = 100
+MAX_SUBSCRIPTION_ITEMS = 20  # Stripe's limit of items on one subscription
 MAX_QUANTITY = 999
 # Stripe takes at most eight digits of minor units in one payment (999,999.99 USD).
 MAX_PAYMENT_AMOUNT = MAX_UNIT_AMOUNT
@@ -90,6 +91,8 @@ class CartSerializer(serializers.Serializer):
                 f"All prices of one payment must share a currency; this cart mixes {', '.join(sorted(currencies))}."
             )
         periods = {(line["price"].recurring_interval, line["price"].recurring_interval_count) for line in lines}
+        if lines[0]["price"].recurring_interval and len(lines) > MAX_SUBSCRIPTION_ITEMS:
+            raise serializers.ValidationError(f"A subscription holds at most {MAX_SUBSCRIPTION_ITEMS} plans.")
         if len(periods) > 1:
             if any(interval is None for interval, _ in periods):
                 raise serializers.ValidationError(
@@ -519,8 +522,9 @@ class SubscriptionChangeInputSerializer(serializers.Serializer):
     price = serializers.PrimaryKeyRelatedField(queryset=Price.objects.select_related("product"))
     proration = serializers.ChoiceField(
         choices=("create_prorations", "always_invoice", "none"),
-        default="create_prorations",
-        help_text="create_prorations: settle on the next invoice; always_invoice: invoice the difference now.",
+        required=False,
+        help_text="Staff only. By default an upgrade is invoiced now (always_invoice) and a downgrade credited on "
+        "the next invoice (create_prorations); none changes the plan without settling the difference.",
     )
 
     def validate_price(self, price: Price) -> Price:

@@ -290,6 +290,9 @@ STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRETS[0] if STRIPE_WEBHOOK_SECRETS else
 # shapes dj-stripe stores never change under us when Stripe moves its default.
 STRIPE_API_VERSION = "2026-08-26.dahlia"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+# dj-stripe would link a synced customer to the user its `djstripe_subscriber` metadata names: anything that
+# can write a customer's metadata could then hand a user someone else's subscriptions. The mirror links them.
+DJSTRIPE_SUBSCRIBER_CUSTOMER_KEY = ""
 DJSTRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
 
 # --- The mirror (local users, products and prices -> Stripe) ------------------------------

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import requests
+import stripe
 from django.db import transaction
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from apps.catalog import services as catalog
 from apps.catalog.models import Product
 from apps.mail.models import MessageKind, OutgoingMessage
 from apps.payments.models import MirrorKind, MirrorRecord, Order
+from apps.payments.orders import subscriptions
 from apps.payments.permissions import plan_required
 from apps.payments.plans import user_has_active_plan
 from tests.helpers import client_for
@@ -143,20 +145,89 @@ def test_a_trial_costs_nothing_and_warns_before_it_ends(plans):
     assert the_subscription(client)["status"] == "active"
 
 
-def test_an_upgrade_is_prorated_and_invoiced_at_once(plans):
+def test_an_upgrade_is_charged_now_and_only_staff_choose_another_proration(plans):
     client, _ = subscribe(plans)
     sub = the_subscription(client)
+    change = f"{SUBSCRIPTIONS}/{sub['id']}/change"
 
-    answer = client.post(
-        f"{SUBSCRIPTIONS}/{sub['id']}/change",
-        {"price": plans["plus"].pk, "proration": "always_invoice"},
-        format="json",
-    )
+    free_ride = client.post(change, {"price": plans["plus"].pk, "proration": "none"}, format="json")
+    answer = client.post(change, {"price": plans["plus"].pk}, format="json")
 
+    assert free_ride.status_code == 403
     assert answer.status_code == 200, answer.content
     assert [p["price"] for p in answer.json()["plans"]] == [plans["plus"].pk]
     assert answer.json()["latest_invoice"]["billing_reason"] == "subscription_update"
+    assert answer.json()["latest_invoice"]["status"] == "paid"
     assert answer.json()["next_invoice_amount"] == 4500
+
+
+def test_changing_back_and_forth_is_never_a_replay_of_an_earlier_change(plans):
+    """Each request is its own change in Stripe: cancel, resume, cancel again ends as canceled; a plan
+    changed to Plus, back to Pro and to Plus again is Plus in Stripe as here."""
+    client, _ = subscribe(plans)
+    sub_id = the_subscription(client)["id"]
+    stripe_subscriptions = plans["stripe"].v1.subscriptions
+
+    for path in ("cancel", "resume", "cancel"):
+        assert client.post(f"{SUBSCRIPTIONS}/{sub_id}/{path}", {}, format="json").status_code == 200
+    assert stripe_subscriptions.retrieve(sub_id).cancel_at_period_end is True
+    client.post(f"{SUBSCRIPTIONS}/{sub_id}/resume", {}, format="json")
+
+    for price in ("plus", "pro", "plus"):
+        answer = client.post(f"{SUBSCRIPTIONS}/{sub_id}/change", {"price": plans[price].pk}, format="json")
+        assert answer.status_code == 200, answer.content
+    webhooks_quiet(plans["emulator"])
+
+    in_stripe = stripe_subscriptions.retrieve(sub_id)["items"].data[0].price.id
+    assert [p["stripe_price"] for p in the_subscription(client)["plans"]] == [in_stripe]
+    assert the_subscription(client)["plans"][0]["price"] == plans["plus"].pk
+
+
+def test_a_trial_is_given_once_per_user_and_product(plans):
+    client, _ = subscribe(plans, "team")
+    first = the_subscription(client)
+    client_for(plans["staff"]).post(f"{SUBSCRIPTIONS}/{first['id']}/cancel", {"at_once": True}, format="json")
+
+    subscribe(plans, "team")
+
+    second = [s for s in client.get(SUBSCRIPTIONS).json()["results"] if s["id"] != first["id"]]
+    assert first["status"] == "trialing"
+    assert (second[0]["status"], second[0]["trial_end"]) == ("active", None)
+
+
+def test_a_second_checkout_of_the_same_plan_closes_the_first(plans):
+    client = client_for(plans["customer"])
+    monthly = [{"price": plans["pro"].pk, "quantity": 1}]
+    first = checkout_cart(client, monthly).json()
+    second = checkout_cart(client, monthly, success_url="https://shop.example/welcome").json()
+
+    assert first["session_id"] != second["session_id"]
+    assert plans["stripe"].v1.checkout.sessions.retrieve(first["session_id"]).status == "expired"
+    assert plans["stripe"].v1.checkout.sessions.retrieve(second["session_id"]).status == "open"
+
+
+def test_a_stale_answer_never_revives_a_canceled_subscription(plans):
+    client, _ = subscribe(plans)
+    sub_id = the_subscription(client)["id"]
+    live = plans["stripe"].v1.subscriptions.retrieve(sub_id).to_dict()
+    client_for(plans["staff"]).post(f"{SUBSCRIPTIONS}/{sub_id}/cancel", {"at_once": True}, format="json")
+
+    with subscriptions.one_at_a_time(sub_id):
+        kept = subscriptions.subscription_store(
+            stripe.Subscription.construct_from(live, plans["emulator"].api_key), cause="a drain that fetched earlier"
+        )
+
+    assert kept.stripe_data["status"] == "canceled"
+    assert the_subscription(client)["status"] == "canceled"
+
+
+def test_no_trial_warning_for_a_trial_that_ends_the_subscription(plans):
+    client, _ = subscribe(plans, "team")
+    client.post(f"{SUBSCRIPTIONS}/{the_subscription(client)['id']}/cancel", {}, format="json")
+
+    advance(plans, 12)
+
+    assert mails(MessageKind.SUBSCRIPTION_TRIAL_ENDING) == 0
 
 
 def test_the_same_plan_twice_is_refused(plans):

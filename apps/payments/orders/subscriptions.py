@@ -12,16 +12,19 @@ a signal that mail turns into one message, keyed by what caused it.
 
 import json
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 import stripe
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
-from apps.catalog.models import Product
+from apps.catalog.models import Price, Product
 from apps.payments import signals
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
@@ -137,17 +140,23 @@ def subscription_news(*, subscription_id: str, invoice_id: str = "") -> Subscrip
 def subscription_checkout_for_cart(
     *, user: User, lines: list[CartLine], success_url: str, cancel_url: str
 ) -> SubscriptionCheckout:
-    """The Checkout Session that sells these plans to the user. The same cart again within
-    `CHECKOUT_REUSE_SECONDS` gets the same open session; a plan the user already has is refused."""
-    for line in lines:
-        held = live_subscription_of(user, line.price.product)
-        if held is not None:
-            raise SubscriptionActionRefused(
-                f"You already subscribe to {line.price.product.name} ({held.id}); change its plan instead."
-            )
+    """The Checkout Session that sells these plans to the user.
+
+    The same cart again within `CHECKOUT_REUSE_SECONDS` gets the same open session. A plan the user
+    holds already is refused; another open checkout of the same plan (other return URLs, the yearly
+    price instead of the monthly) is expired in Stripe first, so two can never both be paid. A trial
+    is given once per user and product.
+    """
     fingerprint = cart_fingerprint(lines, success_url=success_url, cancel_url=cancel_url)
+    products = {line.price.product for line in lines}
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # a double click waits for its twin
+        for product in products:
+            held = live_subscription_of(user, product)
+            if held is not None:
+                raise SubscriptionActionRefused(
+                    f"You already subscribe to {product.name} ({held.id}); change its plan instead."
+                )
         checkout = SubscriptionCheckout.objects.filter(
             user=user,
             cart_fingerprint=fingerprint,
@@ -155,7 +164,8 @@ def subscription_checkout_for_cart(
             created_at__gte=timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS),
         ).first()
         if checkout is None:
-            trials = [line.price.trial_days for line in lines if line.price.trial_days]
+            _expire_open_checkouts(user, products)
+            trials = [line.price.trial_days for line in lines if line.price.trial_days and not _had(user, line)]
             checkout = SubscriptionCheckout.objects.create(
                 user=user,
                 lines=[{"price": line.price.pk, "quantity": line.quantity} for line in lines],
@@ -166,6 +176,35 @@ def subscription_checkout_for_cart(
     if checkout.checkout_session_id:
         return checkout
     return _start(checkout, lines, success_url, cancel_url)
+
+
+def _had(user: User, line: CartLine) -> bool:
+    """The user subscribed to this product before (in any status): no second trial."""
+    stripe_id = stripe_product_id(line.price.product_id)
+    return bool(stripe_id) and subscriptions_of(user).filter(items__price__product__id=stripe_id).exists()
+
+
+def _expire_open_checkouts(user: User, products: set) -> None:
+    """Close the user's other open checkouts of these products in Stripe, unless one was just paid."""
+    price_ids = set(Price.objects.filter(product__in=products).values_list("pk", flat=True))
+    for checkout in SubscriptionCheckout.objects.filter(user=user, status=SubscriptionCheckoutStatus.OPEN):
+        if not price_ids & {line["price"] for line in checkout.lines}:
+            continue
+        if checkout.checkout_session_id:
+            _expire_session(checkout.checkout_session_id)
+        SubscriptionCheckout.objects.filter(pk=checkout.pk).update(status=SubscriptionCheckoutStatus.EXPIRED)
+
+
+def _expire_session(session_id: str) -> None:
+    gw = gateway()
+    try:
+        gw.call(lambda options: gw.v1.checkout.sessions.expire(session_id, options=options))
+    except stripe.InvalidRequestError as error:  # not open any more: expired, or paid a moment ago
+        session = gw.call_for_client(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options))
+        if session.status == "complete":
+            raise SubscriptionActionRefused(
+                "A checkout of this plan was just paid; its subscription is on its way."
+            ) from error
 
 
 def _start(checkout: SubscriptionCheckout, lines: list[CartLine], success_url: str, cancel_url: str):
@@ -195,6 +234,9 @@ def _start(checkout: SubscriptionCheckout, lines: list[CartLine], success_url: s
     except stripe.StripeError as error:
         _close(checkout)
         raise StripeRefused(error) from error
+    except Exception:  # a price Stripe does not hold yet (409), ...: no open row without a session
+        _close(checkout)
+        raise
     SubscriptionCheckout.objects.filter(pk=checkout.pk).update(checkout_session_id=session.id, checkout_url=session.url)
     checkout.refresh_from_db()
     return checkout
@@ -243,18 +285,44 @@ def _foreign(obj: dict) -> bool:
     return bool(namespace) and namespace != installation_namespace()
 
 
+@contextmanager
+def one_at_a_time(subscription_id: str) -> Iterator[None]:
+    """Asking Stripe about a subscription (or changing it) and storing the answer is done by one process at a
+    time: two event drains must not store what they fetched in the other order (an older state last)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"subscription:{subscription_id}"])
+        yield
+
+
 def subscription_refresh(subscription_id: str, *, cause: str) -> djstripe_models.Subscription | None:
     """Fetch the subscription from Stripe and store it; tell what changed for its customer."""
     gw = gateway()
-    fresh = gw.call(lambda options: gw.v1.subscriptions.retrieve(subscription_id, options=options))
-    return subscription_store(fresh, cause=cause)
+    with one_at_a_time(subscription_id):
+        fresh = gw.call(lambda options: gw.v1.subscriptions.retrieve(subscription_id, options=options))
+        return subscription_store(fresh, cause=cause)
 
 
 def subscription_store(stripe_subscription, *, cause: str) -> djstripe_models.Subscription | None:
-    """Store the subscription Stripe answered (the SDK's object: dj-stripe pages through its items)."""
+    """Store the subscription Stripe answered (the SDK's object: dj-stripe pages through its items).
+    Call it inside `one_at_a_time`. A canceled subscription stays canceled: Stripe never revives one."""
     fresh = as_sent(stripe_subscription)
     if _foreign(fresh):
         return None
+    known = djstripe_models.Subscription.objects.filter(id=fresh["id"]).first()
+    if (
+        known is not None
+        and known.stripe_data.get("status") in ENDED_STATUSES
+        and fresh["status"] != known.stripe_data["status"]
+    ):
+        log.warning(
+            "subscription not revived id=%s stored=%s answer=%s",
+            fresh["id"],
+            known.stripe_data["status"],
+            fresh["status"],
+        )
+        return known
     stored = djstripe_models.Subscription.sync_from_stripe_data(stripe_subscription)
     # dj-stripe keeps items it once saw; Stripe's answer lists all there are now.
     djstripe_models.SubscriptionItem.objects.filter(subscription=stored).exclude(
@@ -262,11 +330,28 @@ def subscription_store(stripe_subscription, *, cause: str) -> djstripe_models.Su
     ).delete()
     status = fresh["status"]
     if status in ACCESS_STATUSES:
+        _warn_if_held_twice(stored)
         _announce(signals.subscription_started, fresh["id"])
     elif status == "canceled":
         _announce(signals.subscription_canceled, fresh["id"])
     log.info("subscription stored id=%s status=%s cause=%s", fresh["id"], status, cause)
     return stored
+
+
+def _warn_if_held_twice(subscription: djstripe_models.Subscription) -> None:
+    """Two live subscriptions of one customer to one product bill twice for one thing: an operator must know."""
+    products = list(subscription.items.values_list("price__product__id", flat=True))
+    twins = (
+        djstripe_models.Subscription.objects.filter(customer=subscription.customer)
+        .exclude(pk=subscription.pk)
+        .filter(stripe_data__status__in=list(ACCESS_STATUSES), items__price__product__id__in=products)
+    )
+    if twins.exists():
+        log.error(
+            "customer holds two live subscriptions to one product customer=%s subscriptions=%s",
+            subscription.customer_id,
+            [subscription.id, *twins.values_list("id", flat=True)],
+        )
 
 
 def _announce(signal, subscription_id: str | None, invoice_id: str = "") -> None:
@@ -280,6 +365,8 @@ def subscription_trial_ending(subscription_id: str, *, cause: str) -> str:
     stored = subscription_refresh(subscription_id, cause=cause)
     if stored is None or stored.stripe_data["status"] != "trialing":
         return f"subscription {subscription_id}: no trial to end"
+    if stored.stripe_data.get("cancel_at_period_end"):  # nothing will be charged: no warning that it will
+        return f"subscription {subscription_id}: trial ends with the subscription"
     _announce(signals.subscription_trial_ending, subscription_id)
     return f"subscription {subscription_id}: trial ends {stored.stripe_data['trial_end']}"
 
@@ -330,16 +417,20 @@ def invoice_apply(invoice_id: str, event_type: str, *, cause: str) -> str:
 # --- what the user (or staff) does ------------------------------------------------------------------------
 
 
-def _update(subscription: djstripe_models.Subscription, params: dict, key: str) -> djstripe_models.Subscription:
+def _update(subscription: djstripe_models.Subscription, params: dict, what: str) -> djstripe_models.Subscription:
+    """Change the subscription in Stripe and store its answer. The Stripe key is new for each request (a
+    retry of this request replays it; a later cancel after a resume is a new change, never a replay of the
+    first); setting a state is safe to repeat, and the client's `Idempotency-Key` covers its own retries."""
     gw = gateway()
-    fresh = gw.call_for_client(
-        lambda options: gw.v1.subscriptions.update(subscription.id, params=params, options=options),
-        idempotency_key=key,
-    )
-    stored = subscription_store(fresh, cause=f"update {key}") or subscription
+    with one_at_a_time(subscription.id):
+        fresh = gw.call_for_client(
+            lambda options: gw.v1.subscriptions.update(subscription.id, params=params, options=options),
+            idempotency_key=f"subscription:{subscription.id}:{what}:{uuid.uuid4()}",
+        )
+        stored = subscription_store(fresh, cause=what) or subscription
     latest = fresh.get("latest_invoice")
     if latest and not djstripe_models.Invoice.objects.filter(id=latest).exists():
-        invoice_refresh(latest, cause=f"update {key}")  # a plan change invoiced now: answer with it
+        invoice_refresh(latest, cause=what)  # a plan change invoiced now: answer with it
     return stored
 
 
@@ -352,10 +443,18 @@ def subscription_cancel(*, subscription: djstripe_models.Subscription, at_once: 
     """Cancel at the end of the paid period (the user keeps access until then), or at once (staff)."""
     _refuse_if_ended(subscription)
     if not at_once:
-        return _update(subscription, {"cancel_at_period_end": True}, f"subscription:{subscription.id}:cancel")
+        return _update(subscription, {"cancel_at_period_end": True}, "cancel")
     gw = gateway()
-    fresh = gw.call_for_client(lambda options: gw.v1.subscriptions.cancel(subscription.id, options=options))
-    return subscription_store(fresh, cause="canceled at once") or subscription
+    try:
+        with one_at_a_time(subscription.id):
+            fresh = gw.call(lambda options: gw.v1.subscriptions.cancel(subscription.id, options=options))
+            return subscription_store(fresh, cause="canceled at once") or subscription
+    except stripe.InvalidRequestError as error:
+        # Canceled meanwhile (or by our own request whose answer was lost): what Stripe holds says.
+        stored = subscription_refresh(subscription.id, cause="cancel at once found it ended")
+        if stored is not None and stored.stripe_data["status"] in ENDED_STATUSES:
+            return stored
+        raise StripeRefused(error) from error
 
 
 def subscription_resume(*, subscription: djstripe_models.Subscription):
@@ -363,12 +462,13 @@ def subscription_resume(*, subscription: djstripe_models.Subscription):
     _refuse_if_ended(subscription)
     if not subscription.stripe_data.get("cancel_at_period_end"):
         raise SubscriptionActionRefused("This subscription is not set to cancel; there is nothing to resume.")
-    return _update(subscription, {"cancel_at_period_end": False}, f"subscription:{subscription.id}:resume")
+    return _update(subscription, {"cancel_at_period_end": False}, "resume")
 
 
-def subscription_change_plan(*, subscription: djstripe_models.Subscription, price, proration: str):
-    """Move the subscription to another recurring price of the same billing period; Stripe prorates
-    the rest of the period (on the next invoice, or invoiced now with `always_invoice`)."""
+def subscription_change_plan(*, subscription: djstripe_models.Subscription, price, proration: str | None):
+    """Move the subscription to another recurring price of the same billing period; Stripe prorates the
+    rest of the period. Unless staff chose otherwise, an upgrade is invoiced and charged now (no one uses
+    the dearer plan on credit) and a downgrade is credited on the next invoice."""
     _refuse_if_ended(subscription)
     items = subscription.stripe_data["items"]["data"]
     if len(items) != 1:
@@ -385,8 +485,11 @@ def subscription_change_plan(*, subscription: djstripe_models.Subscription, pric
     stripe_price = current_stripe_price(price)
     if stripe_price == item["price"]["id"]:
         raise SubscriptionActionRefused("The subscription is on this plan already.")
+    if proration is None:
+        dearer = price.unit_amount > item["price"]["unit_amount"]
+        proration = "always_invoice" if dearer else "create_prorations"
     params = {"items": [{"id": item["id"], "price": stripe_price}], "proration_behavior": proration}
-    return _update(subscription, params, f"subscription:{subscription.id}:plan:{stripe_price}:{proration}")
+    return _update(subscription, params, f"plan:{stripe_price}")
 
 
 def billing_portal_url(*, user: User, return_url: str) -> str:
