@@ -40,6 +40,7 @@ log = logging.getLogger("apps.payments.orders")
 # What a subscription in each status gives its user. `past_due` keeps access while Stripe retries the card.
 ACCESS_STATUSES = ("trialing", "active", "past_due")
 ENDED_STATUSES = ("canceled", "incomplete_expired")
+# How Stripe settles a plan change within a period (`proration_behavior`).
 PRORATIONS = ("create_prorations", "always_invoice", "none")
 
 
