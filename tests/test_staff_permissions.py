@@ -116,16 +116,25 @@ class TestAdminActions:
         assert product.active
 
     def test_djstripe_stripe_actions_are_for_superusers_only(self, client):
-        url = "/admin/djstripe/subscription/action/_cancel/subscription/"
-        staff = _admin_as(client, _staff("djstripe.view_subscription", "djstripe.change_subscription"))
+        url = "/admin/djstripe/customer/action/_resync_instances/customer/"
+        staff = _admin_as(client, _staff("djstripe.view_customer", "djstripe.change_customer"))
 
-        offered = _actions_offered(staff, "/admin/djstripe/subscription/")
+        offered = _actions_offered(staff, "/admin/djstripe/customer/")
         confirm = staff.post(url, {"_selected_action": []})
 
-        assert not offered & {"_resync_instances", "_sync_all_instances", "_cancel"}
+        assert not offered & {"_resync_instances", "_sync_all_instances"}
         assert confirm.status_code == 403
         superuser = _admin_as(client, UserFactory(is_staff=True, is_superuser=True))
         assert superuser.post(url, {"_selected_action": []}).status_code == 200
+
+    def test_subscriptions_are_read_in_the_admin_and_changed_only_through_the_api(self, client):
+        superuser = _admin_as(client, UserFactory(is_staff=True, is_superuser=True))
+
+        offered = _actions_offered(superuser, "/admin/djstripe/subscription/")
+        cancel = superuser.post("/admin/djstripe/subscription/action/_cancel/subscription/", {"_selected_action": []})
+
+        assert not offered & {"_resync_instances", "_sync_all_instances", "_cancel", "delete_selected"}
+        assert cancel.status_code != 200
 
 
 class TestStaffApi:

@@ -10,7 +10,9 @@ import requests
 from djstripe import models as djstripe_models
 
 from apps.payments.models import WebhookEvent
+from config.celery import app as celery_app
 from tests.payments.webhook_signing import SECRET, body, event, signature
+from tests.worker_fixtures import wait_until, worker_idle
 
 URL = "/stripe/webhook/"
 PRODUCT = {"id": "prod_Test1", "object": "product", "name": "Tea", "active": True, "updated": 1_700_000_000}
@@ -208,6 +210,14 @@ def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None, 
 @pytest.mark.django_db(transaction=True)
 class TestDeployedWsgiPath:
     """gunicorn serves /stripe/webhook/ outside Django's middleware: the same answers, the same storage."""
+
+    @pytest.fixture(autouse=True)
+    def no_worker_busy_at_the_flush(self):
+        """A stored event is queued for the session's worker, if one runs: the database is emptied after
+        each test, never while that worker is processing the event (the two would deadlock)."""
+        yield
+        celery_app.control.purge()
+        wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
 
     def test_stores_once_and_answers_like_the_view(self):
         payload = body(event("product.updated", PRODUCT, event_id="evt_wsgi"))
