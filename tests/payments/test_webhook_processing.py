@@ -44,6 +44,9 @@ def _writes(emulator) -> list[dict]:
     return [r for r in emulator.requests_seen(method="POST") if r["status"] == 200]
 
 
+ECHO_OUTCOMES = ("unchanged (our own write, or already applied)", "skipped: a local change is on its way to Stripe")
+
+
 def test_our_own_writes_come_back_as_echoes_that_change_nothing(webhooks):
     product, _, record = _mirrored_product(webhooks)
     writes_before = len(_writes(webhooks))
@@ -52,7 +55,10 @@ def test_our_own_writes_come_back_as_echoes_that_change_nothing(webhooks):
     _all_quiet(webhooks)
 
     echoes = WebhookEvent.objects.filter(type="product.updated")
-    assert [e.outcome for e in echoes] == ["unchanged (our own write, or already applied)"]
+    # The echo is processed after the mirror marked its write (unchanged), or while the mirror still holds
+    # it (skipped): a race between two tasks of the worker, and either way nothing changes.
+    assert len(echoes) == 1
+    assert echoes[0].outcome in ECHO_OUTCOMES
     assert len(_writes(webhooks)) == writes_before + 1  # the one update; nothing bounced back
     assert MirrorRecord.objects.get(pk=record.pk).state == MirrorState.SYNCED
 
