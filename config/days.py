@@ -1,6 +1,7 @@
-"""Whole days in the site's time zone, as the API and the commands take them (`date_from`, `--since`)."""
+"""Whole days in the site's time zone, as the API and the commands take them (`date_from`, `--since`), and
+Stripe's Unix times as datetimes."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.utils import timezone
 
@@ -21,3 +22,8 @@ def days_between(field: str, first: date, last: date) -> dict:
     if end is not None:
         bounds[f"{field}__lt"] = end
     return bounds
+
+
+def moment(timestamp: int | None) -> datetime | None:
+    """A Unix time (as Stripe gives them) as an aware datetime; None for none."""
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None

@@ -5,7 +5,6 @@ The idempotency key names the cause, so each message exists once per cause.
 """
 
 import logging
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from apps.mail.models import MessageKind, OutgoingMessage
 from apps.mail.services import message_queue
 from apps.payments.models import Order, OrderRefund, OrderStatus
 from apps.users.services import email_verification_token
+from config.days import moment
 
 log = logging.getLogger("apps.mail")
 
@@ -114,11 +114,7 @@ def subscription_queue(*, news, kind: str) -> OutgoingMessage | None:
             "news": news,
             "customer_name": news.user.name,
             "plans": ", ".join(news.plan_names),
-            "period_end": _moment(news.current_period_end),
-            "trial_end": _moment(news.trial_end),
+            "period_end": moment(news.current_period_end),
+            "trial_end": moment(news.trial_end),
         },
     )
-
-
-def _moment(timestamp: int | None) -> datetime | None:
-    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None

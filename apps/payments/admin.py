@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from functools import wraps
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from apps.payments.models import (
     WebhookEventState,
 )
 from config.admin_conventions import RecordAdmin
+from config.days import moment
 from config.errors import DomainError
 
 
@@ -468,7 +468,7 @@ class SubscriptionAdmin(RecordAdmin):
     def period_end(self, sub):
         items = sub.stripe_data["items"]["data"]
         end = items[0].get("current_period_end") if items else None
-        return datetime.fromtimestamp(end, UTC) if end else "-"
+        return moment(end) or "-"
 
     @admin.display(description="cancels at period end", boolean=True)
     def cancel_at_period_end(self, sub) -> bool:

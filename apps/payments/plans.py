@@ -19,10 +19,13 @@ catalog_refs = subscriptions.catalog_refs
 
 def subscription_list(*, user, everyone: bool = False) -> QuerySet:
     """dj-stripe's subscriptions with their customer: all for `everyone`, else those of the user's customer."""
-    found = djstripe_models.Subscription.objects.select_related("customer").order_by("-created", "-djstripe_id")
     if everyone:
-        return found
-    return found.filter(customer__subscriber=user) if user is not None else found.none()
+        found = djstripe_models.Subscription.objects.all()
+    else:
+        found = (
+            subscriptions.subscriptions_of(user) if user is not None else djstripe_models.Subscription.objects.none()
+        )
+    return found.select_related("customer").order_by("-created", "-djstripe_id")
 
 
 def user_has_active_plan(user, product: Product) -> bool:

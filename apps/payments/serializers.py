@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -9,6 +8,7 @@ from apps.catalog.models import MAX_UNIT_AMOUNT, Price
 from apps.payments import plans
 from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, Payment
 from apps.payments.orders import subscriptions
+from config.days import moment
 
 
 class MirrorRecordSerializer(serializers.ModelSerializer):
@@ -398,7 +398,8 @@ class StatsOutputSerializer(serializers.Serializer):
 
 
 def _moment(timestamp: int | None) -> str | None:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z") if timestamp else None
+    found = moment(timestamp)
+    return found.isoformat().replace("+00:00", "Z") if found else None
 
 
 class SubscriptionPlanSerializer(serializers.Serializer):

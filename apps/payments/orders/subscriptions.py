@@ -377,31 +377,33 @@ def invoice_subscription_id(invoice: dict) -> str | None:
     return details.get("subscription") or invoice.get("subscription")
 
 
-def invoice_refresh(invoice_id: str, *, cause: str) -> tuple[djstripe_models.Invoice | None, dict]:
-    """Fetch the invoice from Stripe and store it beside its subscription (stored first when new here)."""
+def invoice_refresh(
+    invoice_id: str, *, cause: str, subscription_too: bool = False
+) -> tuple[djstripe_models.Invoice | None, dict, djstripe_models.Subscription | None]:
+    """Fetch the invoice from Stripe and store it beside its subscription, which is fetched and stored
+    first when asked (a payment moves its status) or when it is new here."""
     gw = gateway()
     stripe_invoice = gw.call(lambda options: gw.v1.invoices.retrieve(invoice_id, options=options))
     fresh = as_sent(stripe_invoice)
     subscription_id = invoice_subscription_id(fresh)
     subscription = djstripe_models.Subscription.objects.filter(id=subscription_id).first() if subscription_id else None
-    if subscription_id and subscription is None:
+    if subscription_id and (subscription_too or subscription is None):
         subscription = subscription_refresh(subscription_id, cause=cause)
         if subscription is None:
-            return None, fresh
+            return None, fresh, None
     stored = djstripe_models.Invoice.sync_from_stripe_data(stripe_invoice)
     if subscription is not None and stored.subscription_id != subscription.djstripe_id:
         djstripe_models.Invoice.objects.filter(pk=stored.pk).update(subscription=subscription)
-    return stored, fresh
+    return stored, fresh, subscription
 
 
 def invoice_apply(invoice_id: str, event_type: str, *, cause: str) -> str:
     """An invoice was paid or could not be: store it; a renewal paid is a receipt, a payment that still
     fails is a message with the link to pay (once per invoice, however often Stripe retries)."""
-    stored, fresh = invoice_refresh(invoice_id, cause=cause)
+    stored, fresh, subscription = invoice_refresh(invoice_id, cause=cause, subscription_too=True)
     if stored is None:
         return f"ignored: invoice {invoice_id} belongs to another installation"
     subscription_id = invoice_subscription_id(fresh)
-    subscription = subscription_refresh(subscription_id, cause=cause) if subscription_id else None
     ended = subscription is not None and subscription.stripe_data["status"] in ENDED_STATUSES
     if event_type == "invoice.paid" and fresh["status"] == "paid":
         if fresh["billing_reason"] in ("subscription_cycle", "subscription_update") and fresh["amount_paid"] > 0:
