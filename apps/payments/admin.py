@@ -1,8 +1,12 @@
 from functools import wraps
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from djstripe import models as djstripe_models
@@ -185,6 +189,30 @@ class NeedsReviewFilter(admin.SimpleListFilter):
         return queryset.filter(status=OrderStatus.REVIEW) if self.value() == "yes" else queryset
 
 
+REFUNDABLE_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REVIEW)
+
+
+class OrderRefundForm(forms.Form):
+    """How much of an order goes back, in minor units; never more than what Stripe took and has not returned."""
+
+    reason = forms.ChoiceField(
+        choices=(
+            ("requested_by_customer", "requested by the customer"),
+            ("duplicate", "duplicate"),
+            ("fraudulent", "fraudulent"),
+        )
+    )
+
+    def __init__(self, *args, remaining: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields = {
+            "amount": forms.IntegerField(
+                min_value=1, max_value=remaining, initial=remaining, help_text="Minor units (1999 is 19.99)."
+            ),
+            **self.fields,
+        }
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     """Orders with their lines, audit trail and refunds; operators refund and cancel through the same services."""
@@ -220,6 +248,47 @@ class OrderAdmin(admin.ModelAdmin):
         "paid_at",
     )
     exclude = ("checkout_session_id", "payment_intent_id", "cart_fingerprint")
+
+    change_form_template = "admin/payments/order/change_form.html"
+
+    def get_urls(self):
+        refund = self.admin_site.admin_view(self.refund_view)
+        return [path("<int:order_id>/refund/", refund, name="payments_order_refund"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = Order.objects.filter(pk=object_id).only("status").first()
+        refundable = order is not None and order.status in REFUNDABLE_STATUSES
+        extra_context = {**(extra_context or {}), "can_refund": refundable and self.has_refund_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def refund_view(self, request, order_id: int):
+        """Refund part or all of one order: the amount and the reason, through the same service as the API."""
+        if not self.has_refund_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=order_id)
+        remaining = (order.amount_charged or order.amount_total) - order.amount_refunded
+        form = OrderRefundForm(request.POST or None, remaining=max(remaining, 1))
+        if request.method == "POST" and form.is_valid():
+            try:
+                refund = services.order_refund(
+                    order=order, amount=form.cleaned_data["amount"], by=request.user, reason=form.cleaned_data["reason"]
+                )
+            except DomainError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request, f"Refunded {refund.amount} {order.currency} of order {order.pk}.", messages.SUCCESS
+                )
+                return redirect(reverse("admin:payments_order_change", args=[order.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "order": order,
+            "remaining": remaining,
+            "form": form,
+            "title": f"Refund order {order.pk}",
+        }
+        return TemplateResponse(request, "admin/payments/order/refund.html", context)
 
     def save_model(self, request, obj, form, change) -> None:
         # Orders change only through their services (transitions, refunds, under the order's lock); the form
@@ -323,7 +392,30 @@ def _gate_djstripe_actions(model_admin: admin.ModelAdmin) -> None:
     model_admin.get_actions, model_admin.get_urls = get_actions, get_urls
 
 
-for _model_admin in admin.site._registry.values():
+# dj-stripe registers an admin for each of its ~40 models; the shop stores rows in these few. The others
+# (application fees, bank accounts, payouts ...) only crowd the sidebar, so they leave it.
+DJSTRIPE_MODELS_IN_USE = (
+    djstripe_models.Customer,
+    djstripe_models.Event,
+    djstripe_models.Invoice,
+    djstripe_models.Price,
+    djstripe_models.Product,
+    djstripe_models.Subscription,
+)
+
+
+def _never(*args, **kwargs) -> bool:
+    return False
+
+
+for _model in [model for model in admin.site._registry if model._meta.app_label == "djstripe"]:
+    if _model not in DJSTRIPE_MODELS_IN_USE:
+        admin.site.unregister(_model)
+        continue
+    _model_admin = admin.site._registry[_model]
+    # Stripe's word, as its events told it: read here; changed in Stripe, whose events come back.
+    _model_admin.has_add_permission = _model_admin.has_change_permission = _never
+    _model_admin.has_delete_permission = _never
     if isinstance(_model_admin, CustomActionMixin):
         _gate_djstripe_actions(_model_admin)
 

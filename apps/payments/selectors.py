@@ -6,10 +6,13 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncMonth, TruncWeek
 
 from apps.catalog import selectors as catalog_selectors
+from apps.payments.gateway.circuit_breaker import circuit_breaker
+from apps.payments.gateway.rate_budget import rate_budget
 from apps.payments.models import (
     BooksCheck,
     MirrorKind,
     MirrorRecord,
+    MirrorState,
     Order,
     OrderRefund,
     OrderStatus,
@@ -197,4 +200,46 @@ def books_latest() -> dict | None:
         "until": check.until,
         "drift_count": check.drift_count,
         "complete": not check.error,
+    }
+
+
+def machinery() -> dict:
+    """How the parts that keep Stripe in step are doing, each answer one indexed query (or a Redis read).
+
+    The mirror's rows by state and the oldest change still waiting to reach Stripe; Stripe's events waiting
+    to be processed and how long the oldest has waited; parked events; the share of the Stripe request
+    budget spent lately and whether the circuit breaker holds calls back.
+    """
+    mirror = dict(MirrorRecord.objects.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
+    oldest_pending = (
+        MirrorRecord.objects.filter(state=MirrorState.PENDING)
+        .order_by("pending_since")
+        .values_list("pending_since", flat=True)
+        .first()
+    )
+    webhooks = WebhookEvent.objects.filter(state__in=(WebhookEventState.RECEIVED, WebhookEventState.FAILED))
+    waiting = dict(webhooks.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
+    oldest_waiting = (
+        WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    budget = rate_budget()
+    return {
+        "mirror": {
+            "by_state": {state: mirror.get(state, 0) for state in MirrorState.values},
+            "oldest_pending": oldest_pending,
+        },
+        "webhooks": {
+            "waiting": waiting.get(WebhookEventState.RECEIVED, 0),
+            "oldest_waiting": oldest_waiting,
+            "parked": waiting.get(WebhookEventState.FAILED, 0),
+        },
+        "stripe": {
+            "requests_per_second": budget.requests_per_second(),
+            "limit_per_second": budget.per_second,
+            "budget_in_use": budget.in_use(),
+            "circuit_open_for": circuit_breaker().open_for(),
+        },
     }

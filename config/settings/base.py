@@ -34,7 +34,7 @@ REFUSE_UNSAFE_START = False
 SETTINGS_ROLE = "base"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.ShopAdminConfig",  # django.contrib.admin, with the shop's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.payments",
     "apps.mail",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [

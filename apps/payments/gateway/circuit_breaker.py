@@ -50,6 +50,14 @@ class CircuitBreaker:
         if remaining > 0:
             raise CircuitOpen(remaining)
 
+    def open_for(self) -> float:
+        """Seconds the circuit stays open (0.0 when closed), read afresh: for health checks and metrics."""
+        if self._redis is not None:
+            remaining_ms = self._redis.pttl("stripe:circuit:open")
+            return remaining_ms / 1000 if remaining_ms and remaining_ms > 0 else 0.0
+        with self._lock:
+            return max(0.0, self._open_until - time.monotonic())
+
     def record_success(self) -> None:
         if not self._failed_since_success:
             return  # nothing of ours to reset; another worker's failures age out of the window

@@ -15,6 +15,8 @@ from django.conf import settings
 
 # A short burst only: a full second of tokens on top of the refill could pass Stripe's one-second window.
 BURST_SECONDS = 0.2
+# How far back "requests per second" looks: long enough to smooth bursts, short enough to show a surge.
+USAGE_WINDOW_SECONDS = 10
 # Stripe ids (`prod_Ab12...`) carry digits or capitals; resource names (`payment_intents`) never do.
 _ID_SEGMENT = re.compile(r"^[a-z]+(?:_[a-z]+)*_(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]+$")
 
@@ -39,8 +41,16 @@ for i = 1, 2 do
   redis.call('HSET', KEYS[i], 'tokens', tokens, 'at', now)
   redis.call('EXPIRE', KEYS[i], 60)
 end
+if wait == 0 then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], 120)
+end
 return tostring(wait)
 """
+
+
+def _used_key(second: int) -> str:
+    return f"stripe:budget:used:{second}"
 
 
 def endpoint_of(method: str, path: str) -> str:
@@ -70,6 +80,7 @@ class RateBudget:
         self._lock = threading.Lock()
         self._account = _LocalBucket(per_second)
         self._endpoints: dict[str, _LocalBucket] = {}
+        self._used: dict[int, int] = {}  # requests let through per wall-clock second, without Redis
 
     def take(self, endpoint: str) -> float:
         """Take a token from the account and the endpoint bucket; the seconds to wait if none is left."""
@@ -80,7 +91,7 @@ class RateBudget:
                 self.per_endpoint,
                 max(1.0, self.per_endpoint * BURST_SECONDS),
             ]
-            keys = ["stripe:budget:account", f"stripe:budget:endpoint:{endpoint}"]
+            keys = ["stripe:budget:account", f"stripe:budget:endpoint:{endpoint}", _used_key(int(time.time()))]
             return float(self._script(keys=keys, args=rates))
         with self._lock:
             now = time.monotonic()
@@ -91,8 +102,28 @@ class RateBudget:
             if wait <= 0:
                 for bucket in buckets:
                     bucket.tokens -= 1
+                second = int(time.time())
+                self._used[second] = self._used.get(second, 0) + 1
+                for old in [at for at in self._used if at < second - USAGE_WINDOW_SECONDS]:
+                    del self._used[old]
                 return 0.0
             return wait
+
+    def requests_per_second(self) -> float:
+        """Requests let through per second over the last full seconds: by every worker with Redis, else this
+        process's."""
+        now = int(time.time())
+        seconds = range(now - USAGE_WINDOW_SECONDS, now)
+        if self._redis is not None:
+            counts = self._redis.mget([_used_key(second) for second in seconds])
+        else:
+            with self._lock:
+                counts = [self._used.get(second) for second in seconds]
+        return sum(int(count or 0) for count in counts) / USAGE_WINDOW_SECONDS
+
+    def in_use(self) -> float:
+        """The share of the account budget spent lately (0.0 to 1.0)."""
+        return min(1.0, self.requests_per_second() / self.per_second) if self.per_second > 0 else 0.0
 
     def acquire(self, endpoint: str, max_wait: float) -> bool:
         """Block until the request may go; False if that would take longer than `max_wait` seconds."""

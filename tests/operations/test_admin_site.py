@@ -1,0 +1,83 @@
+"""The admin as an operator meets it: the shop's name, their models first, dj-stripe's crowd gone."""
+
+import re
+
+import pytest
+from django.test import override_settings
+
+from apps.payments.models import OrderRefund, OrderStatus
+from tests.payments.factories import OrderFactory
+from tests.users.factories import UserFactory, grant, operator
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator_client(client):
+    client.force_login(operator())
+    return client
+
+
+@override_settings(SITE_NAME="Kettle & Co")
+def test_the_admin_carries_the_shops_name(operator_client):
+    page = operator_client.get("/admin/").content.decode()
+
+    assert "<title>What needs doing | Kettle &amp; Co admin</title>" in page
+    assert "Kettle &amp; Co operations" in page
+    assert "Django administration" not in page
+
+
+def test_what_operators_use_comes_first(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get("/admin/").content.decode()
+
+    links = re.findall(r'<th scope="row" id="([a-z_]+)-([a-z]+)">', page)
+    links = [f"{app}/{model}" for app, model in dict.fromkeys(links)]
+    first = ["payments/order", "payments/payment", "payments/subscriptioncheckout", "payments/mirrorrecord"]
+    assert links[:4] == first
+    assert links.index("catalog/product") < links.index("mail/outgoingmessage") < links.index("users/user")
+    assert links.index("users/user") < links.index("djstripe/subscription")
+
+
+def test_djstripe_models_the_shop_does_not_use_are_gone_and_the_rest_are_read_only(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get("/admin/").content.decode()
+
+    djstripe = sorted(set(re.findall(r'href="/admin/djstripe/([a-z]+)/"', page)))
+    assert djstripe == ["customer", "event", "invoice", "price", "product", "subscription"]
+    assert client.get("/admin/djstripe/applicationfee/").status_code == 404
+    assert client.get("/admin/djstripe/bankaccount/").status_code == 404
+    # Read-only even for a superuser: no add page, no add button.
+    assert client.get("/admin/djstripe/customer/add/").status_code == 403
+    assert 'href="/admin/djstripe/customer/add/"' not in client.get("/admin/djstripe/customer/").content.decode()
+
+
+def test_the_refund_page_needs_the_refund_permission(client):
+    order = OrderFactory(paid=True)
+    viewer = grant(UserFactory(is_staff=True), "payments.view_order", "payments.change_order")
+    client.force_login(viewer)
+
+    assert "Refund…" not in client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+    assert client.get(f"/admin/payments/order/{order.pk}/refund/").status_code == 403
+    assert client.post(f"/admin/payments/order/{order.pk}/refund/", {"amount": 100}).status_code == 403
+    assert not OrderRefund.objects.exists()
+
+
+def test_the_refund_page_refuses_more_than_remains_before_asking_stripe(operator_client):
+    order = OrderFactory(paid=True, amount_total=5000, amount_refunded=4000, status=OrderStatus.PARTIALLY_REFUNDED)
+
+    page = operator_client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+    assert f'href="/admin/payments/order/{order.pk}/refund/"' in page
+    answer = operator_client.post(
+        f"/admin/payments/order/{order.pk}/refund/", {"amount": 1001, "reason": "requested_by_customer"}
+    )
+
+    assert answer.status_code == 200
+    assert "Ensure this value is less than or equal to 1000." in answer.content.decode()
+    assert not OrderRefund.objects.exists()
+
+
+def test_a_pending_order_offers_no_refund(operator_client):
+    order = OrderFactory()
+
+    assert "Refund…" not in operator_client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
