@@ -69,7 +69,8 @@ def test_the_dashboard_shows_revenue_orders_and_the_machinery(operator_client):
 
     assert "Dashboard: revenue" in operator_client.get("/admin/").content.decode()
     # Revenue per currency, each its own chart (amounts of two currencies never share an axis).
-    assert "<strong>EUR</strong>" in page and "<strong>USD</strong>" in page
+    assert "<strong>EUR</strong>" in page
+    assert "<strong>USD</strong>" in page
     assert '<svg class="chart"' in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
     assert "7 order(s) placed in the range" in page
