@@ -11,7 +11,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services clean help bench-emulator bench-mirror bench-webhooks fuzz audit
+.PHONY: run test lint migrate services browser clean help bench-emulator bench-mirror bench-webhooks fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -72,12 +72,24 @@ services:
 	@for i in $$(seq 1 30); do pg_isready -q && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; \
 		echo "PostgreSQL or Redis did not come up" >&2; exit 1
 
+# The admin's browser tests drive Debian's Chromium through chromedriver; installed here when missing. Where it
+# cannot be (no root or sudo, no package mirror) they are skipped, and pytest says why.
+BROWSER_PACKAGES := chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "Installing Chromium for the browser tests ($(BROWSER_PACKAGES))"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null 2>&1; } \
+		|| echo "Chromium could not be installed: the browser tests will be skipped." >&2; }
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: $(VENV)/.dev services lint
+test: $(VENV)/.dev services browser lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(ARGS)
 
 bench-emulator: $(VENV)/.dev

@@ -12,6 +12,8 @@ from django.urls import path
 
 # Apps in the order an operator reaches for them; any app not named follows, alphabetically.
 APP_ORDER = ("payments", "catalog", "mail", "users", "auth", "djstripe", "token_blacklist")
+# dj-stripe's rows are Stripe's objects as its events told them; its app label says nothing to an operator.
+APP_NAMES = {"djstripe": "Stripe (as its events told us)"}
 # Within an app, models in this order (by object name); the rest follow alphabetically.
 MODEL_ORDER = (
     "Order",
@@ -54,6 +56,7 @@ class ShopAdminSite(admin.AdminSite):
             self._build_app_dict(request, app_label).values(), key=lambda app: _rank(APP_ORDER, app["app_label"])
         )
         for app in apps:
+            app["name"] = APP_NAMES.get(app["app_label"], app["name"])
             app["models"].sort(key=lambda model: _rank(MODEL_ORDER, model["object_name"]))
         return apps
 

@@ -132,6 +132,14 @@ class RecordInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Part of their parent (an order's lines, transitions, refunds): whoever may see the parent sees them,
+        # without a permission of their own that no operator's group would think of granting.
+        return self.admin_site._registry[self.parent_model].has_view_permission(request, obj)
+
 
 class OrderLineInline(RecordInline):
     model = OrderLine

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from apps.payments.models import OrderRefund, OrderStatus
-from tests.payments.factories import OrderFactory
+from tests.payments.factories import OrderFactory, OrderRefundFactory
 from tests.users.factories import UserFactory, grant, operator
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +81,16 @@ def test_a_pending_order_offers_no_refund(operator_client):
     order = OrderFactory()
 
     assert "Refund…" not in operator_client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+
+
+def test_an_operator_sees_an_orders_lines_transitions_and_refunds(operator_client):
+    refund = OrderRefundFactory(amount=700, stripe_refund_id="re_seen")
+    refund.order.transitions.create(from_status="pending", to_status="paid", cause="checkout.session.completed")
+
+    page = operator_client.get(f"/admin/payments/order/{refund.order.pk}/change/").content.decode()
+
+    assert 'id="transitions-group"' in page
+    assert "checkout.session.completed" in page
+    assert 'id="refunds-group"' in page
+    assert "re_seen" in page
+    assert 'id="lines-group"' in page

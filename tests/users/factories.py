@@ -44,6 +44,8 @@ OPERATOR_PERMISSIONS = (
     "payments.change_mirrorrecord",
     "payments.view_webhookevent",
     "payments.change_webhookevent",
+    "mail.view_outgoingmessage",
+    "mail.change_outgoingmessage",
 )
 
 
