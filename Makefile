@@ -11,7 +11,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services browser clean help bench-emulator bench-mirror bench-webhooks fuzz audit
+.PHONY: run test lint migrate services browser clean help bench-emulator bench-mirror bench-webhooks bench-dashboard fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
 	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
 	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
+	@echo "make bench-dashboard - the admin dashboard's time and queries with 100,000 orders (JSON)"
 	@echo "make fuzz   - the API fuzzed from its OpenAPI schema, long run (FUZZ_EXAMPLES=200), JSON summary"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (pip-audit)"
 
@@ -100,6 +101,9 @@ bench-mirror: $(VENV)/.dev services
 
 bench-webhooks: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/webhooks.py
+
+bench-dashboard: $(VENV)/.dev services
+	@$(BIN)/python tools/bench/dashboard.py
 
 # The same fuzz test `make test` runs with a small budget, here with a long one; the summary is JSON.
 FUZZ_EXAMPLES ?= 200

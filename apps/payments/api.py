@@ -348,7 +348,11 @@ class PaymentStatsApi(APIView):
         serializer.is_valid(raise_exception=True)
         dates = {key: serializer.validated_data[key] for key in ("date_from", "date_to")}
         return Response(
-            {**selectors.payment_stats(**serializer.validated_data), "subscriptions": plans.subscription_stats(**dates)}
+            {
+                **selectors.payment_stats(**serializer.validated_data),
+                "revenue_per_day": selectors.net_revenue_per_day(**dates),
+                "subscriptions": plans.subscription_stats(**dates),
+            }
         )
 
 

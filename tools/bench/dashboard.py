@@ -1,0 +1,195 @@
+"""`make bench-dashboard`: the admin dashboard's time and queries, empty and with 100,000 orders, as JSON.
+
+The orders (with their payments and some refunds) are spread over the last 120 days and bulk-inserted into a
+database of their own; the page is then asked for by a logged-in operator through Django's test client, in
+this process, on production's settings (persistent connection, DEBUG off): what is timed is the view, its
+queries and its template, not an HTTP server.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tools.bench.mirror import PASSWORD, PRODUCTION, _prepare_database  # noqa: E402
+
+TARGET_MS = 300
+DAYS_SPREAD = 120
+BATCH = 5000
+
+
+def _setup_django(database_url: str) -> None:
+    os.environ.update(
+        {**PRODUCTION, "DATABASE_URL": database_url, "DJANGO_ALLOWED_HOSTS": "testserver", "LOG_LEVEL": "ERROR"}
+    )
+    import django
+
+    django.setup()
+
+
+def _fill(orders: int, seed: int) -> dict:
+    """`orders` orders of three currencies and every status, a payment for each paid one, a refund for 5%."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.payments.models import Order, OrderRefund, OrderStatus, Payment, PaymentStatus
+    from apps.users.models import User
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible data, not secrets
+    now = timezone.now()
+    unusable = "!"  # Django's mark of a password no one can log in with
+    buyers = User.objects.bulk_create([User(email=f"buyer{n}@bench.example", password=unusable) for n in range(200)])
+    statuses = [OrderStatus.PAID] * 70 + [OrderStatus.PENDING] * 8 + [OrderStatus.EXPIRED] * 12
+    statuses += [OrderStatus.FAILED] * 5 + [OrderStatus.CANCELED] * 3 + [OrderStatus.REFUNDED] * 2
+    started = time.perf_counter()
+    made = 0
+    while made < orders:
+        batch, placed_at = [], []
+        for _ in range(min(BATCH, orders - made)):
+            status = rng.choice(statuses)
+            created = now - timedelta(seconds=rng.randrange(DAYS_SPREAD * 86400))
+            amount = rng.randrange(500, 50000)
+            currency = rng.choice(("eur", "eur", "usd", "gbp"))
+            paid = status in (OrderStatus.PAID, OrderStatus.REFUNDED)
+            placed_at.append(created)
+            batch.append(
+                Order(
+                    user=rng.choice(buyers),
+                    email="buyer@bench.example",
+                    status=status,
+                    currency=currency,
+                    amount_total=amount,
+                    amount_charged=amount if paid else 0,
+                    currency_charged=currency if paid else "",
+                    amount_refunded=amount if status == OrderStatus.REFUNDED else 0,
+                    paid_at=created + timedelta(minutes=2) if paid else None,
+                )
+            )
+        saved = Order.objects.bulk_create(batch, batch_size=BATCH)
+        Payment.objects.bulk_create(
+            [
+                Payment(
+                    order=order,
+                    payment_intent_id=f"pi_bench_{order.pk}",
+                    status=PaymentStatus.SUCCEEDED if order.paid_at else PaymentStatus.FAILED,
+                    amount=order.amount_total,
+                    currency=order.currency,
+                    decline_code="" if order.paid_at else rng.choice(("insufficient_funds", "generic_decline")),
+                    failure_code="" if order.paid_at else "card_declined",
+                )
+                for order in saved
+                if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.FAILED)
+            ],
+            batch_size=BATCH,
+        )
+        refunded = [order for order in saved if order.paid_at and rng.random() < 0.05]
+        OrderRefund.objects.bulk_create(
+            [OrderRefund(order=order, stripe_refund_id=f"re_bench_{order.pk}", amount=500) for order in refunded],
+            batch_size=BATCH,
+        )
+        # `created_at` is set on insert (auto_now_add): spread it back over the days it was drawn for.
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE payments_order SET created_at = %s WHERE id = %s",
+                [(created, order.pk) for order, created in zip(saved, placed_at, strict=True)],
+            )
+        made += len(batch)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE payments_payment p SET created_at = o.created_at FROM payments_order o WHERE p.order_id = o.id"
+        )
+        cursor.execute(
+            "UPDATE payments_orderrefund r SET created_at = o.paid_at FROM payments_order o WHERE r.order_id = o.id"
+        )
+        cursor.execute("ANALYZE")
+    return {
+        "orders": Order.objects.count(),
+        "payments": Payment.objects.count(),
+        "refunds": OrderRefund.objects.count(),
+        "fill_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _measure(client, requests: int) -> dict:
+    from django.db import connection
+
+    queries: list[float] = []
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            queries.append((time.perf_counter() - started) * 1000)
+
+    def dashboard():
+        answer = client.get("/admin/dashboard/")
+        if answer.status_code != 200:
+            raise SystemExit(f"the dashboard answered {answer.status_code}")
+
+    dashboard()  # the connection opened, the templates compiled
+    with connection.execute_wrapper(timed):
+        dashboard()
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        dashboard()
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {
+        "queries": len(queries),
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
+        "max_ms": round(timings[-1], 1),
+        "slowest_query_ms": round(max(queries), 1),
+        "all_queries_ms": round(sum(queries), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=20261123)
+    args = parser.parse_args()
+
+    _setup_django(_prepare_database("bench_dashboard"))
+    from django.core.management import call_command
+    from django.test import Client
+
+    from apps.users.models import User
+
+    call_command("collectstatic", "--no-input", verbosity=0)  # production serves the admin's hashed files
+    operator = User.objects.create_superuser(email="operator@bench.example", password=PASSWORD)
+    client = Client()
+    client.force_login(operator)
+    empty = _measure(client, args.requests)
+    filled = _fill(args.orders, args.seed)
+    full = _measure(client, args.requests)
+    print(
+        json.dumps(
+            {
+                "benchmark": "admin dashboard (/admin/dashboard/, last 30 days)",
+                "requests_each": args.requests,
+                "data": filled,
+                "empty": empty,
+                "with_orders": full,
+                "target_ms": TARGET_MS,
+                "meets_target": full["p95_ms"] < TARGET_MS,
+                "queries_same_as_empty": full["queries"] == empty["queries"],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
