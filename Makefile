@@ -57,8 +57,12 @@ run: $(VENV)/.runtime
 			"--state-file var/stripe-emulator.json"; } > var/Procfile.run; \
 		echo "Stripe emulator on $$STRIPE_API_BASE (checkout pages open in a browser)"; \
 	else \
+		case "$$STRIPE_SECRET_KEY" in sk_live_*|rk_live_*) mode=live;; *) mode=test;; esac; \
+		echo "Stripe: $${STRIPE_API_BASE:-https://api.stripe.com} with a $$mode-mode key" \
+			"(webhooks: stripe listen --forward-to localhost:$(PORT)/stripe/webhook/)"; \
 		cp Procfile var/Procfile.run; \
 	fi; \
+	rm -rf var/metrics; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" GUNICORN_CMD_ARGS="--reload $$GUNICORN_CMD_ARGS" \
 		$(BIN)/honcho start -f var/Procfile.run -d . -p $(PORT)
 

@@ -25,3 +25,19 @@ def _refuse_unsafe_start(**kwargs) -> None:
         # Celery logs and swallows an exception from a signal handler; an exit is what stops the process.
         logging.getLogger("config.deploy").critical("%s", refusal)
         raise SystemExit(1) from refusal
+
+
+@signals.task_prerun.connect
+def _task_prerun(task_id=None, task=None, **kwargs) -> None:
+    from config import logs, metrics
+
+    logs.begin_task(task_id)
+    metrics.task_started(task_id)
+
+
+@signals.task_postrun.connect
+def _task_postrun(task_id=None, task=None, state=None, **kwargs) -> None:
+    from config import logs, metrics
+
+    metrics.task_finished(task_id, task.name, state)
+    logs.end_task()

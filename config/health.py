@@ -1,18 +1,22 @@
 """`/health/`: can this process reach its database and its broker? JSON for probes and people.
 
 `unavailable` (503) when a dependency is down; `degraded` (200: the process works, so a load
-balancer keeps it) when something needs an operator, such as Stripe events parked after three
-days of failed processing.
+balancer keeps it) when something needs an operator, each with its reason: Stripe events parked
+after three days of failed processing, a change waiting for Stripe longer than
+`HEALTH_MIRROR_BACKLOG_SECONDS`, or the circuit breaker holding Stripe calls back.
+`/health/live` only says the process answers: a liveness probe that never touches a dependency.
 """
 
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.payments.selectors import parked_webhook_event_count
+from apps.payments.selectors import machinery
 from config.celery import app as celery_app
 
 BROKER_TIMEOUT_SECONDS = 2
@@ -38,12 +42,29 @@ def _check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
 
 
-def _webhook_events() -> dict:
+def _stripe_side() -> dict:
+    """What needs an operator although every dependency answers; each reason in words."""
     try:
-        parked = parked_webhook_event_count()
+        state = machinery()
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
-        return {"ok": False, "error": exc.__class__.__name__}
-    return {"ok": parked == 0, "parked": parked}
+        return {"ok": False, "error": exc.__class__.__name__, "reasons": []}
+    reasons = []
+    parked = state["webhooks"]["parked"]
+    if parked:
+        reasons.append(f"{parked} Stripe event(s) parked after three days of failures: not applied")
+    oldest = state["mirror"]["oldest_pending"]
+    backlog_age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    if backlog_age > settings.HEALTH_MIRROR_BACKLOG_SECONDS:
+        reasons.append(f"a change has waited {backlog_age:.0f} s to reach Stripe")
+    if state["stripe"]["circuit_open_for"]:
+        reasons.append("the circuit breaker holds Stripe calls back after repeated failures")
+    return {
+        "ok": not reasons,
+        "reasons": reasons,
+        "parked_events": parked,
+        "mirror_backlog_age_seconds": round(backlog_age, 1),
+        "circuit_open": bool(state["stripe"]["circuit_open_for"]),
+    }
 
 
 @never_cache
@@ -51,8 +72,16 @@ def _webhook_events() -> dict:
 def health(request):
     checks = {"database": _timed(_check_database), "broker": _timed(_check_broker)}
     healthy = all(check["ok"] for check in checks.values())
-    checks["webhook_events"] = _webhook_events()
-    status = "ok" if checks["webhook_events"]["ok"] else "degraded"
+    checks["stripe_side"] = _stripe_side()
+    status = "ok" if checks["stripe_side"]["ok"] else "degraded"
     return JsonResponse(
-        {"status": status if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
+        {"status": status if healthy else "unavailable", "reasons": checks["stripe_side"]["reasons"], "checks": checks},
+        status=200 if healthy else 503,
     )
+
+
+@never_cache
+@require_GET
+def liveness(request):
+    """The process is up and serving; nothing else is asked (a dependency down is /health/'s business)."""
+    return JsonResponse({"status": "alive"})

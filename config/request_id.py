@@ -5,7 +5,6 @@ answer itself says nothing of Stripe's or the mirror's internals. A well-formed 
 is kept behind a proxy, so its logs and ours agree; anything else is replaced by a fresh one.
 """
 
-import logging
 import re
 import uuid
 from contextvars import ContextVar
@@ -40,11 +39,3 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response[HEADER] = request.request_id
         return response
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every record (`-` outside a request), for the formatter to print."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _current.get()
-        return True

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.health import health
+from apps.operations.metrics import metrics_view
+from config.health import health, liveness
 
 api_v1 = [
     path("", include("apps.users.urls")),
@@ -13,6 +14,8 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("health/live", liveness, name="liveness"),
+    path("metrics", metrics_view, name="metrics"),
     path("stripe/", include("apps.payments.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from config.request_id import RequestIdLogFilter
+from config.logs import ContextFilter, JsonFormatter
 
 
 def client_for(user) -> APIClient:
@@ -19,12 +19,16 @@ def client_for(user) -> APIClient:
 
 
 @contextmanager
-def project_log():
-    """Log lines as the project's console handler writes them (with their request id), kept in a buffer."""
+def project_log(log_format: str = "keyvalue"):
+    """Log lines as the project's console handler writes them (with their context), kept in a buffer."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["keyvalue"]["format"]))
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter(settings.LOGGING["formatters"]["keyvalue"]["format"])
+    )
     root = logging.getLogger()
     root.addHandler(handler)
     try:

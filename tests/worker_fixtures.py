@@ -66,6 +66,8 @@ def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
         "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        # Its counters land where this process's /metrics reads them.
+        "METRICS_DIR": django_settings.METRICS_DIR,
         # Failing webhook handlers are retried every second at most (still for three days, as in production).
         "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
         "WEBHOOK_RETRY_MAX_SECONDS": "1",

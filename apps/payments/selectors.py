@@ -35,11 +35,6 @@ def stripe_price_id(*, price_id: int) -> str | None:
     )
 
 
-def parked_webhook_event_count() -> int:
-    """Stripe events whose processing failed for three days: what they said is not applied."""
-    return WebhookEvent.objects.filter(state=WebhookEventState.FAILED).count()
-
-
 def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> QuerySet[MirrorRecord]:
     records = MirrorRecord.objects.all()
     if state:

@@ -55,7 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
     "config.request_id.RequestIdMiddleware",
+    "config.logs.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -396,20 +398,54 @@ CELERY_BEAT_SCHEDULE["mail-send-due"] = {"task": "apps.mail.tasks.messages_send_
 
 # --- Logging ----------------------------------------------------------------------------------
 
+# `LOG_FORMAT=json`: one JSON object per line for a log pipeline; `keyvalue` (the default) for people. Either
+# way each line names the request, user, Celery task and Stripe request it was written for (config/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="keyvalue")
+if LOG_FORMAT not in ("keyvalue", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be keyvalue or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "keyvalue": {
-            "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s %(message)s"
+            "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s "
+            "user_id=%(user_id)s task_id=%(task_id)s stripe_request_id=%(stripe_request_id)s %(message)s"
         },
+        "json": {"()": "config.logs.JsonFormatter"},
     },
-    "filters": {"request_id": {"()": "config.request_id.RequestIdLogFilter"}},
+    "filters": {"context": {"()": "config.logs.ContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "keyvalue", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+# Celery logs through the configuration above (the same format and context), not a handler of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Metrics and error reporting -----------------------------------------------------------------
+
+# `/metrics` (Prometheus) answers only a bearer of this token; empty turns it off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where every process of this machine (web and workers) keeps its counters, summed at each scrape; empty keeps
+# them per process. make run empties it at start.
+METRICS_DIR = env.str("METRICS_DIR", default=str(VAR_DIR / "metrics"))
+# `/health/` says degraded when the oldest change still waiting for Stripe is older than this.
+HEALTH_MIRROR_BACKLOG_SECONDS = env.int("HEALTH_MIRROR_BACKLOG_SECONDS", default=600)
+
+# Errors (with their request or task) to Sentry, when a DSN is given; nothing personal is sent.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )

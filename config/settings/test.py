@@ -1,6 +1,7 @@
 """The test suite: the machine's PostgreSQL and Redis, never SQLite or an in-memory broker."""
 
 import hashlib
+import tempfile
 
 from .base import *  # noqa: F403
 from .base import BASE_DIR, SIMPLE_JWT, env
@@ -57,3 +58,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Each run counts into a directory of its own (its worker is given the same one), never into an earlier run's.
+METRICS_DIR = env.str("METRICS_DIR", default="") or tempfile.mkdtemp(prefix="commerce-test-metrics-")

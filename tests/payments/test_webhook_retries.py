@@ -84,7 +84,8 @@ def test_health_is_degraded_while_events_are_parked(client):
     assert healthy["status"] == "ok"
     assert answer.status_code == 200  # the process works; an operator is needed, not a restart
     assert answer.json()["status"] == "degraded"
-    assert answer.json()["checks"]["webhook_events"] == {"ok": False, "parked": 1}
+    assert answer.json()["reasons"] == ["1 Stripe event(s) parked after three days of failures: not applied"]
+    assert answer.json()["checks"]["stripe_side"]["parked_events"] == 1
 
 
 def test_the_admin_warns_about_parked_events(client):

@@ -22,12 +22,15 @@ from django.conf import settings
 from apps.payments.gateway.circuit_breaker import CircuitOpen, circuit_breaker
 from apps.payments.gateway.errors import ErrorClass, StripeKeySpent, StripeRefused, StripeUnavailable, classify
 from apps.payments.gateway.rate_budget import endpoint_of, rate_budget
+from config import logs, metrics
 
 log = logging.getLogger("apps.payments.stripe")
 T = TypeVar("T")
 
 # How long one request may wait for the shared budget before the task is retried instead.
 BUDGET_MAX_WAIT_SECONDS = 10.0
+# A take from the budget costs a Redis round trip; a wait longer than that is the budget holding a request back.
+BUDGET_WAIT_NOTICED_SECONDS = 0.005
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
 
@@ -35,15 +38,28 @@ BACKOFF_CAP_SECONDS = 4.0
 class BudgetedHTTPClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):
         breaker = circuit_breaker()
-        breaker.check()
+        try:
+            breaker.check()
+        except CircuitOpen:
+            metrics.STRIPE_CIRCUIT_REFUSED.inc()
+            raise
         endpoint = endpoint_of(method, urlsplit(url).path)
+        waited_from = time.perf_counter()
         if not rate_budget().acquire(endpoint, max_wait=BUDGET_MAX_WAIT_SECONDS):
+            metrics.STRIPE_BUDGET_SPENT.inc()
             raise StripeUnavailable(f"the Stripe request budget for {endpoint} is spent", retry_after=1.0)
+        waited = time.perf_counter() - waited_from
+        if waited > BUDGET_WAIT_NOTICED_SECONDS:
+            metrics.STRIPE_BUDGET_WAITS.inc()
+            metrics.STRIPE_BUDGET_WAIT.inc(waited)
         try:
             content, status, response_headers = super().request(method, url, headers, post_data)
         except stripe.APIConnectionError:
+            metrics.STRIPE_REQUESTS.labels(endpoint, "error").inc()
             breaker.record_failure()
             raise
+        metrics.STRIPE_REQUESTS.labels(endpoint, str(status)).inc()
+        logs.note_stripe_request(response_headers.get("Request-Id"))
         if status == 429 or status >= 500:
             breaker.record_failure()
         else:

@@ -19,6 +19,7 @@ from apps.payments.mirror.outbox import mirror_record_change, release_waiting_pr
 from apps.payments.mirror.outcomes import Completion, MirrorRejected, SyncOutcome, Waiting
 from apps.payments.mirror.pushers import PUSHERS
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from config import metrics
 
 log = logging.getLogger("apps.payments.mirror")
 
@@ -31,7 +32,12 @@ COMPLETIONS = {
 
 def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
     """Bring one object's Stripe side up to its latest version."""
-    owner = owner or f"inline:{uuid.uuid4().hex}"
+    outcome = _sync(record_id, owner or f"inline:{uuid.uuid4().hex}")
+    metrics.MIRROR_SYNCS.labels(outcome).inc()
+    return outcome
+
+
+def _sync(record_id: int, owner: str) -> SyncOutcome:
     if not _product_ready(record_id):
         # Without a lease: the product's own task embeds this price in its creation, or releases it after.
         return SyncOutcome.WAITING

@@ -7,6 +7,7 @@ secret: the secrets come from settings only (dj-stripe's own view, which trusts 
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 import stripe
@@ -21,6 +22,7 @@ from djstripe import models as djstripe_models
 
 from apps.payments.models import WebhookEvent, WebhookEventState
 from apps.payments.webhooks.drain import schedule_drain_on_commit
+from config import logs, metrics
 from config import request_id as request_ids
 
 log = logging.getLogger("apps.payments.webhooks")
@@ -159,8 +161,10 @@ def acknowledge(payload: bytes, signature: str | None) -> tuple[int, dict]:
         event = verify(payload, signature, settings.STRIPE_WEBHOOK_SECRETS, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
     except InvalidWebhook as error:
         log.warning("webhook refused reason=%s", error)
+        metrics.WEBHOOKS_RECEIVED.labels("invalid").inc()
         return 400, {"error": "invalid webhook"}
     new = webhook_receive(event=event)
+    metrics.WEBHOOKS_RECEIVED.labels("stored" if new else "duplicate").inc()
     return 200, {"received": True, "duplicate": not new}
 
 
@@ -175,6 +179,7 @@ def body_refusal(content_length: str | None) -> tuple[int, dict] | None:
     else:
         return None
     log.warning("webhook refused status=%s reason=%s", refusal[0], refusal[1]["error"])
+    metrics.WEBHOOKS_RECEIVED.labels("too_large" if refusal[0] == 413 else "bad_request").inc()
     return refusal
 
 
@@ -196,6 +201,8 @@ def webhook_wsgi_app(environ, start_response):
     middleware and routing: a webhook needs no session, CSRF or auth, and every delivery is on the hot path."""
     close_old_connections()  # what Django does around each request, for persistent connections
     request_id = request_ids.begin(environ.get("HTTP_X_REQUEST_ID"))
+    logs.begin_request(None)
+    started = time.perf_counter()
     try:
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
@@ -215,4 +222,7 @@ def webhook_wsgi_app(environ, start_response):
     if status == 405:
         headers.append(("Allow", "POST"))
     start_response(f"{status} {_REASONS[status]}", headers)
+    # The same series as the view's under Django (`stripe-webhook`), so a dashboard sees one endpoint either way.
+    method = "POST" if status != 405 else "other"
+    metrics.HTTP_REQUESTS.labels("stripe-webhook", method, f"{status // 100}xx").observe(time.perf_counter() - started)
     return [content]

@@ -18,6 +18,7 @@ from djstripe import models as djstripe_models
 from apps.payments.models import WebhookEvent, WebhookEventState
 from apps.payments.webhooks.errors import EventNotReady
 from apps.payments.webhooks.handlers import HANDLERS
+from config import metrics
 
 log = logging.getLogger("apps.payments.webhooks")
 
@@ -70,6 +71,8 @@ def _process(record: WebhookEvent) -> str:
             outcome, state = handler(event), WebhookEventState.PROCESSED
     record.attempts += 1
     record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
+    metrics.WEBHOOKS_PROCESSED.labels(record.type, state).inc()
+    metrics.WEBHOOK_LAG.observe((record.processed_at - record.received_at).total_seconds())
     record.last_error = record.traceback = ""
     record.retry_at = None
     record.save(update_fields=["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"])
@@ -100,6 +103,7 @@ def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str)
         retry_at=None if park else now + timedelta(seconds=delay),
         outcome=f"waiting: {error}"[:255] if waiting else record.outcome,
     )
+    metrics.WEBHOOKS_PROCESSED.labels(record.type, "parked" if park else "retry").inc()
     if park:
         log.error(
             "webhook event parked event=%s type=%s attempts=%s error=%s", record.stripe_id, record.type, attempts, error
