@@ -13,6 +13,7 @@ RUN pip install -r requirements.txt
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=config.settings.local python manage.py collectstatic --no-input \
     && useradd --create-home --uid 1000 app \
+    && mkdir -p /app/var/metrics \
     && chown -R app /app/var
 USER app
 

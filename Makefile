@@ -11,7 +11,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services browser clean help bench-emulator bench-mirror bench-webhooks bench-dashboard fuzz audit
+.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -105,6 +105,10 @@ bench-mirror: $(VENV)/.dev services
 
 bench-webhooks: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/webhooks.py
+
+# The README's pictures of the admin, taken by the browser tests on their own data.
+screenshots: $(VENV)/.dev services browser
+	DJANGO_SETTINGS_MODULE=config.settings.test SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/browser
 
 bench-dashboard: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/dashboard.py

@@ -98,7 +98,7 @@ def dashboard_context(*, days_back: int) -> dict:
         "revenue": _money_charts(stats["revenue"], days, "revenue"),
         "refunds": _money_charts(stats["refunds"], days, "refunded"),
         "totals": [
-            {key: money_format(row[key], row["currency"]) for key in ("gross", "refunded", "net")} | row
+            row | {key: money_format(row[key], row["currency"]) for key in ("gross", "refunded", "net")}
             for row in stats["totals"]
         ],
         "orders_by_status": charts.share_bars(

@@ -15,6 +15,7 @@ from apps.payments.models import (
     WebhookEventState,
 )
 from tests.browser.admin_pages import AdminPages
+from tests.browser.conftest import keep_for_readme
 from tests.payments.helpers import PASSWORD, checkout_started, order_settles, settled, webhooks_quiet
 from tests.worker_fixtures import wait_until
 
@@ -62,6 +63,7 @@ def test_find_an_order_by_email_and_refund_part_of_it(browser, live_server, shop
     refund = order.refunds.get()
     assert refund.amount == 1000
     assert refund.stripe_refund_id in admin.text("#refunds-group")
+    keep_for_readme(browser, "order-admin", height=2000)
     assert [r.amount for r in _stripe(shop).v1.refunds.list().data] == [1000]
 
 

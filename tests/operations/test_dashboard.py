@@ -71,6 +71,7 @@ def test_the_dashboard_shows_revenue_orders_and_the_machinery(operator_client):
     assert "<strong>EUR</strong>" in page
     assert "<strong>USD</strong>" in page
     assert '<svg class="chart"' in page
+    assert "<td>EUR</td><td>€" in page  # totals written as money, not minor units
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
     assert "7 order(s) placed in the range" in page
     assert 'class="warn">1 failed</a>' in page
