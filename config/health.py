@@ -47,7 +47,8 @@ def _stripe_side() -> dict:
     try:
         state = machinery()
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
-        return {"ok": False, "error": exc.__class__.__name__, "reasons": []}
+        reason = f"the state of the Stripe side could not be read ({exc.__class__.__name__})"
+        return {"ok": False, "error": exc.__class__.__name__, "reasons": [reason]}
     reasons = []
     parked = state["webhooks"]["parked"]
     if parked:

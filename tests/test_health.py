@@ -73,3 +73,16 @@ def test_degraded_while_the_circuit_holds_stripe_calls_back(client, settings):
     assert answer["status"] == "degraded"
     assert answer["reasons"] == ["the circuit breaker holds Stripe calls back after repeated failures"]
     assert answer["checks"]["stripe_side"]["circuit_open"] is True
+
+
+def test_degraded_names_its_reason_when_the_stripe_side_cannot_be_read(client, monkeypatch):
+    from config import health
+
+    def redis_down():
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(health, "machinery", redis_down)
+    answer = client.get("/health/").json()
+
+    assert answer["status"] == "degraded"
+    assert answer["reasons"] == ["the state of the Stripe side could not be read (ConnectionError)"]

@@ -6,6 +6,7 @@ so a deployment that never thought of metrics exposes none.
 """
 
 import hmac
+import logging
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
@@ -20,6 +21,8 @@ import config.metrics  # noqa: F401 - the counters exist (and know their directo
 from apps.mail.selectors import outbox_health
 from apps.payments import selectors as payments_selectors
 
+log = logging.getLogger("apps.operations.metrics")
+
 
 def _age(moment, now) -> float:
     return max(0.0, (now - moment).total_seconds()) if moment else 0.0
@@ -30,8 +33,14 @@ class StateCollector:
 
     def collect(self):
         now = timezone.now()
-        machinery = payments_selectors.machinery()
-        outbox = outbox_health()
+        try:
+            machinery = payments_selectors.machinery()
+            outbox = outbox_health()
+        except Exception:
+            log.exception("metrics: the state could not be read")
+            yield GaugeMetricFamily("state_up", "1 when the database and Redis state below could be read.", value=0)
+            return
+        yield GaugeMetricFamily("state_up", "1 when the database and Redis state below could be read.", value=1)
 
         mirror = GaugeMetricFamily("mirror_rows", "Mirror rows (users, products, prices) by state.", labels=["state"])
         for state, count in machinery["mirror"]["by_state"].items():

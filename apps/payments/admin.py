@@ -3,7 +3,7 @@ from functools import wraps
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -215,7 +215,10 @@ class OrderRefundForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields = {
             "amount": forms.IntegerField(
-                min_value=1, max_value=remaining, initial=remaining, help_text="Minor units (1999 is 19.99)."
+                min_value=1,
+                max_value=remaining,
+                initial=remaining,
+                help_text="In the currency's minor unit (1999 is 19.99 EUR; 500 is 500 JPY).",
             ),
             **self.fields,
         }
@@ -264,8 +267,8 @@ class OrderAdmin(admin.ModelAdmin):
         return [path("<int:order_id>/refund/", refund, name="payments_order_refund"), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        order = Order.objects.filter(pk=object_id).only("status").first()
-        refundable = order is not None and order.status in REFUNDABLE_STATUSES
+        order = Order.objects.filter(pk=object_id).only("status", "amount_charged", "amount_refunded").first()
+        refundable = order is not None and order.status in REFUNDABLE_STATUSES and order.amount_remaining > 0
         extra_context = {**(extra_context or {}), "can_refund": refundable and self.has_refund_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -274,25 +277,30 @@ class OrderAdmin(admin.ModelAdmin):
         if not self.has_refund_permission(request):
             raise PermissionDenied
         order = get_object_or_404(Order, pk=order_id)
-        remaining = (order.amount_charged or order.amount_total) - order.amount_refunded
-        form = OrderRefundForm(request.POST or None, remaining=max(remaining, 1))
+        back = redirect(reverse("admin:payments_order_change", args=[order.pk]))
+        if order.status not in REFUNDABLE_STATUSES or order.amount_remaining <= 0:
+            self.message_user(request, f"Order {order.pk} is {order.status}: nothing to refund.", messages.WARNING)
+            return back
+        form = OrderRefundForm(request.POST or None, remaining=order.amount_remaining)
         if request.method == "POST" and form.is_valid():
             try:
                 refund = services.order_refund(
                     order=order, amount=form.cleaned_data["amount"], by=request.user, reason=form.cleaned_data["reason"]
                 )
-            except DomainError as error:
-                form.add_error(None, str(error))
+            except (DomainError, ValidationError) as error:
+                # Another refund (here or in Stripe's dashboard) may have landed since the form was checked.
+                form.add_error(None, "; ".join(getattr(error, "messages", [str(error)])))
             else:
+                currency = order.currency_charged or order.currency
                 self.message_user(
-                    request, f"Refunded {refund.amount} {order.currency} of order {order.pk}.", messages.SUCCESS
+                    request, f"Refunded {refund.amount} {currency} of order {order.pk}.", messages.SUCCESS
                 )
-                return redirect(reverse("admin:payments_order_change", args=[order.pk]))
+                return back
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "order": order,
-            "remaining": remaining,
+            "remaining": order.amount_remaining,
             "form": form,
             "title": f"Refund order {order.pk}",
         }

@@ -442,10 +442,17 @@ if SENTRY_DSN:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
 
+    from config.logs import scrub_error_report
+
     sentry_sdk.init(
         dsn=SENTRY_DSN,
         integrations=[DjangoIntegration(), CeleryIntegration()],
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,
+        # A frame's locals hold Stripe's request headers (the secret key) and bodies (customers' emails); a
+        # request body holds passwords and addresses. The stack and the message are what a fix needs.
+        include_local_variables=False,
+        max_request_body_size="never",
+        before_send=scrub_error_report,
     )

@@ -37,8 +37,11 @@ SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}
 # Believed only from a proxy that sets it (DJANGO_BEHIND_PROXY): otherwise any client could claim https.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# /health/ is probed over plain HTTP by load balancers and orchestrators.
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# /health/ and /health/live are probed over plain HTTP by load balancers and orchestrators.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^health/live$"]
+# Several processes (gunicorn workers, Celery) share counters only through a directory the deployment gives
+# (compose does); none is made inside the code's own directory.
+METRICS_DIR = env.str("METRICS_DIR", default="")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=ONE_YEAR)

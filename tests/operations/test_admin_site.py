@@ -94,3 +94,48 @@ def test_an_operator_sees_an_orders_lines_transitions_and_refunds(operator_clien
     assert 'id="refunds-group"' in page
     assert "re_seen" in page
     assert 'id="lines-group"' in page
+
+
+def test_a_pending_orders_refund_page_sends_the_operator_back(operator_client):
+    order = OrderFactory()
+
+    answer = operator_client.get(f"/admin/payments/order/{order.pk}/refund/", follow=True)
+
+    assert answer.redirect_chain[-1][0] == f"/admin/payments/order/{order.pk}/change/"
+    assert f"Order {order.pk} is pending: nothing to refund." in answer.content.decode()
+
+
+def test_an_order_charged_in_another_currency_refunds_what_stripe_took(operator_client):
+    order = OrderFactory(
+        paid=True,
+        status=OrderStatus.REVIEW,
+        amount_total=5000,
+        currency="eur",
+        amount_charged=6000,
+        currency_charged="usd",
+    )
+
+    page = operator_client.get(f"/admin/payments/order/{order.pk}/refund/").content.decode()
+
+    assert "paid <strong>6000 usd</strong>" in page
+    assert "<strong>6000</strong> can still be refunded" in page
+
+
+def test_a_refund_refused_under_the_lock_is_an_error_on_the_page_not_a_500(operator_client, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    from apps.payments import services
+
+    order = OrderFactory(paid=True)
+
+    def refund_landed_meanwhile(**kwargs):
+        # What the service says when another refund took the rest between the form's check and the order's lock.
+        raise ValidationError("only 0 of 5000 remains to refund")
+
+    monkeypatch.setattr(services, "order_refund", refund_landed_meanwhile)
+    answer = operator_client.post(
+        f"/admin/payments/order/{order.pk}/refund/", {"amount": 5000, "reason": "requested_by_customer"}
+    )
+
+    assert answer.status_code == 200
+    assert "only 0 of 5000 remains to refund" in answer.content.decode()

@@ -14,7 +14,8 @@ SCRIPT = """
 import django, sentry_sdk
 django.setup()
 from django.test import Client
-answer = Client(raise_request_exception=False).get("/fail/", HTTP_AUTHORIZATION="Bearer secret-bearer-token")
+body = {"email": "ada@example.com", "password": "hunter2-passphrase"}
+answer = Client(raise_request_exception=False).post("/fail/", body, HTTP_AUTHORIZATION="Bearer secret-bearer-token")
 assert answer.status_code == 500, answer.status_code
 sentry_sdk.flush(timeout=5)
 """
@@ -62,7 +63,9 @@ def test_an_unhandled_error_reaches_sentry_without_secrets():
     assert result.returncode == 0, result.stderr
     sent = b"".join(_SentryInbox.received).decode()
     assert "RuntimeError" in sent
-    assert "the failure Sentry must hear of" in sent
+    assert "the failure Sentry must hear of (1 header, customer [scrubbed])" in sent
     assert "sk_test_mustNeverLeaveTheMachine0000" not in sent
     assert "secret-bearer-token" not in sent
+    assert "ada@example.com" not in sent  # neither the message, the body nor the frame's locals
+    assert "hunter2-passphrase" not in sent
     assert settings.SECRET_KEY not in sent

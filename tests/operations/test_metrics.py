@@ -105,3 +105,20 @@ def test_the_numbers_move_when_a_product_is_mirrored_and_a_webhook_processed(web
     )
     assert _value(processed, "webhook_events_waiting") == 0
     assert _value(processed, "stripe_circuit_open") == 0
+
+
+@pytest.mark.django_db
+def test_the_counters_still_answer_when_the_state_cannot_be_read(client, settings, monkeypatch):
+    from apps.payments import selectors
+
+    settings.METRICS_TOKEN = TOKEN
+
+    def redis_down():
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(selectors, "machinery", redis_down)
+    samples = _scrape(client)
+
+    assert _value(samples, "state_up") == 0
+    assert not any(name == "mirror_rows" for name, _ in samples)
+    assert any(name == "http_request_duration_seconds_count" for name, _ in samples)
