@@ -100,6 +100,8 @@ def _registry() -> CollectorRegistry:
 
 
 class _Snapshot:
+    """Another registry's metrics (every process's counters), served beside the state read at the scrape."""
+
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
 
