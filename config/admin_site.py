@@ -66,9 +66,9 @@ class ShopAdminSite(admin.AdminSite):
         return [path("dashboard/", self.admin_view(dashboard_view), name="dashboard"), *super().get_urls()]
 
     def each_context(self, request):
-        context = super().each_context(request)
-        context["dashboard_allowed"] = request.user.is_active and request.user.has_perm("payments.view_order")
-        return context
+        from apps.operations.dashboard import may_view_dashboard
+
+        return {**super().each_context(request), "dashboard_allowed": may_view_dashboard(request.user)}
 
 
 class ShopAdminConfig(AdminConfig):

@@ -24,6 +24,11 @@ def days_between(field: str, first: date, last: date) -> dict:
     return bounds
 
 
+def seconds_since(when: datetime | None) -> float:
+    """How long ago `when` was, in seconds (0.0 for none, or a moment not yet come)."""
+    return max(0.0, (timezone.now() - when).total_seconds()) if when else 0.0
+
+
 def moment(timestamp: int | None) -> datetime | None:
     """A Unix time (as Stripe gives them) as an aware datetime; None for none."""
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else None

@@ -12,7 +12,6 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -53,8 +52,7 @@ def _stripe_side() -> dict:
     parked = state["webhooks"]["parked"]
     if parked:
         reasons.append(f"{parked} Stripe event(s) parked after three days of failures: not applied")
-    oldest = state["mirror"]["oldest_pending"]
-    backlog_age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    backlog_age = state["mirror"]["oldest_pending_age_seconds"]
     if backlog_age > settings.HEALTH_MIRROR_BACKLOG_SECONDS:
         reasons.append(f"a change has waited {backlog_age:.0f} s to reach Stripe")
     if state["stripe"]["circuit_open_for"]:

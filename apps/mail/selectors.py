@@ -6,6 +6,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from apps.mail.models import MessageState, OutgoingMessage
+from config.days import seconds_since
 
 WAITING_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.FAILED)
 
@@ -31,5 +32,5 @@ def outbox_health(*, sent_within: timedelta = timedelta(hours=24)) -> dict:
     return {
         "by_state": {**{state: waiting.get(state, 0) for state in WAITING_STATES}, "sent_lately": sent},
         "oldest_due": oldest_due,
-        "overdue_seconds": max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
+        "overdue_seconds": seconds_since(oldest_due),
     }

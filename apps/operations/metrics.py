@@ -10,7 +10,6 @@ import logging
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -24,15 +23,10 @@ from apps.payments import selectors as payments_selectors
 log = logging.getLogger("apps.operations.metrics")
 
 
-def _age(moment, now) -> float:
-    return max(0.0, (now - moment).total_seconds()) if moment else 0.0
-
-
 class StateCollector:
     """Gauges read from the database and Redis at scrape time: the same answer from any process."""
 
     def collect(self):
-        now = timezone.now()
         try:
             machinery = payments_selectors.machinery()
             outbox = outbox_health()
@@ -49,14 +43,14 @@ class StateCollector:
         yield GaugeMetricFamily(
             "mirror_oldest_pending_age_seconds",
             "How long the oldest change still waiting for Stripe has waited (0 when none waits).",
-            value=_age(machinery["mirror"]["oldest_pending"], now),
+            value=machinery["mirror"]["oldest_pending_age_seconds"],
         )
         webhooks = machinery["webhooks"]
         yield GaugeMetricFamily("webhook_events_waiting", "Stored events not processed yet.", value=webhooks["waiting"])
         yield GaugeMetricFamily(
             "webhook_oldest_waiting_age_seconds",
             "How long the oldest unprocessed event has waited since it was received.",
-            value=_age(webhooks["oldest_waiting"], now),
+            value=webhooks["oldest_waiting_age_seconds"],
         )
         yield GaugeMetricFamily(
             "webhook_events_parked",

@@ -22,7 +22,7 @@ from apps.payments.models import (
     WebhookEvent,
     WebhookEventState,
 )
-from config.days import days_between
+from config.days import days_between, seconds_since
 
 
 def stripe_price_id(*, price_id: int) -> str | None:
@@ -242,10 +242,12 @@ def machinery() -> dict:
         "mirror": {
             "by_state": {state: mirror.get(state, 0) for state in MirrorState.values},
             "oldest_pending": oldest_pending,
+            "oldest_pending_age_seconds": seconds_since(oldest_pending),
         },
         "webhooks": {
             "waiting": waiting.get(WebhookEventState.RECEIVED, 0),
             "oldest_waiting": oldest_waiting,
+            "oldest_waiting_age_seconds": seconds_since(oldest_waiting),
             "parked": waiting.get(WebhookEventState.FAILED, 0),
         },
         "stripe": {
