@@ -10,6 +10,7 @@ import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from django.core.signals import request_finished
 from django.utils.functional import SimpleLazyObject, empty
 
 from config import request_id as request_ids
@@ -50,7 +51,8 @@ def _user_id(request) -> int | None:
 
 class LogContextMiddleware:
     """Makes the request (and so, once authenticated, its user) what the log lines written for it name, up to
-    Django's own `Not Found` line written after the middleware returned; the next request replaces it."""
+    Django's own `Not Found` line written after the middleware returned; `request_finished` ends it, so a line
+    written later in the same thread names no one."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -58,6 +60,14 @@ class LogContextMiddleware:
     def __call__(self, request):
         begin_request(request)
         return self.get_response(request)
+
+
+def end_request(**kwargs) -> None:
+    _request.set(None)
+    _stripe_request_id.set(None)
+
+
+request_finished.connect(end_request, dispatch_uid="config.logs.end_request")
 
 
 class ContextFilter(logging.Filter):

@@ -110,8 +110,11 @@ def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator, smtp_sink
 def _clear_shared_state() -> None:
     celery_app.control.purge()
     client = redis.Redis.from_url(django_settings.COORDINATION_REDIS_URL)
-    for key in client.scan_iter("stripe:*"):
-        client.delete(key)
+    # The drain slots too: a purged drain task never gives its slot back, and the next test's events would
+    # wait for it to expire (30 s) with no beat to pick them up.
+    for pattern in ("stripe:*", "webhooks:drain:*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
 
 
 @pytest.fixture

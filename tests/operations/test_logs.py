@@ -87,3 +87,14 @@ def test_the_format_is_chosen_from_two(monkeypatch):
 
     assert result.returncode != 0
     assert "LOG_FORMAT must be keyvalue or json, not 'yaml'." in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_line_written_after_a_request_names_no_user_of_it():
+    client_for(UserFactory()).get("/api/v1/products/999999/")
+
+    with project_log("json") as stream:
+        logging.getLogger("apps.payments").warning("between requests")
+
+    (line,) = _lines(stream)
+    assert "user_id" not in line
