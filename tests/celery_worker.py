@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    def __init__(self, environment: dict[str, str], concurrency: int = 2, name: str = "test-worker"):
+    def __init__(self, environment: dict[str, str], concurrency: int = 2, name: str = "test-worker", queues: str = ""):
         self.environment = environment
         self.concurrency = concurrency
         self.name = f"{name}-{os.getpid()}@localhost"
+        self.queues = queues  # empty: every queue
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
@@ -25,6 +26,7 @@ class WorkerProcess:
             "--pool", "prefork", "--concurrency", str(self.concurrency),
             "--hostname", self.name, "--loglevel", "WARNING",
             "--without-heartbeat", "--without-mingle", "--without-gossip",
+            *(["--queues", self.queues] if self.queues else []),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.environment})
         deadline = time.monotonic() + 30
@@ -50,3 +52,20 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class ProductionWorkers:
+    """The workers as docker-compose.yml runs them: one for payments (webhooks, mirror, the rest), one for mail."""
+
+    def __init__(self, environment: dict[str, str]):
+        self.payments = WorkerProcess(environment, name="payments-worker", queues="webhooks,mirror,payments")
+        self.mail = WorkerProcess(environment, name="mail-worker", queues="mail")
+
+    def start(self) -> "ProductionWorkers":
+        self.payments.start()
+        self.mail.start()
+        return self
+
+    def stop(self) -> None:
+        self.payments.stop()
+        self.mail.stop()

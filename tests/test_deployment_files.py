@@ -79,19 +79,23 @@ REAL_ENV = {
     "EMAIL_URL": "smtp+tls://mailer:password@smtp.example.com:587",
     "SITE_URL": "https://shop.example.com",
 }
+APP_SERVICES = ("web", "worker-payments", "worker-mail", "beat", "migrate")
 SECRETS = ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "POSTGRES_PASSWORD", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
 
 
 def test_compose_runs_the_whole_stack():
     services = _compose()["services"]
 
-    assert {"postgres", "redis", "web", "worker", "beat", "migrate", "stripe-emulator", "mailpit"} <= set(services)
+    assert {"postgres", "redis", "web", "worker-payments", "worker-mail", "beat", "migrate"} <= set(services)
+    assert {"stripe-emulator", "mailpit"} <= set(services)
     assert services["stripe-emulator"]["command"][:3] == ["python", "-m", "tools.stripe_emulator"]
     assert services["web"]["command"][:2] == ["gunicorn", "config.wsgi"]
-    assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
+    for name in APP_SERVICES:
+        if name.startswith("worker"):
+            assert services[name]["command"][:4] == ["celery", "-A", "config", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
     assert "python -m config.deploy && python manage.py migrate" in services["migrate"]["command"][-1]
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in APP_SERVICES:
         environment = _interpolate(services[name], REAL_ENV)["environment"]
         assert environment["DATABASE_URL"] == "postgres://commerce:a-database-password@postgres:5432/commerce"
         assert environment["CELERY_BROKER_URL"].startswith("redis://")
@@ -122,7 +126,7 @@ def test_every_setting_in_env_reaches_the_app():
     app = _compose()["x-app"]
 
     assert app["env_file"] == [{"path": ".env", "required": False}]
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in APP_SERVICES:
         assert _compose()["services"][name]["env_file"] == app["env_file"]
 
 
@@ -142,7 +146,7 @@ def test_only_the_web_port_is_published_and_on_loopback_unless_told():
         assert services[name]["profiles"] == ["dev"]
         assert all(port.startswith("127.0.0.1:") for port in published[name])
     assert set(published) == {"web", "stripe-emulator", "mailpit"}
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in APP_SERVICES:
         assert "mailpit" not in services[name].get("depends_on", {}), "a dev-only service cannot be required"
 
 
@@ -223,3 +227,48 @@ def test_compose_file_is_valid():
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def _queues_consumed(command: list[str]) -> set[str]:
+    """The queues a `celery worker` command line consumes: its `--queues`, or every queue without one."""
+    from config.celery import app as celery_app
+
+    for flag in ("--queues", "-Q"):
+        if flag in command:
+            return set(command[command.index(flag) + 1].split(","))
+    return set(celery_app.amqp.queues)
+
+
+def _project_tasks() -> list[str]:
+    import importlib
+
+    from django.apps import apps
+
+    from config.celery import app as celery_app
+
+    for app_config in apps.get_app_configs():  # what the worker's autodiscovery imports
+        if app_config.name.startswith("apps.") and (Path(app_config.path) / "tasks.py").exists():
+            importlib.import_module(f"{app_config.name}.tasks")
+    return sorted(name for name in celery_app.tasks if name.startswith("apps."))
+
+
+def test_every_task_lands_on_a_queue_a_compose_worker_consumes_and_mail_has_a_worker_of_its_own():
+    from config.celery import app as celery_app
+
+    services = _compose()["services"]
+    consumed = {name: _queues_consumed(services[name]["command"]) for name in ("worker-payments", "worker-mail")}
+
+    routes = {task: celery_app.amqp.router.route({}, task)["queue"].name for task in _project_tasks()}
+    assert {"apps.payments.tasks.mirror_sync_task", "apps.mail.tasks.message_send_task"} <= set(routes)
+    for task, queue in routes.items():
+        assert queue in consumed["worker-payments"] | consumed["worker-mail"], f"{task} -> {queue}: no worker reads it"
+    assert consumed["worker-mail"] == {"mail"}
+    assert routes["apps.payments.tasks.drain_webhook_events_task"] in consumed["worker-payments"]
+    assert {queue for task, queue in routes.items() if task.startswith("apps.mail.")} == {"mail"}
+    assert not {queue for task, queue in routes.items() if task.startswith("apps.payments.")} & {"mail"}
+
+
+def test_a_worker_started_without_queues_consumes_them_all():
+    processes = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+
+    assert _queues_consumed(processes["worker"].split()) == {"webhooks", "mirror", "payments", "mail"}

@@ -15,7 +15,7 @@ from django.db import connection
 
 from apps.payments.models import MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
 from config.celery import app as celery_app
-from tests.celery_worker import WorkerProcess
+from tests.celery_worker import ProductionWorkers
 from tests.smtp_sink import SmtpSink
 
 FAST_BUDGET = "1000"
@@ -98,11 +98,11 @@ def mailbox(smtp_sink):
 
 @pytest.fixture(scope="session")
 def mirror_worker(django_db_setup, django_db_blocker, stripe_emulator, smtp_sink):
-    """One real worker for the session (Stripe, mail and webhooks alike)."""
+    """The session's real workers, as production runs them: one for payments, one for mail."""
     with django_db_blocker.unblock():
         environment = worker_environment(stripe_emulator, smtp_sink)
     celery_app.control.purge()
-    worker = WorkerProcess(environment).start()
+    worker = ProductionWorkers(environment).start()
     yield worker
     worker.stop()
 

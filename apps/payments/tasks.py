@@ -59,6 +59,14 @@ def webhook_requeue_stale_task() -> bool:
 
 
 @shared_task(ignore_result=True)
+def webhook_events_prune_task() -> int:
+    """Beat, nightly: delete settled events older than `WEBHOOK_EVENT_RETENTION_DAYS`; answers how many."""
+    from apps.payments.webhooks import retention
+
+    return retention.prune(before=retention.default_cutoff())
+
+
+@shared_task(ignore_result=True)
 def books_check_task() -> int:
     """Beat, nightly: compare the last `BOOKS_CHECK_DAYS` of our books with Stripe's; answers the drift found."""
     from django.utils import timezone

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -251,6 +252,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# One queue per kind of work, so a backlog of one never delays another: a mail server that hangs fills `mail`,
+# not the queue that carries a payment's event. Production runs a worker for payments (webhooks, mirror and
+# the rest) and one for mail (docker-compose.yml); `make run` has one worker consume them all.
+# A worker started without `-Q` consumes every queue, so nothing waits on a queue no one reads.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("webhooks", "mirror", "payments", "mail")
+]
+CELERY_TASK_DEFAULT_QUEUE = "payments"
+CELERY_TASK_ROUTES = {
+    "apps.payments.tasks.drain_webhook_events_task": {"queue": "webhooks"},
+    "apps.payments.tasks.webhook_*": {"queue": "webhooks"},
+    "apps.payments.tasks.mirror_*": {"queue": "mirror"},
+    "apps.mail.tasks.*": {"queue": "mail"},
+}
 
 # --- Stripe (dj-stripe) -----------------------------------------------------------------
 
@@ -338,6 +353,19 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 WEBHOOK_RETRY_HORIZON_SECONDS = env.int("WEBHOOK_RETRY_HORIZON_SECONDS", default=3 * 24 * 3600)
 # Drain tasks that may process events at once (each takes one event at a time, skipping locked ones).
 WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=4)
+# Settled events (processed, ignored, refused) are deleted this many days after receipt, every night; parked and
+# waiting ones are kept. 0 keeps everything. Never less than the redelivery horizon above.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)
+if 0 < WEBHOOK_EVENT_RETENTION_DAYS * 86400 < WEBHOOK_RETRY_HORIZON_SECONDS:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_EVENT_RETENTION_DAYS={WEBHOOK_EVENT_RETENTION_DAYS} is shorter than the "
+        f"{WEBHOOK_RETRY_HORIZON_SECONDS // 86400} days Stripe may deliver an event again (0 keeps every event)"
+    )
+if WEBHOOK_EVENT_RETENTION_DAYS:
+    CELERY_BEAT_SCHEDULE["webhook-events-prune"] = {
+        "task": "apps.payments.tasks.webhook_events_prune_task",
+        "schedule": crontab(hour=env.int("WEBHOOK_EVENT_PRUNE_HOUR", default=4), minute=30),
+    }
 CELERY_BEAT_SCHEDULE["webhook-requeue-stale"] = {
     "task": "apps.payments.tasks.webhook_requeue_stale_task",
     "schedule": 30.0,

@@ -25,6 +25,7 @@ from tests.payments.helpers import (
 )
 
 pytestmark = pytest.mark.integration
+MAIL_SLOTS = 2  # the session's mail worker (tests.celery_worker.ProductionWorkers)
 
 
 def message_to(address: str, kind: str = MessageKind.WELCOME) -> OutgoingMessage:
@@ -112,12 +113,30 @@ class TestFaults:
 
         users.user_create(email="dennis@example.com", password=PASSWORD)
         settles("dennis@example.com", MessageState.SENDING)
-        for pid in mirror_worker.child_pids():
+        for pid in mirror_worker.mail.child_pids():
             os.kill(pid, signal.SIGKILL)
 
         message = settles("dennis@example.com", MessageState.SENT)
         assert len(mailbox.messages_to("dennis@example.com")) == 1
         assert message.attempts == 2
+
+    def test_a_mail_server_that_hangs_does_not_delay_a_payment(self, shop, mailbox):
+        # Welcomes to a server that holds each for 4.5 s: once two are being sent, every mail slot is busy.
+        slow = [f"slow{n}@example.com" for n in range(6)]
+        for address in slow:
+            mailbox.hold(address, seconds=4.5)
+            users.user_create(email=address, password=PASSWORD)
+        being_sent = OutgoingMessage.objects.filter(recipient__in=slow, state=MessageState.SENDING)
+        wait_until(lambda: being_sent.count() >= MAIL_SLOTS, message="every mail slot busy")
+        _, started = checkout_started(shop)
+
+        shop["emulator"].complete_checkout(started["session_id"], "paid")
+        # Sharing the mail's slots, the payment would wait for a held message to finish (4 s and more).
+        order_settles(started["order"], OrderStatus.PAID, timeout=3)
+
+        assert OutgoingMessage.objects.filter(recipient__in=slow).exclude(state=MessageState.SENT).count() >= 3
+        for address in slow:
+            settles(address, MessageState.SENT, timeout=60)
 
 
 class TestOrderMail:

@@ -91,7 +91,7 @@ def test_a_worker_killed_during_a_stripe_call_leaves_no_duplicate(mirror, mirror
     )
     time.sleep(0.5)  # the create is now in flight in the emulator
 
-    for pid in mirror_worker.child_pids():
+    for pid in mirror_worker.payments.child_pids():
         os.kill(pid, signal.SIGKILL)
 
     wait_until(settled, timeout=60, message="the redelivered task")

@@ -1,9 +1,33 @@
-"""List received Stripe events, and replay failed (or any) ones: `stripe_events --failed --replay`."""
+"""List received Stripe events, and replay failed (or any) ones: `stripe_events --failed --replay`;
+delete settled old ones: `stripe_events --prune-before` (by default what is older than the retention)."""
 
-from django.core.management.base import BaseCommand
+import re
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from apps.payments import services
+from apps.payments.management.progress import Progress
 from apps.payments.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks import retention
+
+DEFAULT = "retention"
+
+
+def _cutoff(value: str) -> datetime:
+    """`retention` (WEBHOOK_EVENT_RETENTION_DAYS), `30d`, or a date (`2026-08-01`, midnight local time)."""
+    if value == DEFAULT:
+        if not settings.WEBHOOK_EVENT_RETENTION_DAYS:
+            raise CommandError("WEBHOOK_EVENT_RETENTION_DAYS is 0 (keep every event): give a date or a number of days")
+        return retention.default_cutoff()
+    if days := re.fullmatch(r"(\d+)d", value):
+        return timezone.now() - timedelta(days=int(days[1]))
+    try:
+        return timezone.make_aware(datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time.min))
+    except ValueError:
+        raise CommandError(f"--prune-before {value!r}: give a date (2026-08-01) or a number of days (90d)") from None
 
 
 class Command(BaseCommand):
@@ -16,8 +40,19 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=50)
         parser.add_argument("--replay", action="store_true", help="process the listed events again")
         parser.add_argument("--queue", action="store_true", help="with --replay: hand them to the workers")
+        parser.add_argument(
+            "--prune-before",
+            nargs="?",
+            const=DEFAULT,
+            metavar="DATE|Nd",
+            help="delete processed, ignored and refused events received before this (a date, or days ago; "
+            "alone: WEBHOOK_EVENT_RETENTION_DAYS ago); parked and waiting events are kept",
+        )
 
     def handle(self, *args, **options):
+        if options["prune_before"]:
+            self._prune(_cutoff(options["prune_before"]))
+            return
         events = WebhookEvent.objects.order_by("received_at")
         if options["failed"]:
             events = events.filter(state=WebhookEventState.FAILED)
@@ -53,3 +88,18 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.ERROR(f"  {event.stripe_id}: {error}"))
         verb = "Queued" if options["queue"] else "Replayed"
         self.stdout.write(f"{verb} {replayed} event(s); {failed} failed again.")
+
+    def _prune(self, before: datetime) -> None:
+        total = retention.prunable(before).count()
+        progress = Progress(total, "pruning events", stream=self.stderr)
+        try:
+            pruned = retention.prune(before=before, on_batch=progress.advance)
+        except retention.PruneRefused as refusal:
+            raise CommandError(str(refusal)) from None
+        finally:
+            progress.close()
+        kept = WebhookEvent.objects.exclude(state__in=retention.SETTLED).filter(received_at__lt=before).count()
+        self.stdout.write(
+            f"Pruned {pruned} event(s) received before {timezone.localtime(before):%Y-%m-%d %H:%M}; "
+            f"kept {kept} older one(s) still waiting or parked."
+        )
