@@ -175,3 +175,21 @@ class TestCatalog:
             "app_namespace": "testsuite",
         }
         assert client.v1.prices.retrieve(stripe_price_id(price_id=price.pk)).active is False
+
+    def test_dj_stripe_copies_follow_from_stripe_answers_without_asking_for_features(self, mirror):
+        product, price = _product_with_price(amount=4500)
+        wait_until(settled)
+        catalog.product_update(product=product, data={"name": "Kettle"})
+        catalog.price_update(price=price, data={"unit_amount": 3900})
+        wait_until(settled)
+
+        stripe_product_id = _record(MirrorKind.PRODUCT, product.pk).stripe_id
+        copy = djstripe_models.Product.objects.get(id=stripe_product_id)
+        new_price_id = stripe_price_id(price_id=price.pk)
+        assert (copy.name, copy.active, copy.stripe_data["name"]) == ("Kettle", True, "Kettle")
+        assert copy.stripe_data["default_price"] == new_price_id
+        copies = {p.id: (p.active, p.stripe_data["unit_amount"]) for p in djstripe_models.Price.objects.all()}
+        assert copies[new_price_id] == (True, 3900)
+        assert sorted(copies.values()) == [(False, 4500), (True, 3900)]
+        # dj-stripe's own sync asks Stripe for a product's features each time; the copy is made from the answer held.
+        assert mirror.requests_seen(path_prefix=f"/v1/products/{stripe_product_id}/features") == []

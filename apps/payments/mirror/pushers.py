@@ -1,5 +1,5 @@
 """Writing one object to Stripe: what each kind's push sends, with idempotency keys made of
-(object, version, key generation, step), and Stripe's answer stored through dj-stripe."""
+(object, version, key generation, step), and Stripe's answer kept as dj-stripe's copy (`djstripe_copies`)."""
 
 import logging
 from datetime import timedelta
@@ -10,7 +10,7 @@ from djstripe import models as djstripe_models
 
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import StripeGateway, gateway
-from apps.payments.mirror import leases, specs
+from apps.payments.mirror import djstripe_copies, leases, specs
 from apps.payments.mirror.installation import ref_search_query, stripe_refs
 from apps.payments.mirror.outbox import enqueue
 from apps.payments.mirror.outcomes import WAITING, Completion, MirrorRejected, Pushed, Waiting
@@ -90,7 +90,7 @@ def push_user(record: MirrorRecord, owner: str) -> Pushed:
     customer = _update_or_adopt(gw, gw.v1.customers, record, fields, user.date_joined) or gw.call(
         lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_key(record, "create")
     )
-    djstripe_models.Customer.sync_from_stripe_data(customer)
+    djstripe_copies.store(djstripe_models.Customer, customer)
     djstripe_models.Customer.objects.filter(id=customer.id).update(subscriber=user)
     return Pushed(customer.id)
 
@@ -122,7 +122,7 @@ def push_product(record: MirrorRecord, owner: str) -> Pushed:
     stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
     if stripe_product is None:
         return _create_product(gw, record, owner, product, fields, pushed)
-    djstripe_models.Product.sync_from_stripe_data(stripe_product)
+    djstripe_copies.store(djstripe_models.Product, stripe_product)
     note_stripe_state(stripe_product.id, stripe_product.updated)
     return Pushed(stripe_product.id, pushed)
 
@@ -153,10 +153,10 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
             lambda options: gw.v1.products.create(params=params, options=options),
             idempotency_key=_key(record, "create"),
         )
-        djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        djstripe_copies.store(djstripe_models.Product, stripe_product)
         note_stripe_state(stripe_product.id, stripe_product.updated)
         if claimed is not None:
-            djstripe_models.Price.sync_from_stripe_data(stripe_product.default_price)
+            djstripe_copies.store(djstripe_models.Price, stripe_product.default_price)
     except Exception as error:
         # The claimed price goes back; a retry of this task claims it again and replays the same create.
         if claimed is not None:
@@ -197,7 +197,7 @@ def push_price(record: MirrorRecord, owner: str) -> Pushed | Waiting:
         )
     else:
         stripe_price = _replace_price(gw, record, price, product_record.stripe_id)
-    djstripe_models.Price.sync_from_stripe_data(stripe_price)
+    djstripe_copies.store(djstripe_models.Price, stripe_price)
     return Pushed(stripe_price.id, {"immutable": wanted})
 
 
@@ -226,14 +226,14 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
             ),
             idempotency_key=_key(record, "default"),
         )
-        djstripe_models.Product.sync_from_stripe_data(stripe_product)
+        djstripe_copies.store(djstripe_models.Product, stripe_product)
         note_stripe_state(stripe_product.id, stripe_product.updated)
     if old_id:
         archived = gw.call(
             lambda options: gw.v1.prices.update(old_id, params={"active": False}, options=options),
             idempotency_key=_key(record, "archive-previous"),
         )
-        djstripe_models.Price.sync_from_stripe_data(archived)
+        djstripe_copies.store(djstripe_models.Price, archived)
     return stripe_price
 
 

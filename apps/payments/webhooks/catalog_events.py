@@ -14,8 +14,6 @@ older state is not applied over it. A change that came from Stripe is applied in
 What each kind should hold is the mirror's spec (`mirror.specs`), read here the other way.
 """
 
-import json
-
 import stripe
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -24,7 +22,7 @@ from djstripe import models as djstripe_models
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import gateway
-from apps.payments.mirror import specs
+from apps.payments.mirror import djstripe_copies, specs
 from apps.payments.mirror.installation import APP_REF_KEY, foreign_ref, is_ours
 from apps.payments.mirror.outbox import changes_from_stripe, mirror_record_change
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
@@ -93,17 +91,6 @@ def _not_ours_to_apply(record: MirrorRecord | None, obj: dict, *, superseded: st
     return None
 
 
-def _refresh_djstripe_copy(model, obj: dict) -> None:
-    """dj-stripe keeps its own copy of products and prices (its admin shows it): the copy follows what Stripe
-    told us, in one UPDATE, without the extra reads a full dj-stripe sync makes (a product's features). A copy
-    dj-stripe does not hold yet is written by the mirror when it next pushes the object."""
-    data = json.loads(json.dumps(obj, default=str))  # a fetched object carries Decimals (`unit_amount_decimal`)
-    fields = {"stripe_data": data, "metadata": data.get("metadata") or {}, "active": data["active"]}
-    if model is djstripe_models.Product:
-        fields["name"] = data["name"]
-    model.objects.filter(id=obj["id"]).update(**fields, djstripe_updated=timezone.now())
-
-
 def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None) -> None:
     """Link a local object made from a Stripe one; the mirror then writes its `app_ref` into Stripe."""
     MirrorRecord.objects.filter(kind=kind, object_id=object_id).update(stripe_id=stripe_id, pushed=pushed or {})
@@ -142,7 +129,7 @@ def on_product(event: dict) -> str:
 
 def _apply_product(obj: dict, record: MirrorRecord | None) -> str:
     product = Product.objects.filter(pk=record.object_id).first() if record else None
-    _refresh_djstripe_copy(djstripe_models.Product, obj)
+    djstripe_copies.store(djstripe_models.Product, obj)
     try:
         if product is None:
             with changes_from_stripe():
@@ -202,7 +189,7 @@ def on_price(event: dict) -> str:
         return _archive_price(price)
     if price is None:
         return _create_price(current)
-    _refresh_djstripe_copy(djstripe_models.Price, current)
+    djstripe_copies.store(djstripe_models.Price, current)
     if price.active == current["active"]:
         return "unchanged (Stripe holds what we hold)"
     with changes_from_stripe():
@@ -241,7 +228,7 @@ def _create_price(obj: dict) -> str:
     except ValidationError as error:
         return f"not applied, the catalog refuses it: {error.messages}"
     _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": specs.price_immutable(price)})
-    _refresh_djstripe_copy(djstripe_models.Price, obj)
+    djstripe_copies.store(djstripe_models.Price, obj)
     _push_app_ref(MirrorKind.PRICE, price.pk)
     return f"created local price {price.pk} from the dashboard"
 
