@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tools.bench.cpu import CpuMeter, descendants, named  # noqa: E402
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
@@ -71,13 +72,16 @@ def _prepare_database(name: str) -> str:
     return url
 
 
+IDLE_QUEUE = "bench-idle"  # what workers read until they are told to start: their start-up is not measured
+
+
 def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str]) -> list[subprocess.Popen]:
     workers = []
     for n in range(count):
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool,
             "--concurrency", str(concurrency), "--hostname", f"bench{n}@%h", "--loglevel", "WARNING",
-            "--without-heartbeat", "--without-mingle", "--without-gossip",
+            "--without-heartbeat", "--without-mingle", "--without-gossip", "--queues", IDLE_QUEUE,
         ]  # fmt: skip
         # Only the JSON report goes to stdout.
         workers.append(
@@ -86,6 +90,42 @@ def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str])
             )
         )
     return workers
+
+
+def _worker_names(workers: list[subprocess.Popen]) -> list[str]:
+    import socket
+
+    return [f"bench{n}@{socket.gethostname()}" for n in range(len(workers))]
+
+
+def wait_ready(workers: list[subprocess.Popen]) -> None:
+    from config.celery import app
+
+    deadline = time.time() + 60
+    while len(app.control.ping(destination=_worker_names(workers), timeout=0.5)) < len(workers):
+        if time.time() > deadline:
+            raise RuntimeError("the workers did not start within 60 s")
+
+
+def start_consuming(workers: list[subprocess.Popen]) -> None:
+    """Point the (ready) workers at the project's queues."""
+    from config.celery import app
+
+    for queue in app.amqp.queues:
+        app.control.add_consumer(queue, destination=_worker_names(workers), reply=True)
+
+
+def cpu_meter(workers: list[subprocess.Popen], emulator: subprocess.Popen, **others):
+    """CPU of the workers, the emulator, PostgreSQL and Redis (all of the machine's, as nothing else runs)."""
+    return CpuMeter(
+        {
+            "workers": lambda: [pid for worker in workers for pid in descendants(worker.pid)],
+            "emulator": lambda: descendants(emulator.pid),
+            "postgresql": lambda: named("postgres"),
+            "redis": lambda: named("redis-server"),
+            **others,
+        }
+    )
 
 
 def _stripe_side(emulator_url: str) -> dict[str, Counter]:
@@ -165,13 +205,18 @@ def main() -> int:
     expected = args.products * 2 + args.users
     workers = _start_workers(args.workers, args.concurrency, args.pool, env)
     try:
+        wait_ready(workers)
+        meter = cpu_meter(workers, emulator).start()
+        start_consuming(workers)
         started = time.time()
         deadline = started + args.timeout
         while time.time() < deadline:
             if not MirrorRecord.objects.filter(state=MirrorState.PENDING).exists():
                 break
+            meter.sample()
             time.sleep(0.5)
         finished = time.time()
+        cpu = meter.seconds()
         states = Counter(MirrorRecord.objects.values_list("state", flat=True))
     finally:
         for worker in workers:
@@ -228,6 +273,8 @@ def main() -> int:
             "POST /v1/products": round(_rate(product_posts) / ENDPOINT_LIMIT, 3),
             "POST /v1/customers": round(_rate(customer_posts) / ENDPOINT_LIMIT, 3),
         },
+        "cpu_seconds": cpu,
+        "cpu_ms_per_object": {name: round(seconds * 1000 / expected, 1) for name, seconds in cpu.items()},
         "duplicates": duplicates,
         "lost": lost,
     }
