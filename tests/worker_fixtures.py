@@ -60,6 +60,7 @@ def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": current_database_url(),
+        "DATABASE_CONN_MAX_AGE": "60",  # production's
         "STRIPE_API_BASE": emulator.url,
         "STRIPE_SECRET_KEY": emulator.api_key,
         "STRIPE_MIRROR_ENABLED": "true",

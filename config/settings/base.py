@@ -250,6 +250,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker that is down must not hold a web request for long: the beat task re-sends what was not queued.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Celery's Django fixup closes the database connection around every task unless told how many tasks a
+# connection may serve; `config/celery.py` closes it as Django would (CONN_MAX_AGE, health checks) instead.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # One queue per kind of work, so a backlog of one never delays another: a mail server that hangs fills `mail`,

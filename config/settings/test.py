@@ -16,6 +16,9 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 CHECKOUT_REDIRECT_HOSTS = ["shop.example"]
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres:///postgres")}
+# The test process opens a connection per test; the workers it starts keep theirs as production's do.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 
 def _migrations_fingerprint() -> str:

@@ -1,10 +1,11 @@
 """The mirror end to end: a real Celery worker on Redis and PostgreSQL, the Stripe emulator over HTTP."""
 
+import time
 from datetime import timedelta
 
 import pytest
 import stripe
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -109,6 +110,24 @@ class TestUsers:
         assert (mine.email, mine.metadata.app_namespace) == ("ada@example.com", settings.STRIPE_APP_NAMESPACE)
         untouched = _client(mirror).v1.customers.search(params={"query": "email:'theirs@example.com'"}).data
         assert len(untouched) == 2
+
+
+class TestWorkers:
+    def test_a_worker_keeps_its_database_connection_between_tasks(self, mirror):
+        def sessions_opened() -> int:
+            time.sleep(1.5)  # a backend reports its statistics within a second of going idle
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+                return cursor.fetchone()[0]
+
+        before = sessions_opened()
+        for n in range(12):
+            users.user_create(email=f"user{n}@example.com", password=PASSWORD)
+        wait_until(settled, message="twelve customers")
+
+        # Twelve mirror tasks and twelve welcome mails, on two workers of two processes each.
+        assert sessions_opened() - before <= 4 + 1  # (+ this test's own reads)
 
 
 class TestCatalog:

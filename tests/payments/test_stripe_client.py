@@ -67,6 +67,24 @@ def test_each_endpoint_has_its_own_budget(budget_redis):
     assert customers == products == 1  # the burst of a 5/s bucket is one request; the rest wait
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+def test_a_waiting_request_asks_once_and_one_refused_books_nothing(budget_redis, shared):
+    budget = RateBudget(per_second=5, per_endpoint=5, redis_url=budget_redis if shared else "")
+    asks = []
+    take = budget.take
+    budget.take = lambda endpoint, max_wait=0.0: asks.append(endpoint) or take(endpoint, max_wait)
+    started = time.monotonic()
+
+    for _ in range(5):  # one every 0.2 s
+        assert budget.acquire("GET /v1/customers", max_wait=5)
+    assert time.monotonic() - started >= 0.78
+    assert len(asks) == 5  # each request booked its moment and slept until it, once
+
+    assert not budget.acquire("GET /v1/customers", max_wait=0.01)
+    time.sleep(0.21)
+    assert budget.take("GET /v1/customers") == 0  # the refused request took no moment
+
+
 def test_the_budget_without_redis_works_in_one_process():
     budget = RateBudget(per_second=10, per_endpoint=10)
     started = time.monotonic()

@@ -107,11 +107,11 @@ def wait_ready(workers: list[subprocess.Popen]) -> None:
             raise RuntimeError("the workers did not start within 60 s")
 
 
-def start_consuming(workers: list[subprocess.Popen]) -> None:
-    """Point the (ready) workers at the project's queues."""
+def start_consuming(workers: list[subprocess.Popen], queues: tuple[str, ...]) -> None:
+    """Point the (ready) workers at `queues`."""
     from config.celery import app
 
-    for queue in app.amqp.queues:
+    for queue in queues:
         app.control.add_consumer(queue, destination=_worker_names(workers), reply=True)
 
 
@@ -207,7 +207,8 @@ def main() -> int:
     try:
         wait_ready(workers)
         meter = cpu_meter(workers, emulator).start()
-        start_consuming(workers)
+        # The mirror's own queue: the welcome mail the users' registration queued is the mail worker's work.
+        start_consuming(workers, ("mirror",))
         started = time.time()
         deadline = started + args.timeout
         while time.time() < deadline:
