@@ -22,6 +22,7 @@ MODEL_ORDER = (
     "MirrorRecord",
     "WebhookEvent",
     "BooksCheck",
+    "ReconcileRun",
     "Product",
     "Price",
     "OutgoingMessage",

@@ -25,6 +25,7 @@ from apps.payments.models import (
     OrderStatus,
     OrderTransition,
     Payment,
+    ReconcileRun,
     SubscriptionCheckout,
     WebhookEvent,
     WebhookEventState,
@@ -491,6 +492,33 @@ class BooksCheckAdmin(RecordAdmin):
         if check.finished_at is None:
             return "running"
         return f"{check.drift_count} drift(s)" if check.drift_count else "clean"
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(RecordAdmin):
+    """Each comparison of the mirrored catalog and users with Stripe (`stripe_reconcile`): how far it got and
+    what differed. A stopped run shows its phase; running the command again continues it."""
+
+    list_display = ("started_at", "kind", "repair", "phase", "local", "stripe", "missing", "extra", "differing")
+    list_filter = ("kind", "phase", ("started_at", admin.DateFieldListFilter))
+    readonly_fields = (
+        "kind",
+        "repair",
+        "phase",
+        "local",
+        "stripe",
+        "missing",
+        "extra",
+        "differing",
+        "repaired",
+        "examples",
+        "stripe_cursor",
+        "local_cursor",
+        "started_at",
+        "updated_at",
+        "finished_at",
+    )
+    exclude = ("claims",)
 
 
 # --- subscriptions: dj-stripe's rows, read here; changed through the API or Stripe's portal ----------------

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 
 
 class MirrorKind(models.TextChoices):
@@ -44,6 +45,9 @@ class MirrorRecord(models.Model):
     # What we last wrote, for what Stripe will not tell us cheaply (metadata keys to
     # remove, a price's immutable fields).
     pushed = models.JSONField(default=dict, blank=True)
+    # The reconcile run (`ReconcileRun`) that last found this row's Stripe object, so a run can tell, after
+    # reading Stripe page by page, which local objects Stripe lacks without holding Stripe's catalog in memory.
+    seen_by_reconcile = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +68,42 @@ class MirrorRecord(models.Model):
     @property
     def app_ref(self) -> str:
         return f"{self.kind}:{self.object_id}"
+
+
+class ReconcilePhase(models.TextChoices):
+    STRIPE = "stripe", "reading Stripe"
+    CLAIMED = "claimed", "settling objects that claim another's local object"
+    LOCAL = "local", "looking for local objects Stripe lacks"
+    DONE = "done"
+
+
+class ReconcileRun(models.Model):
+    """One comparison of a mirrored kind with Stripe (`stripe_reconcile`), checkpointed page by page so a run
+    that is stopped continues where it was instead of reading a large catalog again."""
+
+    kind = models.CharField(max_length=20, choices=MirrorKind.choices)
+    repair = models.BooleanField()
+    phase = models.CharField(max_length=10, choices=ReconcilePhase.choices, default=ReconcilePhase.STRIPE)
+    stripe_cursor = models.CharField(max_length=255, blank=True, help_text="The last Stripe object read.")
+    local_cursor = models.BigIntegerField(default=0, help_text="The last local object compared.")
+    # Objects that carry a local object's ref but are not its mirror's: settled once Stripe has been read.
+    claims = models.JSONField(default=list, blank=True)
+    local = models.PositiveIntegerField(default=0)
+    stripe = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)
+    extra = models.PositiveIntegerField(default=0)
+    differing = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0)
+    examples = models.JSONField(default=dict, blank=True, help_text="The first refs of each drift, to report.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+
+    def __str__(self) -> str:
+        return f"reconcile {self.kind} #{self.pk} ({self.phase})"
 
 
 class WebhookEventState(models.TextChoices):
@@ -178,7 +218,12 @@ class Order(models.Model):
                 name="payments_order_refund_within_charged",
             )
         ]
-        indexes = [models.Index(fields=["user", "cart_fingerprint", "created_at"], name="payments_order_cart_idx")]
+        indexes = [
+            models.Index(fields=["user", "cart_fingerprint", "created_at"], name="payments_order_cart_idx"),
+            # The stats read revenue by the day it was paid; staff find orders by email, in any case.
+            models.Index(fields=["paid_at"], condition=models.Q(paid_at__isnull=False), name="payments_order_paid_idx"),
+            models.Index(Upper("email"), name="payments_order_email_idx"),
+        ]
         # Moving money back is its own decision: staff who may view or change orders may not refund them.
         permissions = [("refund_order", "Can refund order")]
 

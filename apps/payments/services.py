@@ -6,7 +6,7 @@ it may ask. The rooms never import it.
 """
 
 from apps.payments.mirror.outbox import mirror_again
-from apps.payments.mirror.reconcile import Drift, reconcile
+from apps.payments.mirror.reconcile import Drift, ReconcileBusy, reconcile
 from apps.payments.mirror.sync import mirror_sync
 from apps.payments.orders.books import books_check
 from apps.payments.orders.checkout import checkout_for_cart, payment_link_create
@@ -29,6 +29,7 @@ __all__ = [
     "Answer",
     "CartLine",
     "Drift",
+    "ReconcileBusy",
     "billing_portal_url",
     "books_check",
     "checkout_for_cart",

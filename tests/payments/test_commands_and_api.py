@@ -132,6 +132,75 @@ class TestStripeReconcile:
         assert "shelf" not in held
         assert held["app_ref"] == f"catalog.product:{products[0].pk}"
 
+    def test_a_stopped_run_continues_from_its_last_page(self, mirror_on, existing_data, monkeypatch):
+        from apps.payments.mirror import reconcile
+
+        monkeypatch.setattr(reconcile, "PAGE", 1)  # three products: three pages
+        _run("stripe_mirror", "--all")
+        products, _ = existing_data
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[0].pk)
+        _client(mirror_on).v1.products.update(record.stripe_id, params={"name": "Renamed in the dashboard"})
+
+        def list_reads() -> int:
+            return len([r for r in mirror_on.requests_seen(method="GET") if r["endpoint"] == "/v1/products"])
+
+        def stop_after_the_first_page(done: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            reconcile.reconcile(MirrorKind.PRODUCT, repair=False, on_step=stop_after_the_first_page)
+        read_before_stop = list_reads()
+        continued = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run")
+        read_in_all = list_reads()
+        afresh = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run", "--restart")
+
+        assert read_before_stop == 1
+        assert "continued the run that was stopped" in continued
+        assert "continued" not in afresh
+        # The continued run read only the pages the stopped one had not: together, as many as one whole run.
+        assert read_in_all == list_reads() - read_in_all
+        for output in (continued, afresh):
+            assert f"differing: catalog.product:{products[0].pk}" in output
+            [summary] = [line.split() for line in output.splitlines() if line.startswith("catalog.product ")]
+            assert summary[1:] == ["3", "3", "0", "0", "1", "0"]  # local, stripe, missing, extra, differing, repaired
+
+    def test_a_second_run_of_the_same_kind_is_refused_while_one_runs(self, mirror_on, existing_data):
+        import zlib
+
+        import psycopg
+        from django.db import connection
+
+        key = zlib.crc32(b"stripe_reconcile:catalog.product")
+        with psycopg.connect(**connection.get_connection_params()) as other_process:
+            other_process.execute("SELECT pg_advisory_lock(%s)", [key])
+
+            with pytest.raises(Exception, match=r"another stripe_reconcile of catalog\.product is running"):
+                _run("stripe_reconcile", "--model", "catalog.product")
+            _run("stripe_reconcile", "--model", "users.user", "--dry-run")  # another kind may run
+
+    def test_an_object_naming_a_local_object_whose_mirror_is_gone_is_adopted_once(self, mirror_on, existing_data):
+        products, _ = existing_data
+        _run("stripe_mirror", "--all")
+        client = _client(mirror_on)
+        ref = f"catalog.product:{products[1].pk}"
+        twin = client.v1.products.create(
+            params={"name": products[1].name, "metadata": {"app_ref": ref, "app_namespace": OURS}}
+        )
+        gone = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=products[1].pk)
+        first_mirror = gone.get().stripe_id
+        gone.update(stripe_id="prod_gone")
+
+        report = _run("stripe_reconcile", "--model", "catalog.product")
+        clean = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run")
+
+        assert f"missing: {ref}" in report
+        carrying = stripe_objects_by_ref(mirror_on, "products")[ref]
+        live = [stripe_id for stripe_id in carrying if client.v1.products.retrieve(stripe_id).active]
+        assert sorted(carrying) == sorted([twin.id, first_mirror])  # one adopted, the other archived
+        assert live == [MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[1].pk).stripe_id]
+        for drift in ("missing:", "extra:", "differing:"):
+            assert drift not in clean
+
 
 class TestStaffApi:
     URL = "/api/v1/payments/mirror/"

@@ -19,8 +19,13 @@ class Progress:
         self.done += step
         self._draw()
 
+    def reach(self, done: int) -> None:
+        """Where a step that counts by itself has got to (more than the total estimated stays full)."""
+        self.done = done
+        self._draw()
+
     def _draw(self) -> None:
-        share = self.done / self.total if self.total else 1.0
+        share = min(1.0, self.done / self.total) if self.total else 1.0
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
         line = (
             f"{self.label} [{'#' * int(share * self.width):<{self.width}}] "

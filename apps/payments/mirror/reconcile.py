@@ -4,16 +4,40 @@
 - extra: a live Stripe object whose `app_ref` names no local object, or a second live
   one for the same object -> deleted (customers) or archived (products, prices);
 - differing: Stripe holds other values than the local object -> the local ones are pushed.
+
+A run reads Stripe a page (100 objects) at a time through the shared budget and compares
+each page with the local objects it names, in two queries; what it found is marked on the
+mirror rows (`seen_by_reconcile`), so the local objects Stripe lacks are found afterwards
+by a query, not by holding Stripe's catalog in memory. Memory stays flat whatever the
+catalog's size. Every page is a checkpoint (`ReconcileRun`): a run that is stopped
+continues from its last page when started again.
 """
 
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
 from apps.payments.mirror import outbox, sync
 from apps.payments.mirror.installation import is_ours
 from apps.payments.mirror.specs import SPECS
-from apps.payments.models import MirrorRecord, MirrorState
+from apps.payments.models import MirrorRecord, MirrorState, ReconcilePhase, ReconcileRun
+
+PAGE = 100  # Stripe's largest list page
+LOCAL_CHUNK = 1000
+EXAMPLES_KEPT = 50  # refs kept per drift to report; the counts are whole
+# A stopped run is continued within this long; Stripe's list cursors stay valid, but an older run is stale.
+RESUMABLE_FOR = timedelta(hours=23)
+
+
+class ReconcileBusy(Exception):
+    """Another process is reconciling the same kind right now."""
 
 
 @dataclass
@@ -24,65 +48,205 @@ class Drift:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     differing: list[str] = field(default_factory=list)
+    missing_count: int = 0
+    extra_count: int = 0
+    differing_count: int = 0
     repaired: int = 0
+    resumed: bool = False
 
-
-def stripe_objects(kind: str) -> Iterable:
-    """Every live Stripe object of this kind that carries an `app_ref` of this installation, through the shared
-    budget (objects of other installations sharing the account are not ours to report or repair)."""
-    gw = gateway()
-    service = getattr(gw.v1, SPECS[kind].resource)
-    page = gw.call(lambda options: service.list(params={"limit": 100}, options=options))
-    while True:
-        for obj in page.data:
-            ref = (obj.metadata or {}).get("app_ref", "")
-            if ref.startswith(f"{kind}:") and is_ours(obj.metadata) and not getattr(obj, "deleted", False):
-                yield obj
-        if not page.has_more:
-            return
-        last = page.data[-1].id
-        page = gw.call(
-            lambda options, last=last: service.list(params={"limit": 100, "starting_after": last}, options=options)
+    @classmethod
+    def of(cls, run: ReconcileRun, resumed: bool = False) -> "Drift":
+        examples = run.examples or {}
+        return cls(
+            kind=run.kind,
+            local=run.local,
+            stripe=run.stripe,
+            missing=list(examples.get("missing", [])),
+            extra=list(examples.get("extra", [])),
+            differing=list(examples.get("differing", [])),
+            missing_count=run.missing,
+            extra_count=run.extra,
+            differing_count=run.differing,
+            repaired=run.repaired,
+            resumed=resumed,
         )
 
+    def note(self, drift: str, ref: str) -> None:
+        setattr(self, f"{drift}_count", getattr(self, f"{drift}_count") + 1)
+        examples = getattr(self, drift)
+        if len(examples) < EXAMPLES_KEPT:
+            examples.append(ref)
 
-def reconcile(kind: str, *, repair: bool, on_step: Callable[[], None] = lambda: None) -> Drift:
-    spec = SPECS[kind]
-    drift = Drift(kind=kind)
-    by_ref: dict[str, list] = {}
-    for obj in stripe_objects(kind):
-        by_ref.setdefault(obj.metadata["app_ref"], []).append(obj.to_dict())
-        drift.stripe += 1
-    records = {record.object_id: record for record in MirrorRecord.objects.filter(kind=kind)}
-    local_ids = set()
-    for local in spec.model.objects.order_by("pk").iterator():
-        local_ids.add(local.pk)
-        drift.local += 1
-        ref = f"{kind}:{local.pk}"
-        record = records.get(local.pk)
-        current = [obj for obj in by_ref.get(ref, []) if record and obj["id"] == record.stripe_id]
-        if not current:
-            drift.missing.append(ref)
-            if repair:
-                _mirror_now(kind, local.pk, stripe_object=by_ref.get(ref, [None])[0], adopt=True)
-                drift.repaired += 1
-        elif not spec.matches(local, current[0]):
-            drift.differing.append(ref)
-            if repair:
-                _mirror_now(kind, local.pk, stripe_object=current[0])
-                drift.repaired += 1
-        on_step()
-    for ref, objs in by_ref.items():
-        object_id = int(ref.split(":", 1)[1])
-        keep = records[object_id].stripe_id if object_id in local_ids and object_id in records else None
-        for obj in objs:
-            live = obj.get("active", True)
-            if obj["id"] != keep and live:
-                drift.extra.append(f"{ref} {obj['id']}")
-                if repair:
-                    _retire(kind, obj["id"])
-                    drift.repaired += 1
+    def save_to(self, run: ReconcileRun, **checkpoint) -> None:
+        """The counts so far and where the run stands, in one write."""
+        for name, value in checkpoint.items():
+            setattr(run, name, value)
+        run.local, run.stripe, run.repaired = self.local, self.stripe, self.repaired
+        run.missing, run.extra, run.differing = self.missing_count, self.extra_count, self.differing_count
+        run.examples = {"missing": self.missing, "extra": self.extra, "differing": self.differing}
+        run.save()
+
+
+def _ours(kind: str, obj) -> bool:
+    ref = (obj.metadata or {}).get("app_ref", "")
+    return ref.startswith(f"{kind}:") and is_ours(obj.metadata) and not getattr(obj, "deleted", False)
+
+
+def stripe_pages(kind: str, after: str = "") -> Iterable[list]:
+    """Stripe's objects of this kind, a page at a time (each page's last object is the cursor to go on from),
+    through the shared budget."""
+    gw = gateway()
+    service = getattr(gw.v1, SPECS[kind].resource)
+    while True:
+        params = {"limit": PAGE, **({"starting_after": after} if after else {})}
+        page = gw.call(lambda options, params=params: service.list(params=params, options=options))
+        if page.data:
+            yield page.data
+            after = page.data[-1].id
+        if not page.has_more:
+            return
+
+
+@contextmanager
+def _alone(kind: str) -> Iterator[None]:
+    """One run per kind at a time: a PostgreSQL session lock, which a killed process gives back at once."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    key = zlib.crc32(f"stripe_reconcile:{kind}".encode())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        if not cursor.fetchone()[0]:
+            raise ReconcileBusy(f"another stripe_reconcile of {kind} is running; wait for it to finish")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _run_for(kind: str, repair: bool, restart: bool) -> tuple[ReconcileRun, bool]:
+    """The stopped run of this kind to continue, or a new one."""
+    now = timezone.now()
+    unfinished = ReconcileRun.objects.filter(kind=kind, finished_at__isnull=True).order_by("-started_at").first()
+    resumable = (
+        unfinished is not None
+        and not restart
+        and unfinished.repair == repair
+        and now - unfinished.started_at < RESUMABLE_FOR
+    )
+    if resumable:
+        return unfinished, True
+    ReconcileRun.objects.filter(kind=kind, finished_at__isnull=True).update(finished_at=now)
+    return ReconcileRun.objects.create(kind=kind, repair=repair), False
+
+
+def reconcile(
+    kind: str, *, repair: bool, restart: bool = False, on_step: Callable[[int], None] = lambda done: None
+) -> Drift:
+    """Compare (and with `repair`, repair) one kind; a stopped run of the same kind and mode is continued
+    unless `restart`. `on_step` is told how many objects have been compared so far."""
+    with _alone(kind):
+        return _reconcile(kind, repair, restart, on_step)
+
+
+def _reconcile(kind: str, repair: bool, restart: bool, on_step: Callable[[int], None]) -> Drift:
+    run, resumed = _run_for(kind, repair, restart)
+    drift = Drift.of(run, resumed)
+    if run.phase == ReconcilePhase.STRIPE:
+        for page in stripe_pages(kind, after=run.stripe_cursor):
+            _compare_page(run, drift, [obj for obj in page if _ours(kind, obj)])
+            drift.save_to(run, stripe_cursor=page[-1].id)
+            on_step(drift.stripe + drift.local)
+        drift.save_to(run, phase=ReconcilePhase.CLAIMED)
+    if run.phase == ReconcilePhase.CLAIMED:
+        _settle_claims(run, drift)
+        drift.save_to(run, phase=ReconcilePhase.LOCAL, claims=[])
+    if run.phase == ReconcilePhase.LOCAL:
+        for last_pk in _compare_local(run, drift):
+            drift.save_to(run, local_cursor=last_pk)
+            on_step(drift.stripe + drift.local)
+        drift.save_to(run, phase=ReconcilePhase.DONE, finished_at=timezone.now())
     return drift
+
+
+def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
+    """One page of Stripe's objects against the local objects they name."""
+    spec = SPECS[run.kind]
+    ids = {obj.id: int(obj.metadata["app_ref"].split(":", 1)[1]) for obj in objs}
+    locals_ = spec.model.objects.in_bulk(set(ids.values()))
+    records = {r.object_id: r for r in MirrorRecord.objects.filter(kind=run.kind, object_id__in=set(ids.values()))}
+    seen = []
+    for obj in objs:
+        drift.stripe += 1
+        object_id = ids[obj.id]
+        ref, local, record = f"{run.kind}:{object_id}", locals_.get(object_id), records.get(object_id)
+        live = getattr(obj, "active", True)
+        if local is None:
+            if live:
+                _extra(run, drift, ref, obj.id)
+        elif record is not None and record.stripe_id == obj.id:
+            seen.append(record.pk)
+            if not spec.matches(local, obj.to_dict()):
+                drift.note("differing", ref)
+                if run.repair:
+                    _mirror_now(run.kind, object_id, stripe_object=obj.to_dict())
+                    drift.repaired += 1
+        else:  # it names a local object whose mirror is another Stripe object (or none yet): decided later
+            run.claims.append({"object_id": object_id, "id": obj.id, "live": live, "metadata": obj.metadata.to_dict()})
+    MirrorRecord.objects.filter(pk__in=seen).update(seen_by_reconcile=run.pk)
+
+
+def _settle_claims(run: ReconcileRun, drift: Drift) -> None:
+    """A Stripe object naming a local object whose own mirror was found is a second one (extra); if its mirror
+    was not found, the first such object is adopted as its mirror (Stripe lacked it: missing) and the rest
+    are extra."""
+    adopted: set[int] = set()
+    for claim in sorted(run.claims, key=lambda claim: not claim["live"]):
+        object_id, ref = claim["object_id"], f"{run.kind}:{claim['object_id']}"
+        record = MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).first()
+        found = record is not None and record.seen_by_reconcile == run.pk
+        if not found and object_id not in adopted:
+            adopted.add(object_id)
+            drift.note("missing", ref)
+            if run.repair:
+                _mirror_now(run.kind, object_id, stripe_object=claim, adopt=True)
+                MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).update(seen_by_reconcile=run.pk)
+                drift.repaired += 1
+        elif claim["live"]:
+            _extra(run, drift, ref, claim["id"])
+
+
+def _compare_local(run: ReconcileRun, drift: Drift) -> Iterable[int]:
+    """Local objects whose Stripe object the run did not find, a chunk at a time; yields each chunk's last pk.
+    One pushed since the run began is the mirror's to keep, not missing."""
+    spec = SPECS[run.kind]
+    after = run.local_cursor
+    while True:
+        chunk = list(spec.model.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:LOCAL_CHUNK])
+        if not chunk:
+            return
+        found = set(
+            MirrorRecord.objects.filter(kind=run.kind, object_id__in=chunk)
+            .filter(Q(seen_by_reconcile=run.pk) | Q(synced_at__gte=run.started_at))
+            .values_list("object_id", flat=True)
+        )
+        for object_id in chunk:
+            drift.local += 1
+            if object_id not in found:
+                drift.note("missing", f"{run.kind}:{object_id}")
+                if run.repair:
+                    _mirror_now(run.kind, object_id)
+                    drift.repaired += 1
+        after = chunk[-1]
+        yield after
+
+
+def _extra(run: ReconcileRun, drift: Drift, ref: str, stripe_id: str) -> None:
+    drift.note("extra", f"{ref} {stripe_id}")
+    if run.repair:
+        _retire(run.kind, stripe_id)
+        drift.repaired += 1
 
 
 def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, adopt: bool = False) -> None:

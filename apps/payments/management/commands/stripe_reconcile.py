@@ -1,6 +1,7 @@
 """Compare Stripe with the local database and repair drift both ways (missing, extra, differing).
 
-Safe to stop and run again: each run starts from what Stripe and the database hold then.
+Reads Stripe a page at a time (memory stays flat however large the catalog) and checkpoints each page:
+stopped, it continues from its last page when run again (`--restart` starts afresh).
 With `--money`, compare the books instead (paid orders, payments and refunds against Stripe's charges,
 refunds and balance transactions) over `--since`..`--until`, and report: money is never repaired blindly.
 """
@@ -15,7 +16,7 @@ from django.utils import timezone
 from apps.payments.management.progress import Progress
 from apps.payments.mirror.specs import SPECS
 from apps.payments.models import MirrorKind
-from apps.payments.services import books_check, reconcile
+from apps.payments.services import ReconcileBusy, books_check, reconcile
 from config.days import day_end, day_start
 
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
@@ -27,6 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="report only")
         parser.add_argument("--model", action="append", choices=[kind.value for kind in ORDER], help="repeatable")
+        parser.add_argument("--restart", action="store_true", help="start afresh instead of continuing a stopped run")
         parser.add_argument("--money", action="store_true", help="compare the books with Stripe's instead")
         parser.add_argument("--since", type=_day, help="with --money: first day, YYYY-MM-DD (default: 3 days ago)")
         parser.add_argument("--until", type=_day, help="with --money: last day, YYYY-MM-DD (default: today)")
@@ -39,27 +41,37 @@ class Command(BaseCommand):
             return
         if options["since"] or options["until"]:
             raise CommandError("--since and --until go with --money.")
+        self._catalog(options)
+
+    def _catalog(self, options) -> None:
         kinds = [kind for kind in ORDER if not options["model"] or kind.value in options["model"]]
         results = []
         try:
             for kind in kinds:
-                total = SPECS[kind].model.objects.count()
-                progress = Progress(total, f"{kind.label:<22}", stream=self.stderr)
-                results.append(reconcile(kind, repair=not options["dry_run"], on_step=progress.advance))
+                # Stripe's objects, then the local ones: about twice the local count.
+                progress = Progress(2 * SPECS[kind].model.objects.count(), f"{kind.label:<22}", stream=self.stderr)
+                drift = reconcile(
+                    kind, repair=not options["dry_run"], restart=options["restart"], on_step=progress.reach
+                )
                 progress.close()
+                if drift.resumed:
+                    self.stderr.write(f"{kind}: continued the run that was stopped.")
+                results.append(drift)
+        except ReconcileBusy as busy:
+            raise CommandError(str(busy)) from None
         except KeyboardInterrupt:
-            self.stderr.write("\nInterrupted. Run again: reconciling starts from what is there now.")
+            self.stderr.write("\nInterrupted. Run again to continue from the last page read (--restart: afresh).")
             raise SystemExit(130) from None
         self.stdout.write(
             f"{'kind':<18}{'local':>7}{'stripe':>8}{'missing':>9}{'extra':>7}{'differing':>11}{'repaired':>10}"
         )
         for drift in results:
             self.stdout.write(
-                f"{drift.kind:<18}{drift.local:>7}{drift.stripe:>8}{len(drift.missing):>9}{len(drift.extra):>7}"
-                f"{len(drift.differing):>11}{drift.repaired:>10}"
+                f"{drift.kind:<18}{drift.local:>7}{drift.stripe:>8}{drift.missing_count:>9}{drift.extra_count:>7}"
+                f"{drift.differing_count:>11}{drift.repaired:>10}"
             )
             for label, refs in (("missing", drift.missing), ("extra", drift.extra), ("differing", drift.differing)):
-                for ref in refs[:20]:
+                for ref in refs[:20]:  # the counts are whole; a few examples each
                     self.stdout.write(f"  {label}: {ref}")
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing was changed.")
