@@ -11,7 +11,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard fuzz audit
+.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
 	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
 	@echo "make bench-dashboard - the admin dashboard's time and queries with 100,000 orders (JSON)"
+	@echo "make bench-scale    - cost as the data grows: 1M stored events, 1M orders, 100k products reconciled (JSON)"
 	@echo "make fuzz   - the API fuzzed from its OpenAPI schema, long run (FUZZ_EXAMPLES=200), JSON summary"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (pip-audit)"
 
@@ -112,6 +113,9 @@ screenshots: $(VENV)/.dev services browser
 
 bench-dashboard: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/dashboard.py
+
+bench-scale: $(VENV)/.dev services
+	@$(BIN)/python tools/bench/scale.py
 
 # The same fuzz test `make test` runs with a small budget, here with a long one; the summary is JSON.
 FUZZ_EXAMPLES ?= 200

@@ -149,3 +149,27 @@ class TestPrices:
             stripe_client.v1.prices.create(params={"product": "prod_nope", "currency": "usd", "unit_amount": 100})
 
         assert (error.value.http_status, error.value.code, error.value.param) == (400, "resource_missing", "product")
+
+
+def test_a_large_catalog_is_seeded_at_once_without_events(emulator, stripe_client):
+    seeded = emulator.control(
+        "POST",
+        "catalog/seed",
+        {
+            "count": 250,
+            "skip": [7],
+            "product": {"id": "prod_seed{n}", "name": "Seeded {n}", "metadata": {"app_ref": "catalog.product:{n}"}},
+            "price": {"id": "price_seed{n}", "currency": "eur", "unit_amount": 1200, "active": True},
+        },
+    )
+
+    products = list(stripe_client.v1.products.list(params={"limit": 100}).auto_paging_iter())
+    assert seeded == {"made": 249}
+    assert len(products) == 249
+    assert "prod_seed7" not in {product.id for product in products}
+    eighth = stripe_client.v1.products.retrieve("prod_seed8")
+    assert (eighth.name, eighth.default_price) == ("Seeded 8", "price_seed8")
+    assert eighth.metadata.app_ref == "catalog.product:8"
+    price = stripe_client.v1.prices.retrieve("price_seed8")
+    assert (price.unit_amount, price.currency, price.product, price.active) == (1200, "eur", "prod_seed8", True)
+    assert stripe_client.v1.events.list(params={"limit": 1}).data == []

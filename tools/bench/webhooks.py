@@ -121,6 +121,55 @@ def _fire(url: str, payloads: list[bytes], clients: int, processes: int = 2) -> 
     }, elapsed
 
 
+def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
+    """gunicorn as the benchmarks run it: four processes of four threads."""
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", "4", "--threads", "4"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+
+
+def start_workers(env: dict[str, str], count: int, concurrency: int = 1, queues: str = "") -> list[subprocess.Popen]:
+    """`count` Celery workers (separate processes, as on separate machines), each of `concurrency` processes."""
+    workers = []
+    for n in range(count):
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork",
+            "--concurrency", str(concurrency), "--hostname", f"hook{n}@%h", "--loglevel", "WARNING",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+            *(["--queues", queues] if queues else []),
+        ]  # fmt: skip
+        workers.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+        )
+    return workers
+
+
+def processing_of(prefix: str) -> dict:
+    """How the events whose ids start with `prefix` were stored and processed (once processing is over)."""
+    from apps.payments.models import WebhookEvent, WebhookEventState
+
+    rows = WebhookEvent.objects.filter(stripe_id__startswith=prefix)
+    first_received = min(row.received_at for row in rows)
+    last_processed = max(row.processed_at for row in rows if row.processed_at)
+    processed = rows.filter(state=WebhookEventState.PROCESSED).count()
+    return {
+        "stored": rows.count(),
+        "deliveries_recorded": sum(row.deliveries for row in rows),
+        "processed": processed,
+        "processed_per_second": round(processed / (last_processed - first_received).total_seconds(), 1),
+        "duplicates_processed": rows.filter(attempts__gt=1).count(),
+        "failed": rows.filter(state=WebhookEventState.FAILED).count(),
+    }
+
+
+def wait_processed(timeout: float = 600) -> None:
+    from apps.payments.models import WebhookEvent, WebhookEventState
+
+    deadline = time.time() + timeout
+    while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists() and time.time() < deadline:
+        time.sleep(0.25)
+
+
 def _wait_port(port: int) -> None:
     import socket
 
@@ -178,54 +227,13 @@ def main() -> int:
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": "1000",
         "WEBHOOK_DRAINERS": str(args.drainers),
     }
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT, "env": env}
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{web_port}",
-            "--workers",
-            "4",
-            "--threads",
-            "4",
-        ],
-        **quiet,
-    )
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(args.worker_concurrency),
-                "--hostname",
-                f"hook{n}@%h",
-                "--loglevel",
-                "WARNING",
-                "--without-heartbeat",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            **quiet,
-        )
-        for n in range(2)
-    ]
+    web = start_web(env, web_port)
+    workers = start_workers(env, 2, args.worker_concurrency)
     os.environ.update({key: value for key, value in env.items() if key != "DJANGO_ROOT_URLCONF"})
     import django
 
     django.setup()
     from djstripe import models as djstripe_models
-
-    from apps.payments.models import WebhookEvent, WebhookEventState
 
     try:
         _wait_port(web_port)
@@ -236,25 +244,8 @@ def main() -> int:
         _fire(ours_url, _events(products, args.warmup, 0, "warm"), args.clients)
         ours_events = _events(products, unique, args.events - unique, "ours")
         ours, _ = _fire(ours_url, ours_events, args.clients)
-        deadline = time.time() + 600
-        while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists() and time.time() < deadline:
-            time.sleep(0.25)
-        rows = WebhookEvent.objects.filter(stripe_id__startswith="evt_ours")
-        first_received = min(row.received_at for row in rows)
-        last_processed = max(row.processed_at for row in rows if row.processed_at)
-        processing_seconds = (last_processed - first_received).total_seconds()
-        processed = rows.filter(state=WebhookEventState.PROCESSED).count()
-        ours.update(
-            {
-                "unique_events": unique,
-                "stored": rows.count(),
-                "deliveries_recorded": sum(row.deliveries for row in rows),
-                "processed": processed,
-                "processed_per_second": round(processed / processing_seconds, 1),
-                "duplicates_processed": rows.filter(attempts__gt=1).count(),
-                "failed": rows.filter(state=WebhookEventState.FAILED).count(),
-            }
-        )
+        wait_processed()
+        ours.update({"unique_events": unique, **processing_of("evt_ours")})
 
         endpoint = djstripe_models.WebhookEndpoint.objects.create(
             id="we_bench_stock",

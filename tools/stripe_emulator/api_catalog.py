@@ -126,7 +126,7 @@ def prices_create(call: Call) -> dict:
         product = _live_product(call.store, product_id, "product")
     price = build_price(product["id"] if product else "", params)
     if product is None:
-        product = _new_product(product_data, {})
+        product = new_product(product_data, {})
         call.store.add(product)
         call.emit("product.created", product)
     price["product"] = product["id"]
@@ -225,7 +225,7 @@ def _dimension(dimensions: dict, name: str) -> float:
     return value
 
 
-def _new_product(params: dict, fields: dict) -> dict:
+def new_product(params: dict, fields: dict) -> dict:
     created = now()
     product = {
         "id": string(params, "id") or new_id("product"),
@@ -262,7 +262,7 @@ def products_create(call: Call) -> dict:
     if "default_price_data" in params:
         data = as_dict(params["default_price_data"], "default_price_data")
         price = build_price("", data, parent="default_price_data")
-    product = _new_product(params, fields)
+    product = new_product(params, fields)
     if call.store.get("product", product["id"]) is not None:
         raise StripeError(400, "Product already exists.", code="resource_already_exists", param="id")
     if price:

@@ -1,0 +1,753 @@
+"""`make bench-scale`: how cost grows with the work, as JSON (about ten minutes on a 2-core machine).
+
+- webhooks: acknowledgement p50/p99 and processing rate with 0, 100,000 and 1,000,000 events
+  already stored (both copies, ours and dj-stripe's, inserted in bulk first), with the plans
+  of what one event's processing asks PostgreSQL;
+- workers: events processed per second by 1, 2 and 4 Celery worker processes (separate
+  processes, each its own connections), and four of them sharing a Stripe budget of 20
+  reads a second, checked against the emulator's log of when each read came;
+- pages: the catalog list, the order list (a buyer's and staff's) and the stats with 1,000
+  products and 10,000 orders, then with 100,000 and 1,000,000: queries per request (must not
+  grow), p50/p99 and the plans of every query;
+- reconcile: `stripe_reconcile --dry-run` over 10,000 and then 100,000 products and prices in
+  the emulator, at Stripe's live read limits: time against what the limits allow, peak memory
+  (must not grow), and a run killed halfway and continued (pages read again).
+
+Runs against a database of its own (`bench_scale`, emptied at the start), Redis databases 11
+and 12 and an emulator started for the run. `--parts` picks some; sizes are options.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from apps.payments.gateway.rate_budget import BURST_SECONDS  # noqa: E402
+from tools.bench.cpu import CpuMeter, descendants, named  # noqa: E402
+from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
+from tools.bench.mirror import (  # noqa: E402
+    ACCOUNT_LIMIT,
+    BROKER_URL,
+    BUDGET_URL,
+    ENDPOINT_LIMIT,
+    PRODUCTION,
+    _prepare_database,
+)
+from tools.bench.webhooks import (  # noqa: E402
+    API_KEY,
+    SECRET,
+    _events,
+    _fire,
+    _wait_port,
+    processing_of,
+    start_web,
+    start_workers,
+    wait_processed,
+)
+
+DATABASE = "bench_scale"
+NAMESPACE = "bench-scale"
+PASSWORD = "bench-passphrase-long-enough"  # noqa: S105 - the benchmark's throwaway users
+STATS_WORK_MEM = "32MB"  # what the stats' transaction sets (apps/payments/selectors.py)
+# What an EXPLAIN must not show on a table that grows with the business.
+GROWING = ("payments_webhookevent", "djstripe_event", "payments_order", "payments_orderline", "catalog_product")
+
+
+def _control(emulator_url: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - the emulator on loopback
+        f"{emulator_url}/_emulator/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _sql(statement: str, params: list | None = None) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params or [])
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, int(len(ordered) * share) - 1)] * 1000, 1)
+
+
+@contextmanager
+def statements() -> Iterator[list[dict]]:
+    """Every statement run meanwhile, as PostgreSQL received it. (Django's CaptureQueriesContext loses them when
+    a request in between empties the log it counts from.)"""
+    from django.db import connection
+
+    seen: list[dict] = []
+
+    def record(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            seen.append({"sql": connection.ops.last_executed_query(context["cursor"], sql, params)})
+
+    with connection.execute_wrapper(record):
+        yield seen
+
+
+def explain(queries: list[dict], work_mem: str = "") -> list[dict]:
+    """Each distinct statement's plan (SELECTs run, EXPLAIN ANALYZE; writes planned only), and the growing
+    tables it reads whole; with `work_mem`, as a transaction that sets it (as the stats do) plans them."""
+    from django.db import connection, transaction
+
+    plans, seen = [], set()
+    for query in queries:
+        sql = query["sql"]
+        shape = re.sub(r"'[^']*'|\b\d+\b", "?", sql)
+        verb = sql.lstrip().split(" ", 1)[0].upper()
+        if shape in seen or verb not in ("SELECT", "UPDATE", "INSERT", "DELETE", "WITH"):
+            continue
+        seen.add(shape)
+        analyze = "ANALYZE, " if verb == "SELECT" and "FOR UPDATE" not in sql else ""
+        with transaction.atomic(), connection.cursor() as cursor:
+            if work_mem:
+                cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
+            cursor.execute(f"EXPLAIN ({analyze}COSTS OFF) {sql}")
+            plan = [row[0] for row in cursor.fetchall()]
+        whole = sorted({table for line in plan for table in GROWING if f"Seq Scan on {table} " in line + " "})
+        plans.append({"sql": sql[:300], "plan": plan[:14], "reads_whole_growing_table": whole})
+    return plans
+
+
+# --- webhooks: acknowledging and processing with a long history ------------------------------------------
+
+
+def _store_history(first: int, last: int) -> None:
+    """Events `first`..`last` as processed history, received over the last 90 days: both copies, in bulk."""
+    _sql(
+        """
+        INSERT INTO payments_webhookevent
+            (stripe_id, type, state, deliveries, attempts, outcome, last_error, traceback, received_at, processed_at)
+        SELECT 'evt_history' || lpad(g::text, 8, '0'), 'product.updated', 'processed', 1, 1, 'applied', '', '',
+               now() - make_interval(secs => g %% 7776000), now() - make_interval(secs => g %% 7776000)
+        FROM generate_series(%s, %s) g
+        """,
+        [first, last],
+    )
+    _sql(
+        """
+        INSERT INTO djstripe_event
+            (id, type, api_version, data, livemode, created, request_id, idempotency_key, stripe_data,
+             djstripe_created, djstripe_updated)
+        SELECT e.id, 'product.updated', '2026-08-26.dahlia', e.doc -> 'data', false, e.at, '', '', e.doc, e.at, e.at
+        FROM (
+            SELECT 'evt_history' || lpad(g::text, 8, '0') AS id, now() - make_interval(secs => g %% 7776000) AS at,
+                   jsonb_build_object(
+                       'id', 'evt_history' || lpad(g::text, 8, '0'), 'object', 'event', 'type', 'product.updated',
+                       'data', jsonb_build_object('object', jsonb_build_object(
+                           'id', 'prod_history' || (g %% 5000), 'object', 'product', 'active', true,
+                           'name', 'Product ' || (g %% 5000), 'updated', 1790000000 + g, 'metadata', '{}'::jsonb)))
+                       AS doc
+            FROM generate_series(%s, %s) g
+        ) e
+        """,
+        [first, last],
+    )
+    _sql("ANALYZE payments_webhookevent")
+    _sql("ANALYZE djstripe_event")
+
+
+def _processing_plans(product: dict, prefix: str) -> list[dict]:
+    """What processing one event asks PostgreSQL, explained (the event stored and processed here)."""
+    from apps.payments.webhooks import drain, ingest
+
+    event = json.loads(_events([product], 1, 0, prefix)[0])
+    with statements() as queries:
+        ingest.webhook_receive(event=event)
+        drain.process_next()
+    return explain(queries)
+
+
+def webhooks_part(args, emulator_url: str, database_url: str) -> dict:
+    import stripe
+
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
+    products = [client.v1.products.create(params={"name": f"Bench {n}"}).to_dict() for n in range(200)]
+    web_port = _free_port()
+    env = {
+        **os.environ,
+        **PRODUCTION,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "COORDINATION_REDIS_URL": BUDGET_URL,
+        "STRIPE_API_BASE": emulator_url,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_MIRROR_ENABLED": "false",
+        "WEBHOOK_DRAINERS": "1",
+    }
+    web, workers = start_web(env, web_port), start_workers(env, 2)
+    url = f"http://127.0.0.1:{web_port}/stripe/webhook/"
+    levels, stored = [], 0
+    try:
+        _wait_port(web_port)
+        _fire(url, _events(products, 300, 0, "warm"), args.clients)
+        for history in args.history:
+            started = time.perf_counter()
+            if history > stored:
+                _store_history(stored + 1, history)
+            filled = time.perf_counter() - started
+            stored = max(stored, history)
+            prefix = f"h{history}_"
+            unique = int(args.events / 1.2)
+            acks, _ = _fire(url, _events(products, unique, args.events - unique, prefix), args.clients)
+            wait_processed()
+            levels.append(
+                {
+                    "events_stored_before": history,
+                    "bulk_insert_seconds": round(filled, 1),
+                    **acks,
+                    **processing_of(f"evt_{prefix}"),
+                    "processing_plans": _processing_plans(products[0], f"plan{history}_"),
+                }
+            )
+    finally:
+        for process in (web, *workers):
+            process.send_signal(signal.SIGTERM)
+        for process in (web, *workers):
+            process.wait(timeout=30)
+    first, last = levels[0], levels[-1]
+    return {
+        "events_per_level": args.events,
+        "clients": args.clients,
+        "levels": levels,
+        "ack_p99_ratio_most_over_none": round(last["ack_latency_p99_ms"] / first["ack_latency_p99_ms"], 2),
+        "processing_ratio_most_over_none": round(last["processed_per_second"] / first["processed_per_second"], 2),
+        "kept_flat_by": [
+            "the acknowledgement is one INSERT ... ON CONFLICT on the unique index of the event id",
+            "processing takes the next waiting event through payments_webhook_state_idx (state, received_at)",
+            "nightly pruning of settled events after WEBHOOK_EVENT_RETENTION_DAYS (90): stripe_events --prune-before",
+        ],
+    }
+
+
+# --- pages: lists and stats over a large catalog and a million orders -----------------------------------
+
+
+def _fill_catalog(first: int, last: int) -> None:
+    _sql(
+        """
+        INSERT INTO catalog_product (id, name, description, active, metadata, created_at, updated_at)
+        SELECT g, 'Product ' || g, 'A product of the benchmark', g %% 10 <> 0, '{}'::jsonb,
+               now() - make_interval(mins => g), now() - make_interval(mins => g)
+        FROM generate_series(%s, %s) g
+        """,
+        [first, last],
+    )
+    _sql(
+        """
+        INSERT INTO catalog_price (id, product_id, unit_amount, currency, active, recurring_interval_count,
+                                   created_at, updated_at)
+        SELECT g, g, 100 + g %% 10000, (ARRAY['eur', 'usd', 'gbp'])[1 + g %% 3], true, 1, now(), now()
+        FROM generate_series(%s, %s) g
+        """,
+        [first, last],
+    )
+    for table in ("catalog_product", "catalog_price"):
+        _sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")  # noqa: S608
+
+
+def _fill_orders(first: int, last: int, buyers: list[int], products: int) -> None:
+    """Orders over the last two years, every status, one line each; a payment for the paid ones."""
+    _sql(
+        """
+        INSERT INTO payments_order
+            (id, user_id, email, status, currency, amount_total, amount_charged, currency_charged, amount_refunded,
+             checkout_url, payment_link_id, payment_intent_id, stripe_customer_id, cart_fingerprint,
+             created_at, updated_at, paid_at)
+        SELECT g, b.ids[1 + g %% array_length(b.ids, 1)], 'buyer' || (g %% array_length(b.ids, 1)) || '@bench.example',
+               s.status, s.currency,
+               1000 + g %% 40000, CASE WHEN s.paid THEN 1000 + g %% 40000 ELSE 0 END,
+               CASE WHEN s.paid THEN s.currency ELSE '' END,
+               CASE WHEN s.status = 'refunded' THEN 1000 + g %% 40000 ELSE 0 END,
+               '', '', '', '', '', s.at, s.at, CASE WHEN s.paid THEN s.at + interval '2 minutes' END
+        FROM generate_series(%s, %s) g
+        CROSS JOIN (SELECT %s::bigint[] AS ids) b
+        CROSS JOIN LATERAL (
+            SELECT (ARRAY['paid','paid','paid','paid','paid','paid','paid','expired','pending','failed','canceled',
+                          'refunded'])[1 + g %% 12] AS status,
+                   (ARRAY['eur','eur','usd','gbp'])[1 + g %% 4] AS currency,
+                   now() - make_interval(secs => (g::bigint * 7919) %% (730 * 86400)) AS at,
+                   (1 + g %% 12) IN (1, 2, 3, 4, 5, 6, 7, 12) AS paid
+        ) s
+        """,
+        [first, last, buyers],
+    )
+    _sql(
+        """
+        INSERT INTO payments_orderline (order_id, price_id, product_name, unit_amount, quantity, amount)
+        SELECT o.id, 1 + o.id %% %s, 'Product ' || (1 + o.id %% %s), o.amount_total, 1, o.amount_total
+        FROM payments_order o WHERE o.id BETWEEN %s AND %s
+        """,
+        [min(products, 1000), min(products, 1000), first, last],
+    )
+    _sql("SELECT setval(pg_get_serial_sequence('payments_order', 'id'), (SELECT max(id) FROM payments_order))")
+    # What autovacuum does after a bulk load: statistics, and the visibility map index-only scans rely on.
+    _sql("VACUUM ANALYZE")
+
+
+def _measure(client, path: str, params: dict, requests: int) -> dict:
+    client.get(path, params)  # the first request compiles what later ones reuse
+    with statements() as queries:
+        answer = client.get(path, params)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{path} answered {answer.status_code}: {answer.content[:300]}")
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        client.get(path, params)
+        timings.append(time.perf_counter() - started)
+    return {
+        "queries": len(queries),
+        "p50_ms": round(statistics.median(timings) * 1000, 1),
+        "p99_ms": _percentile(timings, 0.99),
+        "sql": queries,
+    }
+
+
+def pages_part(args) -> dict:
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from apps.users.models import User
+
+    # The webhooks part made products of the events it processed (as the dashboard's would be): start clean.
+    _sql("TRUNCATE catalog_product, catalog_price, payments_order, payments_mirrorrecord RESTART IDENTITY CASCADE")
+    unusable = "!"  # Django's mark of a password no one can log in with
+    buyers = User.objects.bulk_create([User(email=f"buyer{n}@bench.example", password=unusable) for n in range(1000)])
+    staff = User.objects.create_superuser(email="operator@bench.example", password=PASSWORD)
+    buyer_ids = [buyer.pk for buyer in buyers]
+    today = timezone.localdate()
+    month_start = today.replace(day=1)
+    pages = {
+        "catalog list": ("/api/v1/products/", {}, None),
+        "catalog list, last page": ("/api/v1/products/", {"page": "last"}, None),
+        "a buyer's orders": ("/api/v1/orders/", {}, buyers[7]),
+        "staff: all orders": ("/api/v1/orders/", {}, staff),
+        "staff: orders by email": ("/api/v1/orders/", {"email": "Buyer7@bench.example"}, staff),
+        "staff: stats, this month": (
+            "/api/v1/payments/stats/",
+            {"date_from": month_start.isoformat(), "date_to": today.isoformat()},
+            staff,
+        ),
+        "staff: stats, default range": ("/api/v1/payments/stats/", {}, staff),
+    }
+    sizes, products_done, orders_done = [], 0, 0
+    for products, orders in ((args.products // 100, args.orders // 100), (args.products, args.orders)):
+        started = time.perf_counter()
+        _fill_catalog(products_done + 1, products)
+        _fill_orders(orders_done + 1, orders, buyer_ids, products)
+        products_done, orders_done = products, orders
+        filled = time.perf_counter() - started
+        measured = {}
+        for name, (path, params, user) in pages.items():
+            client = APIClient()
+            if user is not None:
+                client.force_authenticate(user)
+            measured[name] = _measure(client, path, params, args.requests)
+        sizes.append({"products": products, "orders": orders, "fill_seconds": round(filled, 1), "pages": measured})
+    small, large = sizes
+    for size in sizes:
+        for page_name, page in size["pages"].items():
+            sql = page.pop("sql")
+            if size is large:
+                page["plans"] = explain(sql, work_mem=STATS_WORK_MEM if "stats" in page_name else "")
+    return {
+        "requests_per_page": args.requests,
+        "sizes": sizes,
+        "queries_constant": all(small["pages"][name]["queries"] == large["pages"][name]["queries"] for name in pages),
+        "p99_under_100ms_at_the_largest": all(page["p99_ms"] < 100 for page in large["pages"].values()),
+        "growing_tables_read_whole": sorted(
+            {
+                f"{name}: {table}"
+                for name, page in large["pages"].items()
+                for plan in page["plans"]
+                for table in plan["reads_whole_growing_table"]
+            }
+        ),
+    }
+
+
+# --- reconcile: a large catalog, streamed ------------------------------------------------------------------
+
+
+def _mirrored_catalog(emulator_url: str, count: int) -> None:
+    """`count` products with a price each, locally and in Stripe, mirrored (rows synced, ids matching)."""
+    _sql("TRUNCATE catalog_product, catalog_price, payments_mirrorrecord, payments_reconcilerun CASCADE")
+    _fill_catalog(1, count)
+    _sql("UPDATE catalog_product SET active = true")
+    for kind, prefix in (("catalog.product", "prod_bench"), ("catalog.price", "price_bench")):
+        _sql(
+            """
+            INSERT INTO payments_mirrorrecord
+                (kind, object_id, version, synced_version, state, deleted, stripe_id, attempts, last_error,
+                 key_generation, synced_at, lease_owner, pushed, created_at, updated_at)
+            SELECT %s, g, 1, 1, 'synced', false, %s || g, 0, '', 0, now() - interval '1 hour', '', '{}'::jsonb,
+                   now(), now()
+            FROM generate_series(1, %s) g
+            """,
+            [kind, prefix, count],
+        )
+    _sql("ANALYZE")
+    ours = {"app_namespace": NAMESPACE}
+    _control(emulator_url, "reset", {})
+    _control(
+        emulator_url,
+        "catalog/seed",
+        {
+            "count": count,
+            "product": {
+                "id": "prod_bench{n}",
+                "name": "Product {n}",
+                "description": "A product of the benchmark",
+                "metadata": {"app_ref": "catalog.product:{n}", **ours},
+            },
+            "price": {
+                "id": "price_bench{n}",
+                "currency": "usd",
+                "unit_amount": 100,
+                "metadata": {"app_ref": "catalog.price:{n}", **ours},
+            },
+        },
+    )
+    # The prices' amounts and currencies as the catalog has them (the seed gives every price the same).
+    _sql("UPDATE catalog_price SET unit_amount = 100, currency = 'usd'")
+
+
+def _reconcile_command(env: dict, *extra: str, kill_when: float = 0.0, count: int = 0) -> dict:
+    """Run `stripe_reconcile --dry-run` on products and prices, sampling its memory; with `kill_when`, kill it
+    (SIGKILL) once that share of the Stripe objects has been read."""
+    from django.utils import timezone
+
+    from apps.payments.models import ReconcileRun
+
+    command = [sys.executable, "manage.py", "stripe_reconcile", "--dry-run", "--model", "catalog.product"]
+    command += ["--model", "catalog.price", *extra]
+    started, since = time.perf_counter(), timezone.now()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_kb, killed = 0, False
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (FileNotFoundError, IndexError):
+            pass
+        if kill_when and not killed:
+            read = sum(ReconcileRun.objects.filter(started_at__gte=since).values_list("stripe", flat=True))
+            if read >= kill_when * 2 * count:
+                process.kill()
+                killed = True
+        time.sleep(0.1)
+    out, err = process.communicate()
+    if not killed and process.returncode != 0:
+        raise RuntimeError(f"stripe_reconcile failed: {err[-2000:]}")
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "killed": killed,
+        "output": out,
+        "stderr": err,
+    }
+
+
+def _list_reads(emulator_url: str) -> int:
+    """Pages of products and prices read so far (a dry run reads nothing else of them)."""
+    total = 0
+    for resource in ("products", "prices"):
+        query = f"method=GET&summary=true&path_prefix=/v1/{resource}"
+        with urllib.request.urlopen(f"{emulator_url}/_emulator/requests?{query}", timeout=60) as response:  # noqa: S310
+            total += json.loads(response.read())["count"]
+    return total
+
+
+def reconcile_part(args, emulator_url: str, database_url: str) -> dict:
+    env = {
+        **os.environ,
+        **PRODUCTION,
+        "DATABASE_URL": database_url,
+        "COORDINATION_REDIS_URL": BUDGET_URL,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "STRIPE_API_BASE": emulator_url,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_MIRROR_ENABLED": "true",
+        "STRIPE_APP_NAMESPACE": NAMESPACE,
+        "STRIPE_RATE_LIMIT_PER_SECOND": str(ACCOUNT_LIMIT),
+        "STRIPE_RATE_LIMIT_PER_ENDPOINT": str(ENDPOINT_LIMIT),
+        "LOG_LEVEL": "ERROR",
+    }
+    runs = []
+    for count in (args.products // 10, args.products):
+        _mirrored_catalog(emulator_url, count)
+        _control(emulator_url, "rate_limit", {"per_second": ACCOUNT_LIMIT, "per_endpoint_per_second": ENDPOINT_LIMIT})
+        run = _reconcile_command(env, count=count)
+        pages = 2 * -(-count // 100)
+        runs.append(
+            {
+                "products_and_prices": count,
+                "seconds": run["seconds"],
+                "list_pages": pages,
+                "seconds_the_read_limit_allows": round(pages / ENDPOINT_LIMIT, 1),
+                "peak_rss_mb": run["peak_rss_mb"],
+                "report": run["output"].splitlines()[:3],
+            }
+        )
+    reads_before = _list_reads(emulator_url)
+    # Killed halfway through the products: the next run continues them, then compares the prices.
+    stopped = _reconcile_command(env, "--restart", kill_when=0.25, count=args.products)
+    resumed = _reconcile_command(env, count=args.products)
+    reads = _list_reads(emulator_url) - reads_before
+    small, large = runs
+    return {
+        "runs": runs,
+        "memory_ratio_largest_over_smallest": round(large["peak_rss_mb"] / small["peak_rss_mb"], 2),
+        "time_over_read_limit_bound": round(large["seconds"] / large["seconds_the_read_limit_allows"], 2),
+        "killed_and_continued": {
+            "killed_after_seconds": stopped["seconds"],
+            "continued_seconds": resumed["seconds"],
+            "continued_said": [line for line in resumed["stderr"].splitlines() if "continued" in line],
+            "list_pages_read_in_both": reads,
+            "list_pages_of_one_whole_run": large["list_pages"],
+            "pages_read_twice": reads - large["list_pages"],
+            "report": resumed["output"].splitlines()[:3],
+        },
+    }
+
+
+# --- workers: processing throughput as worker processes are added, the Stripe budget shared ---------------
+
+IDLE_QUEUE = "bench-idle"  # what workers read until they are told to start: their start-up is not measured
+
+
+def _store_events(payloads: list[bytes]) -> None:
+    """Events stored as the webhook view stores them (each queues a drain), while no worker runs."""
+    import redis
+
+    from apps.payments.webhooks import ingest
+
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    for key in redis.Redis.from_url(BUDGET_URL).scan_iter("webhooks:drain:*"):
+        redis.Redis.from_url(BUDGET_URL).delete(key)
+    for payload in payloads:
+        ingest.webhook_receive(event=json.loads(payload))
+
+
+def _wal_syncs() -> int:
+    """How often PostgreSQL has flushed its write-ahead log to disk: once per commit, unless commits group."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wal_sync FROM pg_stat_wal")
+        return cursor.fetchone()[0]
+
+
+def _drain_with(env: dict, count: int) -> tuple[float, dict]:
+    """Start `count` workers (one process each), wait until they answer, point them at the queues, and time
+    until no event waits; the seconds, and the CPU seconds of the workers, PostgreSQL and Redis meanwhile."""
+    import socket
+
+    from config.celery import app
+
+    workers = start_workers(env, count, queues=IDLE_QUEUE)
+    names = [f"hook{n}@{socket.gethostname()}" for n in range(count)]
+    try:
+        deadline = time.time() + 60
+        while len(app.control.ping(destination=names, timeout=0.5)) < count:
+            if time.time() > deadline:
+                raise RuntimeError("the workers did not start within 60 s")
+        meter = CpuMeter(
+            {
+                "workers": lambda: [pid for worker in workers for pid in descendants(worker.pid)],
+                "postgresql": lambda: named("postgres"),
+                "redis": lambda: named("redis-server"),
+            }
+        ).start()
+        syncs = _wal_syncs()
+        started = time.perf_counter()
+        for queue in ("webhooks", "payments"):
+            app.control.add_consumer(queue, destination=names, reply=True)
+        wait_processed()
+        seconds = time.perf_counter() - started
+        return seconds, {**meter.seconds(), "wal_flushes_per_second": round((_wal_syncs() - syncs) / seconds, 1)}
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=30)
+
+
+def _busiest_second(emulator_url: str, path_prefix: str, since: float) -> tuple[int, int, int]:
+    """Requests to `path_prefix` since `since`: how many, the most that started within one second, and 429s."""
+    query = f"method=GET&path_prefix={path_prefix}&since={since}"
+    with urllib.request.urlopen(f"{emulator_url}/_emulator/requests?{query}", timeout=60) as response:  # noqa: S310
+        entries = json.loads(response.read())["data"]
+    times = sorted(entry["at"] for entry in entries if entry["status"] != 429)
+    busiest, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        busiest = max(busiest, last - first + 1)
+    return len(entries), busiest, sum(1 for entry in entries if entry["status"] == 429)
+
+
+def workers_part(args, emulator_url: str, database_url: str) -> dict:
+    import stripe
+
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
+    products = [client.v1.products.create(params={"name": f"Scale {n}"}).to_dict() for n in range(200)]
+    env = {
+        **os.environ,
+        **PRODUCTION,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "COORDINATION_REDIS_URL": BUDGET_URL,
+        "STRIPE_API_BASE": emulator_url,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_MIRROR_ENABLED": "false",
+        "WEBHOOK_DRAINERS": "4",
+    }
+    throughput, busy = {}, {}
+    for count in (1, 2, 4):
+        _store_events(_events(products, args.worker_events, 0, f"w{count}_"))
+        seconds, cpu = _drain_with(env, count)
+        throughput[count] = round(args.worker_events / seconds, 1)
+        spent = sum(value for name, value in cpu.items() if name != "wal_flushes_per_second")
+        busy[count] = {**cpu, "share_of_the_machine": round(spent / (seconds * os.cpu_count()), 2)}
+    # The budget, shared: every second event of a product carries the same `updated` as the first, so only
+    # Stripe knows which is last and processing reads the product (`GET /v1/products/{id}`), by four workers.
+    limit = 20
+    _control(emulator_url, "rate_limit", {"per_second": 100, "per_endpoint_per_second": limit})
+    twins = []
+    for n, product in enumerate(products):
+        for step, name in enumerate(("first", "second")):
+            obj = {**product, "name": f"{product['name']} {name}", "updated": product["updated"] + 10_000}
+            twins.append(
+                json.dumps(
+                    {
+                        "id": f"evt_budget{n:04d}{step}",
+                        "object": "event",
+                        "api_version": "2026-08-26.dahlia",
+                        "created": int(time.time()),
+                        "data": {"object": obj},
+                        "livemode": False,
+                        "pending_webhooks": 1,
+                        "request": {"id": None, "idempotency_key": None},
+                        "type": "product.updated",
+                    }
+                ).encode()
+            )
+    _store_events(twins)
+    since = time.time()
+    seconds, _ = _drain_with(
+        {**env, "STRIPE_RATE_LIMIT_PER_SECOND": "100", "STRIPE_RATE_LIMIT_PER_ENDPOINT": str(limit)}, 4
+    )
+    # A bucket of 20 a second starts with a burst of BURST_SECONDS' worth: at most that many more in one second.
+    allowed = limit + max(1, int(limit * BURST_SECONDS))
+    reads, busiest, refused = _busiest_second(emulator_url, "/v1/products/", since)
+    return {
+        "events_per_run": args.worker_events,
+        "processed_per_second_by_worker_processes": throughput,
+        "scaling_2_over_1": round(throughput[2] / throughput[1], 2),
+        "scaling_4_over_1": round(throughput[4] / throughput[1], 2),
+        "cpus": os.cpu_count(),
+        "while_draining": busy,
+        "bound_by": (
+            "each processed event is one transaction, and its commit waits for the disk to flush PostgreSQL's "
+            "log: when the machine is far from busy, the flushes a second are the ceiling (more disks, or "
+            "PostgreSQL on its own machine, raise it; more workers do not)"
+        ),
+        "shared_budget": {
+            "worker_processes": 4,
+            "events": len(twins),
+            "seconds": round(seconds, 1),
+            "stripe_reads": reads,
+            "budget_per_second": limit,
+            "reads_per_second_on_average": round(reads / seconds, 1),
+            "most_reads_in_any_one_second": busiest,
+            "allowed_in_one_second_with_the_burst": allowed,
+            "rate_limited_429": refused,
+            "held": busiest <= allowed and refused == 0,
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parts", default="webhooks,workers,pages,reconcile")
+    parser.add_argument("--history", default="0,100000,1000000", help="events stored before each webhook level")
+    parser.add_argument("--events", type=int, default=3000, help="events fired at each level (20%% duplicates)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=100, help="requests per page measured")
+    parser.add_argument("--worker-events", type=int, default=3000, help="events drained by 1, 2 and 4 workers")
+    args = parser.parse_args()
+    args.history = [int(level) for level in args.history.split(",")]
+    parts = args.parts.split(",")
+
+    import redis
+
+    for url in (BROKER_URL, BUDGET_URL):
+        redis.Redis.from_url(url).flushdb()
+    port = _free_port()
+    emulator = _start_emulator(port)
+    emulator_url = f"http://127.0.0.1:{port}"
+    database_url = _prepare_database(DATABASE)
+    os.environ.update(
+        {
+            **PRODUCTION,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "COORDINATION_REDIS_URL": BUDGET_URL,
+            "STRIPE_API_BASE": emulator_url,
+            "STRIPE_SECRET_KEY": API_KEY,
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
+            "LOG_LEVEL": "ERROR",
+        }
+    )
+    import django
+
+    django.setup()
+    report: dict = {"benchmark": "scale", "machine": {"cpus": os.cpu_count()}}
+    started = time.perf_counter()
+    try:
+        if "webhooks" in parts:
+            report["webhooks"] = webhooks_part(args, emulator_url, database_url)
+        if "workers" in parts:
+            report["workers"] = workers_part(args, emulator_url, database_url)
+        if "pages" in parts:
+            report["pages"] = pages_part(args)
+        if "reconcile" in parts:
+            report["reconcile"] = reconcile_part(args, emulator_url, database_url)
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=10)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
