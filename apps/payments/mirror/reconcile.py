@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import stripe
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -171,7 +172,9 @@ def _reconcile(kind: str, repair: bool, restart: bool, on_step: Callable[[int], 
 
 
 def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
-    """One page of Stripe's objects against the local objects they name."""
+    """One page of Stripe's objects against the local objects they name. Nothing is deleted while Stripe is
+    being read (a deleted last object of a page would be the cursor of the next): extra objects are retired,
+    and claims settled, once every page is read."""
     spec = SPECS[run.kind]
     ids = {obj.id: int(obj.metadata["app_ref"].split(":", 1)[1]) for obj in objs}
     locals_ = spec.model.objects.in_bulk(set(ids.values()))
@@ -184,7 +187,8 @@ def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
         live = getattr(obj, "active", True)
         if local is None:
             if live:
-                _extra(run, drift, ref, obj.id)
+                drift.note("extra", f"{ref} {obj.id}")
+                run.claims.append({"retire": obj.id})
         elif record is not None and record.stripe_id == obj.id:
             seen.append(record.pk)
             if not spec.matches(local, obj.to_dict()):
@@ -192,26 +196,40 @@ def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
                 if run.repair:
                     _mirror_now(run.kind, object_id, stripe_object=obj.to_dict())
                     drift.repaired += 1
-        else:  # it names a local object whose mirror is another Stripe object (or none yet): decided later
+        elif live or record is None or not record.stripe_id:
+            # It names a local object whose mirror is another Stripe object (or none yet): decided later. An
+            # archived one beside a mirror is history (a price replaced when its amount changed), not a claim.
             run.claims.append({"object_id": object_id, "id": obj.id, "live": live, "metadata": obj.metadata.to_dict()})
     MirrorRecord.objects.filter(pk__in=seen).update(seen_by_reconcile=run.pk)
 
 
 def _settle_claims(run: ReconcileRun, drift: Drift) -> None:
-    """A Stripe object naming a local object whose own mirror was found is a second one (extra); if its mirror
-    was not found, the first such object is adopted as its mirror (Stripe lacked it: missing) and the rest
-    are extra."""
+    """Extra objects are retired. A Stripe object naming a local object whose own mirror was found (or pushed
+    since the run began) is a second one (extra); if its mirror was not found, the first live such object is
+    adopted as its mirror (Stripe lacked it: missing) and the rest are extra. Safe to run again after a stop:
+    an adopted object is the mirror then, and retiring twice is retiring once."""
     adopted: set[int] = set()
-    for claim in sorted(run.claims, key=lambda claim: not claim["live"]):
+    for claim in sorted(run.claims, key=lambda claim: "retire" in claim or not claim["live"]):
+        if "retire" in claim:
+            if run.repair:
+                _retire(run.kind, claim["retire"])
+                drift.repaired += 1
+            continue
         object_id, ref = claim["object_id"], f"{run.kind}:{claim['object_id']}"
         record = MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).first()
-        found = record is not None and record.seen_by_reconcile == run.pk
-        if not found and object_id not in adopted:
+        if record is not None and record.stripe_id == claim["id"]:
+            continue  # adopted by this run before it was stopped
+        found = record is not None and (
+            record.seen_by_reconcile == run.pk or (record.synced_at is not None and record.synced_at >= run.started_at)
+        )
+        adoptable = claim["live"] or record is None or not record.stripe_id
+        if not found and adoptable and object_id not in adopted:
             adopted.add(object_id)
             drift.note("missing", ref)
+            # Marked found in a dry run too, so the local comparison does not count it missing a second time.
+            MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).update(seen_by_reconcile=run.pk)
             if run.repair:
                 _mirror_now(run.kind, object_id, stripe_object=claim, adopt=True)
-                MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).update(seen_by_reconcile=run.pk)
                 drift.repaired += 1
         elif claim["live"]:
             _extra(run, drift, ref, claim["id"])
@@ -271,10 +289,15 @@ def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, ad
 
 
 def _retire(kind: str, stripe_id: str) -> None:
-    """An extra object leaves Stripe as Stripe allows: products and prices are archived, customers deleted."""
+    """An extra object leaves Stripe as Stripe allows: products and prices are archived, customers deleted
+    (one deleted already, by a run that was stopped after it, is left so)."""
     gw = gateway()
     service = getattr(gw.v1, SPECS[kind].resource)
     if SPECS[kind].archived_not_deleted:
         gw.call(lambda options: service.update(stripe_id, params={"active": False}, options=options))
-    else:
+        return
+    try:
         gw.call(lambda options: service.delete(stripe_id, options=options))
+    except stripe.InvalidRequestError as error:
+        if error.http_status != 404:
+            raise
