@@ -201,6 +201,88 @@ class TestStripeReconcile:
         for drift in ("missing:", "extra:", "differing:"):
             assert drift not in clean
 
+    def test_extra_customers_are_deleted_after_stripe_is_read_not_under_the_cursor(
+        self, mirror_on, existing_data, monkeypatch
+    ):
+        from apps.payments.mirror import reconcile
+
+        monkeypatch.setattr(reconcile, "PAGE", 1)  # each customer is the last of its page: the next page's cursor
+        _run("stripe_mirror", "--all")
+        client = _client(mirror_on)
+        strays = [
+            client.v1.customers.create(
+                params={
+                    "email": f"x{n}@example.com",
+                    "metadata": {"app_ref": f"users.user:99999{n}", "app_namespace": OURS},
+                }
+            )
+            for n in range(2)
+        ]
+
+        repaired = _run("stripe_reconcile", "--model", "users.user")
+
+        for stray in strays:
+            assert "extra: users.user:99999" in repaired
+            assert client.v1.customers.retrieve(stray.id).deleted is True
+        assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
+
+    def test_a_run_stopped_after_adopting_does_not_retire_what_it_adopted(self, mirror_on, existing_data):
+        from apps.payments.models import ReconcileRun
+
+        products, _ = existing_data
+        _run("stripe_mirror", "--all")
+        client = _client(mirror_on)
+        ref = f"catalog.product:{products[1].pk}"
+        twin = client.v1.products.create(
+            params={"name": products[1].name, "metadata": {"app_ref": ref, "app_namespace": OURS}}
+        )
+        record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=products[1].pk)
+        record.update(stripe_id="prod_gone")
+        _run("stripe_reconcile", "--model", "catalog.product")
+        adopted = record.get().stripe_id
+        # As if killed after adopting, before the run wrote that its claims were settled.
+        claims = [{"object_id": products[1].pk, "id": adopted, "live": True, "metadata": {"app_ref": ref}}]
+        run = ReconcileRun.objects.latest("started_at")
+        ReconcileRun.objects.filter(pk=run.pk).update(phase="claimed", finished_at=None, claims=claims)
+
+        continued = _run("stripe_reconcile", "--model", "catalog.product")
+
+        assert "continued the run that was stopped" in continued
+        assert record.get().stripe_id == adopted
+        assert client.v1.products.retrieve(adopted).active is True
+        assert twin.id in stripe_objects_by_ref(mirror_on, "products")[ref]
+
+    def test_a_price_replaced_while_a_run_is_stopped_keeps_its_new_stripe_price(
+        self, mirror_on, existing_data, monkeypatch
+    ):
+        from apps.payments.mirror import reconcile
+        from apps.payments.services import mirror_sync
+
+        monkeypatch.setattr(reconcile, "PAGE", 1)
+        _run("stripe_mirror", "--all")
+        price = existing_data[0][0].prices.get()
+        record = MirrorRecord.objects.filter(kind=MirrorKind.PRICE, object_id=price.pk)
+        old_id = record.get().stripe_id
+
+        def stop_after_the_first_page(done: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            reconcile.reconcile(MirrorKind.PRICE, repair=True, on_step=stop_after_the_first_page)
+        # Repriced meanwhile: a new Stripe price, newer than the run's cursor, replaces the old one.
+        catalog.price_update(price=price, data={"unit_amount": 777})
+        mirror_sync(record_id=record.get().pk)
+        new_id = record.get().stripe_id
+
+        continued = _run("stripe_reconcile", "--model", "catalog.price")
+
+        client = _client(mirror_on)
+        assert "continued the run that was stopped" in continued
+        assert "missing:" not in continued
+        assert record.get().stripe_id == new_id != old_id
+        assert (client.v1.prices.retrieve(new_id).active, client.v1.prices.retrieve(new_id).unit_amount) == (True, 777)
+        assert client.v1.prices.retrieve(old_id).active is False
+
 
 class TestStaffApi:
     URL = "/api/v1/payments/mirror/"
