@@ -68,21 +68,42 @@ def test_each_endpoint_has_its_own_budget(budget_redis):
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-def test_a_waiting_request_asks_once_and_one_refused_books_nothing(budget_redis, shared):
-    budget = RateBudget(per_second=5, per_endpoint=5, redis_url=budget_redis if shared else "")
+def test_a_waiting_request_books_its_moment_instead_of_asking_again_and_a_refused_one_books_nothing(
+    budget_redis, shared
+):
+    budget = RateBudget(per_second=100, per_endpoint=5, redis_url=budget_redis if shared else "")
     asks = []
-    take = budget.take
-    budget.take = lambda endpoint, max_wait=0.0: asks.append(endpoint) or take(endpoint, max_wait)
+    book = budget._book
+    budget._book = lambda *args: asks.append(args) or book(*args)
     started = time.monotonic()
 
     for _ in range(5):  # one every 0.2 s
         assert budget.acquire("GET /v1/customers", max_wait=5)
     assert time.monotonic() - started >= 0.78
-    assert len(asks) == 5  # each request booked its moment and slept until it, once
+    assert len(asks) <= 2 * 5  # its endpoint's moment, then the account's: never a loop of asks
 
     assert not budget.acquire("GET /v1/customers", max_wait=0.01)
     time.sleep(0.21)
     assert budget.take("GET /v1/customers") == 0  # the refused request took no moment
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+def test_a_queue_on_one_endpoint_does_not_delay_another(budget_redis, shared):
+    budget = RateBudget(per_second=100, per_endpoint=5, redis_url=budget_redis if shared else "")
+    queued = [
+        threading.Thread(target=budget.acquire, args=("POST /v1/products", 5)) for _ in range(10)
+    ]  # two seconds of the products endpoint booked ahead
+    for thread in queued:
+        thread.start()
+    time.sleep(0.1)
+
+    started = time.monotonic()
+    assert budget.acquire("POST /v1/checkout/sessions", max_wait=5)
+    waited = time.monotonic() - started
+
+    for thread in queued:
+        thread.join()
+    assert waited < 0.1
 
 
 def test_the_budget_without_redis_works_in_one_process():
