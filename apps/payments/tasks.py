@@ -58,7 +58,8 @@ def webhook_requeue_stale_task() -> bool:
     return drain.wake_if_waiting()
 
 
-@shared_task(ignore_result=True)
+# Its first night over a large backlog takes longer than a task may (each batch commits, so it gets there).
+@shared_task(ignore_result=True, soft_time_limit=3600, time_limit=3700)
 def webhook_events_prune_task() -> int:
     """Beat, nightly: delete settled events older than `WEBHOOK_EVENT_RETENTION_DAYS`; answers how many."""
     from apps.payments.webhooks import retention

@@ -255,9 +255,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_DB_REUSE_MAX = 10_000
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# One queue per kind of work, so a backlog of one never delays another: a mail server that hangs fills `mail`,
-# not the queue that carries a payment's event. Production runs a worker for payments (webhooks, mirror and
-# the rest) and one for mail (docker-compose.yml); `make run` has one worker consume them all.
+# One queue per kind of work, so each can have workers of its own: a mail server that hangs fills `mail`, not
+# the queue that carries a payment's event. Production runs a worker for payments (webhooks, mirror and the
+# rest share it) and one for mail (docker-compose.yml); a deployment whose mirror backlog grows can give
+# `mirror` its own worker too. `make run` has one worker consume them all.
 # A worker started without `-Q` consumes every queue, so nothing waits on a queue no one reads.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name) for name in ("webhooks", "mirror", "payments", "mail")
@@ -359,10 +360,12 @@ WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=4)
 # Settled events (processed, ignored, refused) are deleted this many days after receipt, every night; parked and
 # waiting ones are kept. 0 keeps everything. Never less than the redelivery horizon above.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)
-if 0 < WEBHOOK_EVENT_RETENTION_DAYS * 86400 < WEBHOOK_RETRY_HORIZON_SECONDS:
+# Stripe delivers an event again for up to three days: a stored event is what recognises the redelivery.
+STRIPE_REDELIVERY_DAYS = 3
+if 0 < WEBHOOK_EVENT_RETENTION_DAYS * 86400 < max(STRIPE_REDELIVERY_DAYS * 86400, WEBHOOK_RETRY_HORIZON_SECONDS):
     raise ImproperlyConfigured(
-        f"WEBHOOK_EVENT_RETENTION_DAYS={WEBHOOK_EVENT_RETENTION_DAYS} is shorter than the "
-        f"{WEBHOOK_RETRY_HORIZON_SECONDS // 86400} days Stripe may deliver an event again (0 keeps every event)"
+        f"WEBHOOK_EVENT_RETENTION_DAYS={WEBHOOK_EVENT_RETENTION_DAYS} is shorter than the days Stripe may deliver "
+        "an event again, or than WEBHOOK_RETRY_HORIZON_SECONDS (0 keeps every event)"
     )
 if WEBHOOK_EVENT_RETENTION_DAYS:
     CELERY_BEAT_SCHEDULE["webhook-events-prune"] = {

@@ -51,8 +51,9 @@ def store(model, obj) -> None:
     if model.objects.filter(id=data["id"]).update(**columns, djstripe_updated=now):
         return
     if model is djstripe_models.Price and not djstripe_models.Product.objects.filter(id=data["product"]).exists():
-        # Its product's copy is written when the mirror or an event next touches the product.
-        log.info("dj-stripe copy of price %s waits for its product %s", data["id"], data["product"])
+        # A price is copied once its product's copy exists (the mirror copies the product first); one whose
+        # product was never copied is left out rather than written without the product dj-stripe requires.
+        log.info("dj-stripe copy of price %s skipped: no copy of its product %s", data["id"], data["product"])
         return
     extra = {"product_id": data["product"]} if model is djstripe_models.Price else {}
     created = datetime.fromtimestamp(data["created"], tz=UTC) if data.get("created") else None

@@ -3,7 +3,8 @@ ones stay until an operator deals with them.
 
 Both copies of an event go together: ours (`WebhookEvent`, what processing did) and dj-stripe's (`Event`, the
 raw payload). An event is the proof that a delivery was seen, so none is pruned while Stripe may still deliver
-it again (`WEBHOOK_RETRY_HORIZON_SECONDS`, three days): a redelivery after that would be processed twice.
+it again (three days, `STRIPE_REDELIVERY_DAYS`; a longer `WEBHOOK_RETRY_HORIZON_SECONDS` counts instead): a
+redelivery after that would be processed twice.
 """
 
 from collections.abc import Callable
@@ -26,7 +27,10 @@ class PruneRefused(ValueError):
 
 
 def redelivery_horizon() -> datetime:
-    return timezone.now() - timedelta(seconds=settings.WEBHOOK_RETRY_HORIZON_SECONDS)
+    """Nothing received after this may be pruned: Stripe may still deliver it again (and our own retries
+    of a failing event may still be under way)."""
+    keep = max(settings.STRIPE_REDELIVERY_DAYS * 86400, settings.WEBHOOK_RETRY_HORIZON_SECONDS)
+    return timezone.now() - timedelta(seconds=keep)
 
 
 def default_cutoff() -> datetime:
