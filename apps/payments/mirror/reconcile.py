@@ -127,18 +127,14 @@ def _alone(kind: str) -> Iterator[None]:
 
 
 def _run_for(kind: str, repair: bool, restart: bool) -> tuple[ReconcileRun, bool]:
-    """The stopped run of this kind to continue, or a new one."""
+    """The stopped run of this kind and mode to continue, or a new one. (A dry run between a stopped repair and
+    its continuation leaves the repair to continue: each run's marks carry its own id.)"""
     now = timezone.now()
-    unfinished = ReconcileRun.objects.filter(kind=kind, finished_at__isnull=True).order_by("-started_at").first()
-    resumable = (
-        unfinished is not None
-        and not restart
-        and unfinished.repair == repair
-        and now - unfinished.started_at < RESUMABLE_FOR
-    )
-    if resumable:
+    stopped = ReconcileRun.objects.filter(kind=kind, repair=repair, finished_at__isnull=True)
+    unfinished = stopped.order_by("-started_at").first()
+    if unfinished is not None and not restart and now - unfinished.started_at < RESUMABLE_FOR:
         return unfinished, True
-    ReconcileRun.objects.filter(kind=kind, finished_at__isnull=True).update(finished_at=now)
+    stopped.update(finished_at=now)
     return ReconcileRun.objects.create(kind=kind, repair=repair), False
 
 
