@@ -36,6 +36,20 @@ def existing_data(settings):
     return products, people
 
 
+def _mirror_gone_and_a_twin(emulator, product) -> tuple[str, str, str]:
+    """The product is mirrored, then its row points at a Stripe object that is gone, while another Stripe
+    object carries its ref: its ref, the first mirror's id and the twin's."""
+    _run("stripe_mirror", "--all")
+    ref = f"catalog.product:{product.pk}"
+    twin = _client(emulator).v1.products.create(
+        params={"name": product.name, "metadata": {"app_ref": ref, "app_namespace": OURS}}
+    )
+    record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=product.pk)
+    first_mirror = record.get().stripe_id
+    record.update(stripe_id="prod_gone")
+    return ref, first_mirror, twin.id
+
+
 def _run(*args) -> str:
     out, err = StringIO(), StringIO()
     call_command(*args, stdout=out, stderr=err)
@@ -180,15 +194,8 @@ class TestStripeReconcile:
 
     def test_an_object_naming_a_local_object_whose_mirror_is_gone_is_adopted_once(self, mirror_on, existing_data):
         products, _ = existing_data
-        _run("stripe_mirror", "--all")
         client = _client(mirror_on)
-        ref = f"catalog.product:{products[1].pk}"
-        twin = client.v1.products.create(
-            params={"name": products[1].name, "metadata": {"app_ref": ref, "app_namespace": OURS}}
-        )
-        gone = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=products[1].pk)
-        first_mirror = gone.get().stripe_id
-        gone.update(stripe_id="prod_gone")
+        ref, first_mirror, twin_id = _mirror_gone_and_a_twin(mirror_on, products[1])
 
         report = _run("stripe_reconcile", "--model", "catalog.product")
         clean = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run")
@@ -196,7 +203,7 @@ class TestStripeReconcile:
         assert f"missing: {ref}" in report
         carrying = stripe_objects_by_ref(mirror_on, "products")[ref]
         live = [stripe_id for stripe_id in carrying if client.v1.products.retrieve(stripe_id).active]
-        assert sorted(carrying) == sorted([twin.id, first_mirror])  # one adopted, the other archived
+        assert sorted(carrying) == sorted([twin_id, first_mirror])  # one adopted, the other archived
         assert live == [MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[1].pk).stripe_id]
         for drift in ("missing:", "extra:", "differing:"):
             assert drift not in clean
@@ -230,14 +237,9 @@ class TestStripeReconcile:
         from apps.payments.models import ReconcileRun
 
         products, _ = existing_data
-        _run("stripe_mirror", "--all")
         client = _client(mirror_on)
-        ref = f"catalog.product:{products[1].pk}"
-        twin = client.v1.products.create(
-            params={"name": products[1].name, "metadata": {"app_ref": ref, "app_namespace": OURS}}
-        )
+        ref, _, twin_id = _mirror_gone_and_a_twin(mirror_on, products[1])
         record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=products[1].pk)
-        record.update(stripe_id="prod_gone")
         _run("stripe_reconcile", "--model", "catalog.product")
         adopted = record.get().stripe_id
         # As if killed after adopting, before the run wrote that its claims were settled.
@@ -250,7 +252,7 @@ class TestStripeReconcile:
         assert "continued the run that was stopped" in continued
         assert record.get().stripe_id == adopted
         assert client.v1.products.retrieve(adopted).active is True
-        assert twin.id in stripe_objects_by_ref(mirror_on, "products")[ref]
+        assert twin_id in stripe_objects_by_ref(mirror_on, "products")[ref]
 
     def test_a_price_replaced_while_a_run_is_stopped_keeps_its_new_stripe_price(
         self, mirror_on, existing_data, monkeypatch

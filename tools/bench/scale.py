@@ -47,11 +47,12 @@ from tools.bench.mirror import (  # noqa: E402
 )
 from tools.bench.webhooks import (  # noqa: E402
     API_KEY,
-    SECRET,
     _events,
     _fire,
     _wait_port,
+    event_payload,
     processing_of,
+    stack_environment,
     start_web,
     start_workers,
     wait_processed,
@@ -185,18 +186,7 @@ def webhooks_part(args, emulator_url: str, database_url: str) -> dict:
     client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
     products = [client.v1.products.create(params={"name": f"Bench {n}"}).to_dict() for n in range(200)]
     web_port = _free_port()
-    env = {
-        **os.environ,
-        **PRODUCTION,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "COORDINATION_REDIS_URL": BUDGET_URL,
-        "STRIPE_API_BASE": emulator_url,
-        "STRIPE_SECRET_KEY": API_KEY,
-        "STRIPE_WEBHOOK_SECRET": SECRET,
-        "STRIPE_MIRROR_ENABLED": "false",
-        "WEBHOOK_DRAINERS": "1",
-    }
+    env = stack_environment(emulator_url, database_url, drainers=1)
     web, workers = start_web(env, web_port), start_workers(env, 2)
     url = f"http://127.0.0.1:{web_port}/stripe/webhook/"
     levels, stored = [], 0
@@ -615,18 +605,7 @@ def workers_part(args, emulator_url: str, database_url: str) -> dict:
 
     client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
     products = [client.v1.products.create(params={"name": f"Scale {n}"}).to_dict() for n in range(200)]
-    env = {
-        **os.environ,
-        **PRODUCTION,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "COORDINATION_REDIS_URL": BUDGET_URL,
-        "STRIPE_API_BASE": emulator_url,
-        "STRIPE_SECRET_KEY": API_KEY,
-        "STRIPE_WEBHOOK_SECRET": SECRET,
-        "STRIPE_MIRROR_ENABLED": "false",
-        "WEBHOOK_DRAINERS": "4",
-    }
+    env = stack_environment(emulator_url, database_url, drainers=4)
     throughput, busy = {}, {}
     for count in (1, 2, 4):
         _store_events(_events(products, args.worker_events, 0, f"w{count}_"))
@@ -642,21 +621,7 @@ def workers_part(args, emulator_url: str, database_url: str) -> dict:
     for n, product in enumerate(products):
         for step, name in enumerate(("first", "second")):
             obj = {**product, "name": f"{product['name']} {name}", "updated": product["updated"] + 10_000}
-            twins.append(
-                json.dumps(
-                    {
-                        "id": f"evt_budget{n:04d}{step}",
-                        "object": "event",
-                        "api_version": "2026-08-26.dahlia",
-                        "created": int(time.time()),
-                        "data": {"object": obj},
-                        "livemode": False,
-                        "pending_webhooks": 1,
-                        "request": {"id": None, "idempotency_key": None},
-                        "type": "product.updated",
-                    }
-                ).encode()
-            )
+            twins.append(event_payload(f"evt_budget{n:04d}{step}", obj))
     _store_events(twins)
     since = time.time()
     seconds, _ = _drain_with(
@@ -716,13 +681,7 @@ def main() -> int:
     database_url = _prepare_database(DATABASE)
     os.environ.update(
         {
-            **PRODUCTION,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": BROKER_URL,
-            "COORDINATION_REDIS_URL": BUDGET_URL,
-            "STRIPE_API_BASE": emulator_url,
-            "STRIPE_SECRET_KEY": API_KEY,
-            "STRIPE_WEBHOOK_SECRET": SECRET,
+            **stack_environment(emulator_url, database_url, drainers=4),
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
             "LOG_LEVEL": "ERROR",
         }

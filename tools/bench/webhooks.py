@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
-from tools.bench.mirror import BROKER_URL, BUDGET_URL, PRODUCTION, _prepare_database  # noqa: E402
+from tools.bench.mirror import BROKER_URL, BUDGET_URL, _environment, _prepare_database  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
 SECRET = "whsec_benchmarkSecret00000000000000000"  # noqa: S105 - signs the benchmark's own events
@@ -39,6 +39,23 @@ def _sign(payload: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+def event_payload(event_id: str, obj: dict, event_type: str = "product.updated") -> bytes:
+    """A Stripe event about `obj` as Stripe sends it."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "api_version": "2026-08-26.dahlia",
+            "created": int(time.time()),
+            "data": {"object": obj},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+    ).encode()
+
+
 def _events(products: list[dict], unique: int, duplicates: int, prefix: str) -> list[bytes]:
     """`unique` product.updated events over the products, plus `duplicates` repeats, shuffled."""
     events = []
@@ -46,21 +63,7 @@ def _events(products: list[dict], unique: int, duplicates: int, prefix: str) -> 
         product = products[n % len(products)]
         step = n // len(products) + 1
         obj = {**product, "name": f"{product['name']} v{step}", "updated": product["updated"] + step}
-        events.append(
-            json.dumps(
-                {
-                    "id": f"evt_{prefix}{n:06d}",
-                    "object": "event",
-                    "api_version": "2026-08-26.dahlia",
-                    "created": int(time.time()),
-                    "data": {"object": obj},
-                    "livemode": False,
-                    "pending_webhooks": 1,
-                    "request": {"id": None, "idempotency_key": None},
-                    "type": "product.updated",
-                }
-            ).encode()
-        )
+        events.append(event_payload(f"evt_{prefix}{n:06d}", obj))
     batch = events + random.sample(events, duplicates)
     random.shuffle(batch)
     return batch
@@ -119,6 +122,17 @@ def _fire(url: str, payloads: list[bytes], clients: int, processes: int = 2) -> 
         "ack_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
         "ack_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
     }, elapsed
+
+
+def stack_environment(emulator_url: str, database_url: str, drainers: int) -> dict[str, str]:
+    """What the benchmarks' web and worker processes run with: production's settings, against the emulator."""
+    return {
+        **os.environ,
+        **_environment(database_url, emulator_url),  # the mirror benchmark's, at Stripe's live limits
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_MIRROR_ENABLED": "false",
+        "WEBHOOK_DRAINERS": str(drainers),
+    }
 
 
 def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -213,19 +227,10 @@ def main() -> int:
     products = [client.v1.products.create(params={"name": f"Bench {n}"}).to_dict() for n in range(args.products)]
     database_url = _prepare_database("bench_commerce")
     env = {
-        **os.environ,
-        **PRODUCTION,
+        **stack_environment(emulator_url, database_url, drainers=args.drainers),
         "DJANGO_ROOT_URLCONF": "tools.bench.webhook_urls",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "COORDINATION_REDIS_URL": BUDGET_URL,
-        "STRIPE_API_BASE": emulator_url,
-        "STRIPE_SECRET_KEY": API_KEY,
-        "STRIPE_WEBHOOK_SECRET": SECRET,
-        "STRIPE_MIRROR_ENABLED": "false",
         "STRIPE_RATE_LIMIT_PER_SECOND": "1000",
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": "1000",
-        "WEBHOOK_DRAINERS": str(args.drainers),
     }
     web = start_web(env, web_port)
     workers = start_workers(env, 2, args.worker_concurrency)
