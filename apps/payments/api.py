@@ -347,15 +347,8 @@ class PaymentStatsApi(APIView):
         serializer = StatsInputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         dates = {key: serializer.validated_data[key] for key in ("date_from", "date_to")}
-        stats = selectors.payment_stats(**serializer.validated_data)
-        # By day, the stats read it with the revenue; by week or month, it is a query of its own.
-        per_day = stats.pop("net_revenue_per_day", None)
         return Response(
-            {
-                **stats,
-                "revenue_per_day": selectors.net_revenue_per_day(**dates) if per_day is None else per_day,
-                "subscriptions": plans.subscription_stats(**dates),
-            }
+            {**selectors.payment_stats(**serializer.validated_data), "subscriptions": plans.subscription_stats(**dates)}
         )
 
 

@@ -204,10 +204,11 @@ def _payment_stats(date_from: date, date_to: date, granularity: str) -> dict:
             for row in revenue_series
         ],
         "refunds": [{**row, "period": row["period"].date()} for row in refund_series],
-        **(
-            {"net_revenue_per_day": _net_per_day(_regrouped(paid_rows, "currency", ("orders", "net")))}
+        # By day the paid rows hold it already; by week or month it is a query of its own.
+        "revenue_per_day": (
+            _net_per_day(_regrouped(paid_rows, "currency", ("orders", "net")))
             if granularity == "day"
-            else {}
+            else net_revenue_per_day(date_from=date_from, date_to=date_to)
         ),
         "orders": [by_period[key] for key in sorted(by_period)],
         "failures_by_reason": list(failures),
