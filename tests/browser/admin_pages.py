@@ -1,11 +1,32 @@
 """What an operator does in the admin, as a browser does it: fill fields, click, wait for the page."""
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as arrived
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 WAIT_SECONDS = 15
+
+
+def page_left(old_page):
+    """A wait condition: the page that held `old_page` has been replaced.
+
+    Chromedriver sometimes reports a node of a page that is going away as "does not belong to the
+    document" instead of stale, which selenium's own staleness_of lets escape; both mean gone.
+    """
+
+    def condition(_browser) -> bool:
+        try:
+            old_page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in (error.msg or ""):
+                return True
+            raise
+        return False
+
+    return condition
 
 
 class AdminPages:
@@ -33,7 +54,7 @@ class AdminPages:
         """Click a button that loads another page, and wait until that page is there."""
         old_page = self.find("html")
         self.find(button_selector).click()
-        self.wait(arrived.staleness_of(old_page))
+        self.wait(page_left(old_page))
         self.wait(lambda browser: browser.execute_script("return document.readyState") == "complete")
 
     def log_in(self, email: str, password: str) -> None:
@@ -63,9 +84,9 @@ class AdminPages:
     def click_link(self, text: str) -> None:
         old_page = self.find("html")
         self.browser.find_element(By.LINK_TEXT, text).click()
-        self.wait(arrived.staleness_of(old_page))
+        self.wait(page_left(old_page))
 
     def click(self, selector: str) -> None:
         old_page = self.find("html")
         self.find(selector).click()
-        self.wait(arrived.staleness_of(old_page))
+        self.wait(page_left(old_page))
