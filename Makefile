@@ -11,7 +11,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale fuzz audit
+.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
 	@echo "make bench-dashboard - the admin dashboard's time and queries with 100,000 orders (JSON)"
 	@echo "make bench-scale    - cost as the data grows: 1M stored events, 1M orders, 100k products reconciled (JSON)"
+	@echo "make soak DURATION=30m - a long mixed load with faults and worker kills, then checked against Stripe (JSON)"
 	@echo "make fuzz   - the API fuzzed from its OpenAPI schema, long run (FUZZ_EXAMPLES=200), JSON summary"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (pip-audit)"
 
@@ -116,6 +117,12 @@ bench-dashboard: $(VENV)/.dev services
 
 bench-scale: $(VENV)/.dev services
 	@$(BIN)/python tools/bench/scale.py
+
+# Shoppers, staff, duplicated and shuffled webhooks, Stripe 429s and 500s, a worker killed every few minutes; then
+# the database is checked against the emulator and the mail server. `make test` runs two minutes of it.
+DURATION ?= 30m
+soak: $(VENV)/.dev services
+	@$(BIN)/python -m tools.soak --duration $(DURATION)
 
 # The same fuzz test `make test` runs with a small budget, here with a long one; the summary is JSON.
 FUZZ_EXAMPLES ?= 200

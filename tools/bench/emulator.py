@@ -30,9 +30,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_emulator(port: int) -> subprocess.Popen:
+def _start_emulator(port: int, *options: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.stripe_emulator", "--port", str(port), "--log-level", "WARNING"], cwd=ROOT
+        [sys.executable, "-m", "tools.stripe_emulator", "--port", str(port), "--log-level", "WARNING", *options],
+        cwd=ROOT,
     )
     for _ in range(150):
         try:

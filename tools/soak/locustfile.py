@@ -1,0 +1,238 @@
+"""Who uses the shop during a soak: shoppers and staff, through the API as deployed; payers through the emulator.
+
+Run by `tools/soak` (not by hand): it passes the emulator's address, the staff login and the file where
+every request's endpoint, status and time are written when the load stops. Each simulated person sends
+their own client address (`X-Forwarded-For`, one proxy trusted), so the rate limits count them as the
+deployment would count real people, not as one address.
+"""
+
+import json
+import os
+import random
+import uuid
+from collections import defaultdict
+
+from locust import HttpUser, between, events, task
+
+EMULATOR_URL = os.environ["SOAK_EMULATOR_URL"]
+RESULTS_FILE = os.environ["SOAK_RESULTS_FILE"]
+STAFF_EMAIL = os.environ["SOAK_STAFF_EMAIL"]
+STAFF_PASSWORD = os.environ["SOAK_STAFF_PASSWORD"]
+RETURN_URL = "https://shop.example.com/thanks"
+PASSWORD = "soak-passphrase-long-enough"  # noqa: S105 - throwaway shoppers
+# A shopper becomes someone new (a new address too) after this many visits: registrations keep coming, tokens
+# stay fresh. Not more often: each registration and login hashes a password at production cost.
+VISITS_PER_IDENTITY = 30
+
+# endpoint -> status -> count, and endpoint -> response times (ms); ours and the emulator's apart.
+statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+timings: dict[str, list[float]] = defaultdict(list)
+no_answer: dict[str, list[str]] = defaultdict(list)  # what went wrong, for the first few requests left unanswered
+
+
+@events.request.add_listener
+def _record(request_type, name, response_time, response, exception, **_):
+    status = getattr(response, "status_code", 0) or 0  # 0: no answer at all (connection refused, timeout)
+    statuses[name][status] += 1
+    timings[name].append(response_time)
+    if not status and len(no_answer[name]) < 5:
+        no_answer[name].append(repr(exception)[:300])
+
+
+@events.quitting.add_listener
+def _write_results(environment, **_):
+    with open(RESULTS_FILE, "w") as out:
+        json.dump({"statuses": statuses, "timings": timings, "no_answer": no_answer}, out)
+
+
+class Person(HttpUser):
+    abstract = True
+    wait_time = between(0.5, 2.0)
+
+    def on_start(self) -> None:
+        self.move()
+        self.access = ""
+
+    def move(self) -> None:
+        self.address = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+    def call(self, method: str, path: str, name: str, ok=(200, 201, 204), **kwargs):
+        """One API request as this person; statuses outside `ok` are failures in locust's own report too."""
+        headers = {"X-Forwarded-For": self.address, **kwargs.pop("headers", {})}
+        if self.access:
+            headers["Authorization"] = f"Bearer {self.access}"
+        with self.client.request(method, path, name=name, headers=headers, catch_response=True, **kwargs) as answer:
+            if answer.status_code in ok:
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code}: {answer.text[:200]}")
+            return answer
+
+    def log_in(self, email: str, password: str) -> bool:
+        self.access = ""
+        answer = self.call("POST", "/api/v1/auth/token", "auth/token", json={"email": email, "password": password})
+        if answer.status_code != 200:
+            return False
+        self.access = answer.json()["access"]
+        return True
+
+    def on_sale(self) -> list[dict]:
+        """One-off prices on sale, as a catalog page lists them."""
+        page = random.randint(1, 3)
+        # `active=true`: staff would see archived products too.
+        answer = self.call("GET", f"/api/v1/products?active=true&page={page}", "products", ok=(200, 404))
+        if answer.status_code != 200:
+            return []
+        return [
+            {**price, "product_name": product["name"]}
+            for product in answer.json()["results"]
+            for price in product["prices"]
+            if price["recurring_interval"] is None
+        ]
+
+    def emulator(self, path: str, name: str, body: dict | None = None):
+        """What the payer does on Stripe's page (the emulator's control API)."""
+        with self.client.post(
+            f"{EMULATOR_URL}/_emulator/{path}", json=body or {}, name=name, catch_response=True
+        ) as answer:
+            if answer.status_code == 200:
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code}: {answer.text[:200]}")
+            return answer
+
+
+class Shopper(Person):
+    weight = 10
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.become_someone_new()
+
+    def become_someone_new(self) -> None:
+        self.visits = 0
+        self.move()
+        email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
+        self.access = ""
+        answer = self.call(
+            "POST", "/api/v1/auth/register", "auth/register", json={"email": email, "password": PASSWORD, "name": "S"}
+        )
+        if answer.status_code == 201:
+            self.log_in(email, PASSWORD)
+
+    def visit(self) -> None:
+        self.visits += 1
+        if self.visits > VISITS_PER_IDENTITY or not self.access:
+            self.become_someone_new()
+
+    @task(5)
+    def browse(self) -> None:
+        self.visit()
+        prices = self.on_sale()
+        if prices:
+            self.call("GET", f"/api/v1/products/{random.choice(prices)['product']}", "products/{id}", ok=(200, 404))
+
+    @task(1)
+    def my_orders(self) -> None:
+        self.visit()
+        self.call("GET", "/api/v1/orders", "orders")
+
+    @task(4)
+    def buy(self) -> None:
+        """Check a cart out, then on Stripe's page: pay, be declined and pay, walk away, or cancel."""
+        self.visit()
+        prices = self.on_sale()
+        if not prices:
+            return
+        currency = random.choice(prices)["currency"]
+        same_currency = [price for price in prices if price["currency"] == currency]
+        chosen = random.sample(same_currency, k=min(len(same_currency), random.randint(1, 2)))
+        lines = [{"price": price["id"], "quantity": random.randint(1, 3)} for price in chosen]
+        answer = self.call(
+            "POST",
+            "/api/v1/checkout/sessions",
+            "checkout/sessions",
+            # 409: a product whose mirror has not reached Stripe yet (a staff member just made it);
+            # 400: staff archived a price of the cart since the page was read.
+            ok=(201, 400, 409),
+            json={"lines": lines, "success_url": RETURN_URL, "cancel_url": RETURN_URL},
+        )
+        if answer.status_code != 201:
+            return
+        session, order = answer.json()["session_id"], answer.json()["order"]
+        complete = f"checkout/sessions/{session}/complete"
+        roll = random.random()
+        if roll < 0.70:
+            self.emulator(complete, "emulator: pay", {"outcome": "paid"})
+        elif roll < 0.80:
+            self.emulator(complete, "emulator: declined", {"outcome": "declined"})
+            self.emulator(complete, "emulator: pay", {"outcome": "paid"})
+        elif roll < 0.88:
+            self.call("POST", f"/api/v1/orders/{order}/cancel", "orders/{id}/cancel")
+        elif roll < 0.95:
+            self.emulator(f"checkout/sessions/{session}/expire", "emulator: expire")
+        # else: the payer walks away; the session stays open and the order pending.
+        self.call("GET", f"/api/v1/orders/{order}", "orders/{id}")
+
+
+class Staff(Person):
+    fixed_count = 2
+    wait_time = between(1.0, 3.0)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.log_in(STAFF_EMAIL, STAFF_PASSWORD)
+
+    def staff_call(self, method: str, path: str, name: str, ok=(200, 201, 204), **kwargs):
+        answer = self.call(method, path, name, ok=(*ok, 401), **kwargs)
+        if answer.status_code == 401 and self.log_in(STAFF_EMAIL, STAFF_PASSWORD):  # the access token expired
+            answer = self.call(method, path, name, ok=ok, **kwargs)
+        return answer
+
+    @task(2)
+    def add_product(self) -> None:
+        answer = self.staff_call(
+            "POST", "/api/v1/products", "staff: products", json={"name": f"Soak {uuid.uuid4().hex[:8]}"}
+        )
+        if answer.status_code == 201:
+            body = {"product": answer.json()["id"], "unit_amount": random.randint(100, 20000), "currency": "eur"}
+            self.staff_call("POST", "/api/v1/prices", "staff: prices", json=body)
+
+    @task(3)
+    def rename_product(self) -> None:
+        prices = self.on_sale()
+        if prices:
+            product = random.choice(prices)["product"]
+            body = {"description": f"Edited {uuid.uuid4().hex[:6]}"}
+            self.staff_call("PATCH", f"/api/v1/products/{product}", "staff: products/{id}", json=body)
+
+    @task(3)
+    def reprice(self) -> None:
+        """A new amount on a price on sale, while shoppers check it out."""
+        prices = self.on_sale()
+        if prices:
+            price = random.choice(prices)
+            body = {"unit_amount": random.randint(100, 20000)}
+            self.staff_call("PATCH", f"/api/v1/prices/{price['id']}", "staff: prices/{id}", json=body)
+
+    @task(1)
+    def archive_product(self) -> None:
+        answer = self.staff_call("GET", "/api/v1/products?active=true", "products")
+        if answer.status_code == 200 and answer.json()["count"] > 20:  # keep something on sale
+            prices = self.on_sale()
+            if prices:
+                product = random.choice(prices)["product"]
+                self.staff_call("DELETE", f"/api/v1/products/{product}", "staff: products/{id}")
+
+    @task(2)
+    def refund(self) -> None:
+        """Part of a paid order back to its payer."""
+        answer = self.staff_call("GET", "/api/v1/orders?status=paid", "staff: orders")
+        if answer.status_code == 200 and answer.json()["results"]:
+            order = random.choice(answer.json()["results"])
+            amount = max(1, order["amount_total"] // random.choice((2, 3, 4)))
+            # 400: another refund took what remained meanwhile; 409: the order moved on.
+            self.staff_call(
+                "POST", f"/api/v1/orders/{order['id']}/refunds", "staff: orders/{id}/refunds",
+                ok=(201, 400, 409), json={"amount": amount},
+            )  # fmt: skip
