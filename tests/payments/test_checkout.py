@@ -1,19 +1,22 @@
 """A cart becomes a paid order exactly once: the whole journey over HTTP, a real worker, the emulator."""
 
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 import stripe
 from django.db import transaction
+from django.utils import timezone
 
 from apps.catalog import services as catalog
-from apps.payments.models import Order, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.models import MirrorKind, MirrorRecord, Order, OrderRefund, OrderStatus, OrderTransition
 from apps.users import services as users
 from apps.users.models import User
 from tests.helpers import client_for
 from tests.payments.helpers import (
     PASSWORD,
+    broker_unreachable,
     checkout_cart,
     checkout_started,
     order_settles,
@@ -411,3 +414,43 @@ def test_register_log_in_check_out_pay_and_see_the_order_paid(shop):
     assert registered.status_code == 201
     assert order.user.email == "new@example.com"
     assert client.get(f"/api/v1/orders/{order.pk}").json()["amount_total"] == 3600
+
+
+def test_the_same_cart_right_after_paying_it_is_a_new_order_not_the_paid_page(shop):
+    """Within the five minutes a cart reuses its open session; one paid (or expired) a moment ago, whose
+    event has not arrived yet, must not be handed back: it can no longer be paid."""
+    client, started = checkout_started(shop)
+    emulator = shop["emulator"]
+    emulator.control("POST", "webhooks", {"paused": True})  # the payment's events are late
+    emulator.complete_checkout(started["session_id"], "paid")
+
+    again = checkout_cart(
+        client, [{"price": shop["teapot"].pk, "quantity": 2}, {"price": shop["cup"].pk, "quantity": 1}]
+    )
+    emulator.control("POST", "webhooks", {"paused": False})
+
+    assert again.status_code == 201, again.content
+    assert (again.json()["order"], again.json()["session_id"]) != (started["order"], started["session_id"])
+    sessions = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}).v1.checkout.sessions
+    assert sessions.retrieve(again.json()["session_id"]).status == "open"
+    order_settles(started["order"], OrderStatus.PAID)
+    assert Order.objects.get(pk=again.json()["order"]).status == OrderStatus.PENDING
+
+
+def test_a_checkout_does_not_wait_out_the_lease_of_a_worker_killed_while_mirroring_its_buyer(shop):
+    with broker_unreachable():  # the registration's push is what the killed worker was doing
+        grace = users.user_create(email="grace@example.com", password=PASSWORD, name="Grace")
+    MirrorRecord.objects.filter(kind=MirrorKind.USER, object_id=grace.pk).update(
+        lease_owner="task:killed", lease_until=timezone.now() + timedelta(minutes=2)
+    )
+    started = time.monotonic()
+
+    answer = checkout_cart(client_for(grace), [{"price": shop["cup"].pk, "quantity": 1}])
+
+    assert answer.status_code == 201, answer.content
+    assert time.monotonic() - started < 5
+    emulator = shop["emulator"]
+    session = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}).v1.checkout.sessions.retrieve(
+        answer.json()["session_id"]
+    )
+    assert session.customer == MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=grace.pk).stripe_id != ""

@@ -7,10 +7,11 @@ import time
 import pytest
 import stripe
 from django.db import transaction
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
-from apps.payments.mirror import leases, sync
+from apps.payments.mirror import holders, leases, sync
 from apps.payments.mirror.outcomes import Completion, Pushed, SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from tests.payments.factories import MirrorRecordFactory
@@ -90,3 +91,68 @@ def test_a_dashboard_edit_also_refreshes_djstripes_own_copy(webhooks):
 
     copy = djstripe_models.Product.objects.get(id=stripe_id)
     assert (copy.name, copy.stripe_data["name"]) == ("Renamed in the dashboard", "Renamed in the dashboard")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_whose_holder_was_killed_is_taken_over_at_once(mirror_on):
+    """A worker killed mid-push leaves its lease for two minutes; its process's heartbeat stops at once."""
+    with broker_unreachable():  # only this test runs the sync
+        product = catalog.product_create(name="Kettle")
+    record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
+    MirrorRecord.objects.filter(pk=record.pk).update(
+        lease_owner="task:killed", lease_until=timezone.now() + leases.lease_length()
+    )
+
+    outcome = sync.mirror_sync(record_id=record.pk)
+
+    record.refresh_from_db()
+    assert outcome == SyncOutcome.SYNCED
+    assert record.state == MirrorState.SYNCED
+    assert _client(mirror_on).v1.products.retrieve(record.stripe_id).name == "Kettle"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_whose_holder_still_pushes_is_left_to_it(mirror_on):
+    with broker_unreachable():
+        product = catalog.product_create(name="Kettle")
+    record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
+    MirrorRecord.objects.filter(pk=record.pk).update(
+        lease_owner="task:alive", lease_until=timezone.now() + leases.lease_length()
+    )
+
+    with holders.holding("task:alive"):
+        time.sleep(holders.REFRESH_SECONDS + 1)  # its heartbeat outlives a beat
+        outcome = sync.mirror_sync(record_id=record.pk)
+
+    record.refresh_from_db()
+    assert outcome == SyncOutcome.NOTHING_TO_DO
+    assert (record.state, record.lease_owner, record.stripe_id) == (MirrorState.PENDING, "task:alive", "")
+    # Once it is gone, the next pusher takes over without waiting for the lease to run out.
+    assert sync.mirror_sync(record_id=record.pk) == SyncOutcome.SYNCED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_price_made_by_an_attempt_that_never_recorded_it_is_archived_when_the_price_changes(mirror_on):
+    """A worker killed between making a Stripe price and recording it: the row still names the price before,
+    and the next attempt (a newer amount, so another key) must not leave the unrecorded one on sale."""
+    with broker_unreachable():
+        product = catalog.product_create(name="Kettle")
+        price = catalog.price_create(product=product, unit_amount=3000, currency="eur")
+    sync.mirror_sync(record_id=MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk).pk)
+    record = MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=price.pk)
+    stripe_product = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk).stripe_id
+    client = _client(mirror_on)
+    unrecorded = client.v1.prices.create(
+        params={"product": stripe_product, "unit_amount": 3500, "currency": "eur", "metadata": {
+            "app_ref": record.app_ref, "app_namespace": "testsuite"}}
+    )  # fmt: skip
+    MirrorRecord.objects.filter(pk=record.pk).update(attempts=1)  # the killed attempt counted
+    with broker_unreachable():
+        catalog.price_update(price=price, data={"unit_amount": 4000})
+
+    assert sync.mirror_sync(record_id=record.pk) == SyncOutcome.SYNCED
+
+    live = list(client.v1.prices.list(params={"product": stripe_product, "active": True}).data)
+    record.refresh_from_db()
+    assert [(p.id, p.unit_amount) for p in live] == [(record.stripe_id, 4000)]
+    assert client.v1.prices.retrieve(unrecorded.id).active is False

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.errors import StripeKeySpent
+from apps.payments.mirror.holders import holder_alive
 from apps.payments.mirror.outcomes import Completion, Pushed
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 
@@ -29,6 +30,16 @@ def lease_length() -> timedelta:
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
 
 
+def _held_by_another(record: MirrorRecord, owner: str, now) -> bool:
+    """Another pusher holds the row's lease and still runs (a killed worker's lease is free at once)."""
+    if not record.lease_owner or record.lease_owner == owner or not record.lease_until or record.lease_until <= now:
+        return False
+    if holder_alive(record.lease_owner):
+        return True
+    log.warning("mirror lease taken over app_ref=%s from=%s (its process is gone)", record.app_ref, record.lease_owner)
+    return False
+
+
 def acquire(record_id: int, owner: str) -> MirrorRecord | None:
     """The row with its lease taken by `owner`; None when there is nothing to push or another holds it."""
     now = timezone.now()
@@ -41,8 +52,7 @@ def acquire(record_id: int, owner: str) -> MirrorRecord | None:
                 record.state = MirrorState.SYNCED
                 record.save(update_fields=["state", "updated_at"])
             return None
-        held_by_other = record.lease_owner and record.lease_owner != owner
-        if held_by_other and record.lease_until and record.lease_until > now:
+        if _held_by_another(record, owner, now):
             return None  # its holder loops until the newest version is in Stripe
         if record.first_attempt_at and now - record.first_attempt_at > LATE_RETRY:
             record.key_generation += 1
@@ -130,8 +140,7 @@ def claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Price
             )
             if price_record is None or price_record.stripe_id or price_record.state != MirrorState.PENDING:
                 continue
-            held = price_record.lease_owner and price_record.lease_owner != owner
-            if held and price_record.lease_until and price_record.lease_until > now:
+            if _held_by_another(price_record, owner, now):
                 continue
             price_record.lease_owner, price_record.lease_until = owner, now + lease_length()
             price_record.first_attempt_at = price_record.first_attempt_at or now

@@ -11,7 +11,7 @@ from djstripe import models as djstripe_models
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import StripeGateway, gateway
 from apps.payments.mirror import djstripe_copies, leases, specs
-from apps.payments.mirror.installation import ref_search_query, stripe_refs
+from apps.payments.mirror.installation import APP_REF_KEY, ref_search_query, stripe_refs
 from apps.payments.mirror.outbox import enqueue
 from apps.payments.mirror.outcomes import WAITING, Completion, MirrorRejected, Pushed, Waiting
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
@@ -228,13 +228,30 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
         )
         djstripe_copies.store(djstripe_models.Product, stripe_product)
         note_stripe_state(stripe_product.id, stripe_product.updated)
-    if old_id:
+    for previous in _previous_live_prices(gw, record, stripe_product_id, old_id, keep=stripe_price.id):
         archived = gw.call(
-            lambda options: gw.v1.prices.update(old_id, params={"active": False}, options=options),
-            idempotency_key=_key(record, "archive-previous"),
+            lambda options, previous=previous: gw.v1.prices.update(previous, params={"active": False}, options=options),
+            idempotency_key=_key(record, f"archive-previous:{previous}"),
         )
         djstripe_copies.store(djstripe_models.Price, archived)
     return stripe_price
+
+
+def _previous_live_prices(gw, record: MirrorRecord, stripe_product_id: str, old_id: str, keep: str) -> list[str]:
+    """The Stripe prices this one replaces: the one the row names, and, after an attempt that may have reached
+    Stripe (a worker killed between making a price and recording it), any other live price of ours for the
+    same local price, which the row never learnt of."""
+    previous = {old_id} if old_id else set()
+    if record.attempts > 1:
+        listed = gw.call(
+            lambda options: gw.v1.prices.list(
+                params={"product": stripe_product_id, "active": True, "limit": 100}, options=options
+            )
+        )
+        previous |= {
+            obj.id for obj in listed.auto_paging_iter() if (obj.metadata or {}).get(APP_REF_KEY) == record.app_ref
+        }
+    return sorted(previous - {keep})
 
 
 PUSHERS = {MirrorKind.USER: push_user, MirrorKind.PRODUCT: push_product, MirrorKind.PRICE: push_price}

@@ -14,7 +14,7 @@ import stripe
 
 from apps.catalog.models import Price
 from apps.payments.gateway.errors import ErrorClass, StripeUnavailable, classify
-from apps.payments.mirror import leases
+from apps.payments.mirror import holders, leases
 from apps.payments.mirror.outbox import mirror_record_change, release_waiting_prices
 from apps.payments.mirror.outcomes import Completion, MirrorRejected, SyncOutcome, Waiting
 from apps.payments.mirror.pushers import PUSHERS
@@ -32,7 +32,9 @@ COMPLETIONS = {
 
 def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
     """Bring one object's Stripe side up to its latest version."""
-    outcome = _sync(record_id, owner or f"inline:{uuid.uuid4().hex}")
+    owner = owner or f"inline:{uuid.uuid4().hex}"
+    with holders.holding(owner):  # so that a lease of ours is not taken over while we push
+        outcome = _sync(record_id, owner)
     metrics.MIRROR_SYNCS.labels(outcome).inc()
     return outcome
 

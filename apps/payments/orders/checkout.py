@@ -49,6 +49,7 @@ def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.s
     record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
     mirror_sync(record_id=record.pk)
     deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
+    next_try = time.monotonic() + 1
     while True:
         record.refresh_from_db()
         if is_current(record):
@@ -56,6 +57,9 @@ def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.s
         if record.state == MirrorState.FAILED or time.monotonic() > deadline:
             return None
         time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
+        if time.monotonic() >= next_try:  # or it was killed: its lease is then free, and the push is ours
+            mirror_sync(record_id=record.pk)
+            next_try = time.monotonic() + 1
 
 
 def stripe_id_of(kind: str, object_id: int) -> str:
@@ -134,8 +138,17 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
     fingerprint = cart_fingerprint(lines, success_url=success_url, cancel_url=cancel_url)
     order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
     if order.checkout_session_id:
-        return order
+        if _session_open(order.checkout_session_id):
+            return order
+        # Paid or expired a moment ago, its event still on the way (it settles that order): the customer
+        # buys the cart again, in an order of their own, not on a page that can no longer be paid.
+        order = order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
+
+
+def _session_open(session_id: str) -> bool:
+    gw = gateway()
+    return gw.call(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options)).status == "open"
 
 
 @contextmanager
