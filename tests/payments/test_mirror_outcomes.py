@@ -3,6 +3,7 @@
 
 import threading
 import time
+import uuid
 
 import pytest
 import stripe
@@ -100,7 +101,7 @@ def test_a_lease_whose_holder_was_killed_is_taken_over_at_once(mirror_on):
         product = catalog.product_create(name="Kettle")
     record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
     MirrorRecord.objects.filter(pk=record.pk).update(
-        lease_owner="task:killed", lease_until=timezone.now() + leases.lease_length()
+        lease_owner=f"task:killed-{uuid.uuid4().hex}", lease_until=timezone.now() + leases.lease_length()
     )
 
     outcome = sync.mirror_sync(record_id=record.pk)
@@ -116,17 +117,18 @@ def test_a_lease_whose_holder_still_pushes_is_left_to_it(mirror_on):
     with broker_unreachable():
         product = catalog.product_create(name="Kettle")
     record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
+    alive = f"task:alive-{uuid.uuid4().hex}"
     MirrorRecord.objects.filter(pk=record.pk).update(
-        lease_owner="task:alive", lease_until=timezone.now() + leases.lease_length()
+        lease_owner=alive, lease_until=timezone.now() + leases.lease_length()
     )
 
-    with holders.holding("task:alive"):
+    with holders.holding(alive):
         time.sleep(holders.REFRESH_SECONDS + 1)  # its heartbeat outlives a beat
         outcome = sync.mirror_sync(record_id=record.pk)
 
     record.refresh_from_db()
     assert outcome == SyncOutcome.NOTHING_TO_DO
-    assert (record.state, record.lease_owner, record.stripe_id) == (MirrorState.PENDING, "task:alive", "")
+    assert (record.state, record.lease_owner, record.stripe_id) == (MirrorState.PENDING, alive, "")
     # Once it is gone, the next pusher takes over without waiting for the lease to run out.
     assert sync.mirror_sync(record_id=record.pk) == SyncOutcome.SYNCED
 

@@ -6,10 +6,11 @@ those objects: a checkout that needs one waits and answers 503. So while `mirror
 keeps a key per owner fresh in Redis (every `REFRESH_SECONDS`, living `ALIVE_SECONDS`); a lease whose
 holder's key is gone belongs to no one and is taken over at once.
 
-The key is written before the lease is taken, so whoever sees the lease can see the key. A holder starved
-for `ALIVE_SECONDS` may lose its lease while still pushing: its request carries the same idempotency key as
-its successor's, so Stripe makes one object, and its completion finds the lease lost. Without Redis
-(`make run`) a lease runs out by its length, as before.
+The key is written before the lease is taken (no key, no lease), so whoever sees the lease can see the
+key. What this trades: a holder stalled for `ALIVE_SECONDS` (or whose key Redis lost for longer than a
+refresh) may lose its lease while still pushing. Its completion then reports the lease lost and records
+nothing; if its write reaches Stripe after its successor's, Stripe holds the older state until the next
+change or `stripe_reconcile` repairs it. Without Redis (`make run`) a lease runs out by its length.
 """
 
 import contextlib
@@ -45,25 +46,22 @@ class Heartbeat:
         self.pid: int | None = None
 
     def hold(self, owner: str) -> None:
-        try:
-            self.client.set(_key(owner), "1", ex=ALIVE_SECONDS)
-        except redis.RedisError as error:  # others cannot ask either: to them the lease stands until it runs out
-            log.warning("mirror lease heartbeat failed error=%s", error)
+        """Raises `redis.RedisError` when Redis cannot take the key: no lease is taken without it."""
         with self.lock:
+            self.client.set(_key(owner), "1", ex=ALIVE_SECONDS)
             self.owners[owner] += 1
             if self.pid != os.getpid():  # the first holder here, or a forked child: it inherits no thread
                 self.pid = os.getpid()
                 threading.Thread(target=self._refresh, name="mirror-lease-heartbeat", daemon=True).start()
 
     def release(self, owner: str) -> None:
+        # Under the lock, as the refresh is: a refresh in flight never brings a released key back.
         with self.lock:
             self.owners[owner] -= 1
-            gone = self.owners[owner] <= 0
-            if gone:
+            if self.owners[owner] <= 0:
                 del self.owners[owner]
-        if gone:
-            with contextlib.suppress(redis.RedisError):  # it expires by itself
-                self.client.delete(_key(owner))
+                with contextlib.suppress(redis.RedisError):  # it expires by itself
+                    self.client.delete(_key(owner))
 
     def alive(self, owner: str) -> bool:
         return bool(self.client.exists(_key(owner)))
@@ -71,22 +69,22 @@ class Heartbeat:
     def _refresh(self) -> None:
         while True:
             time.sleep(REFRESH_SECONDS)
-            with self.lock:
-                owners = list(self.owners)
-            if not owners:
-                continue
             try:
-                pipe = self.client.pipeline(transaction=False)
-                for owner in owners:
-                    pipe.set(_key(owner), "1", ex=ALIVE_SECONDS)
-                pipe.execute()
-            except redis.RedisError as error:  # the next beat tries again; a lease lost meanwhile is handled
+                with self.lock:
+                    if not self.owners:
+                        continue
+                    pipe = self.client.pipeline(transaction=False)
+                    for owner in self.owners:
+                        pipe.set(_key(owner), "1", ex=ALIVE_SECONDS)
+                    pipe.execute()
+            except Exception as error:  # noqa: BLE001 - the heartbeat must outlive any one failure
                 log.warning("mirror lease heartbeat failed error=%s", error)
 
 
 @cache
 def _heartbeat(url: str) -> Heartbeat | None:
-    return Heartbeat(redis.Redis.from_url(url)) if url else None
+    # Short timeouts: `holder_alive` is asked while a row lock is held.
+    return Heartbeat(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)) if url else None
 
 
 def heartbeat() -> Heartbeat | None:

@@ -11,7 +11,7 @@ from djstripe import models as djstripe_models
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import StripeGateway, gateway
 from apps.payments.mirror import djstripe_copies, leases, specs
-from apps.payments.mirror.installation import APP_REF_KEY, ref_search_query, stripe_refs
+from apps.payments.mirror.installation import APP_REF_KEY, is_ours, ref_search_query, stripe_refs
 from apps.payments.mirror.outbox import enqueue
 from apps.payments.mirror.outcomes import WAITING, Completion, MirrorRejected, Pushed, Waiting
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
@@ -219,7 +219,10 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
     )
     if isinstance(current_default, dict):  # stored expanded when the product was created with its price
         current_default = current_default["id"]
-    if price.active and (current_default == old_id if old_id else not current_default):
+    replaced = _previous_live_prices(gw, record, stripe_product_id, old_id, keep=stripe_price.id)
+    # The default moves to the new price when it was one of those it replaces (Stripe refuses to archive a
+    # product's default price), or when the product had none.
+    if price.active and (current_default in replaced or not current_default):
         stripe_product = gw.call(
             lambda options: gw.v1.products.update(
                 stripe_product_id, params={"default_price": stripe_price.id}, options=options
@@ -228,7 +231,7 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
         )
         djstripe_copies.store(djstripe_models.Product, stripe_product)
         note_stripe_state(stripe_product.id, stripe_product.updated)
-    for previous in _previous_live_prices(gw, record, stripe_product_id, old_id, keep=stripe_price.id):
+    for previous in replaced:
         archived = gw.call(
             lambda options, previous=previous: gw.v1.prices.update(previous, params={"active": False}, options=options),
             idempotency_key=_key(record, f"archive-previous:{previous}"),
@@ -249,7 +252,9 @@ def _previous_live_prices(gw, record: MirrorRecord, stripe_product_id: str, old_
             )
         )
         previous |= {
-            obj.id for obj in listed.auto_paging_iter() if (obj.metadata or {}).get(APP_REF_KEY) == record.app_ref
+            obj.id
+            for obj in listed.auto_paging_iter()
+            if is_ours(obj.metadata) and obj.metadata.get(APP_REF_KEY) == record.app_ref
         }
     return sorted(previous - {keep})
 

@@ -142,13 +142,40 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
             return order
         # Paid or expired a moment ago, its event still on the way (it settles that order): the customer
         # buys the cart again, in an order of their own, not on a page that can no longer be paid.
-        order = order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
+        order = _order_after(order, user=user, lines=lines, fingerprint=fingerprint)
+        if order.checkout_session_id:
+            return order  # a twin request made it a moment ago
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
 
 
 def _session_open(session_id: str) -> bool:
+    """Whether the customer can still pay on this session; while Stripe cannot say, it is taken as open (the
+    page itself tells a customer who paid already)."""
     gw = gateway()
-    return gw.call(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options)).status == "open"
+    try:
+        session = gw.call(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options))
+    except StripeUnavailable:
+        return True
+    except stripe.StripeError as error:
+        if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+            return False
+        raise StripeRefused(error) from error
+    return session.status == "open"
+
+
+def _order_after(settled: Order, *, user: User, lines: list[CartLine], fingerprint: str) -> Order:
+    """A new order for the cart whose order `settled` is paid or expired in Stripe; under the user's lock, so two
+    requests at once make one."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        newest = Order.objects.filter(user=user, cart_fingerprint=fingerprint).order_by("-created_at").first()
+        if (
+            newest is not None
+            and newest.pk != settled.pk
+            and newest.status in (OrderStatus.PENDING, OrderStatus.FAILED)
+        ):
+            return newest
+        return order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
 
 
 @contextmanager
