@@ -473,6 +473,20 @@ class TestWhoMayMoveMoney:
         sessions = shop["emulator"].requests_seen(method="POST", path_prefix="/v1/checkout/sessions")
         assert len({r["idempotency_key"] for r in sessions if r["status"] == 200}) == 2
 
+    def test_the_same_cart_sent_three_times_at_once_right_after_paying_makes_one_new_order(self, shop, live_server):
+        cart = {"lines": [{"price": shop["cup"].pk, "quantity": 2}], **URLS}
+        first = _post_at_once(live_server, shop["customer"], cart, copies=1)[0].json()
+        shop["emulator"].control("POST", "webhooks", {"paused": True})  # the payment's event is late
+        shop["emulator"].complete_checkout(first["session_id"], "paid")
+
+        answers = _post_at_once(live_server, shop["customer"], cart, copies=3)
+        shop["emulator"].control("POST", "webhooks", {"paused": False})
+
+        assert [a.status_code for a in answers] == [201, 201, 201]
+        assert len({(a.json()["order"], a.json()["session_id"]) for a in answers}) == 1
+        assert answers[0].json()["order"] != first["order"]
+        assert Order.objects.count() == 2
+
     def test_a_refund_key_is_bound_to_its_user_and_amount(self, shop):
         _, order = _paid(shop, quantity=3)
         staff = client_for(shop["staff"])

@@ -130,11 +130,11 @@ def _compare_order(findings: Findings, order: Order, session, intent, refunded: 
                 f"Stripe took {taken[0]} {taken[1]} by {session.payment_intent}",
                 order=order.pk,
             )
-    if order.amount_refunded != stripe_refunded or order.amount_refunded != sum(r.amount for r in order.refunds.all()):
+    in_refunds = sum(refund.amount for refund in order.refunds.all())
+    if order.amount_refunded != stripe_refunded or order.amount_refunded != in_refunds:
         findings.mismatch(
             "orders",
-            f"{order.amount_refunded} refunded here ({sum(r.amount for r in order.refunds.all())} in its refunds), "
-            f"{stripe_refunded} in Stripe",
+            f"{order.amount_refunded} refunded here ({in_refunds} in its refunds), {stripe_refunded} in Stripe",
             order=order.pk,
         )
 

@@ -105,8 +105,9 @@ def _line_items(order: Order) -> list[dict]:
     ]
 
 
-def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str) -> Order:
-    """The user's order for this cart made within `CHECKOUT_REUSE_SECONDS` and not paid yet, else a new one.
+def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str, settled: Order | None = None) -> Order:
+    """The user's order for this cart made within `CHECKOUT_REUSE_SECONDS` and not paid yet, else a new one;
+    never `settled`, an order Stripe paid or expired whose event has not arrived.
 
     Requests of one user are taken one at a time, so a double click or a retried request finds the
     order its twin made instead of making a second.
@@ -120,6 +121,7 @@ def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str) -> Or
                 status__in=(OrderStatus.PENDING, OrderStatus.FAILED),
                 created_at__gte=timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS),
             )
+            .exclude(pk=settled.pk if settled else None)
             .order_by("-created_at")
             .first()
         )
@@ -142,7 +144,7 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
             return order
         # Paid or expired a moment ago, its event still on the way (it settles that order): the customer
         # buys the cart again, in an order of their own, not on a page that can no longer be paid.
-        order = _order_after(order, user=user, lines=lines, fingerprint=fingerprint)
+        order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint, settled=order)
         if order.checkout_session_id:
             return order  # a twin request made it a moment ago
     return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
@@ -161,21 +163,6 @@ def _session_open(session_id: str) -> bool:
             return False
         raise StripeRefused(error) from error
     return session.status == "open"
-
-
-def _order_after(settled: Order, *, user: User, lines: list[CartLine], fingerprint: str) -> Order:
-    """A new order for the cart whose order `settled` is paid or expired in Stripe; under the user's lock, so two
-    requests at once make one."""
-    with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        newest = Order.objects.filter(user=user, cart_fingerprint=fingerprint).order_by("-created_at").first()
-        if (
-            newest is not None
-            and newest.pk != settled.pk
-            and newest.status in (OrderStatus.PENDING, OrderStatus.FAILED)
-        ):
-            return newest
-        return order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
 
 
 @contextmanager
