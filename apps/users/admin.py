@@ -9,7 +9,7 @@ from django.http import HttpResponse
 
 from apps.users.models import User, normalize_email
 from apps.users.services import user_create, user_delete, user_update
-from apps.users.throttles import login_refused_for
+from apps.users.throttles import login_refused_for, login_succeeded
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -112,7 +112,10 @@ def _throttled(login_view):
                     headers={"Retry-After": str(math.ceil(wait))},
                     content_type="text/plain",
                 )
-        return login_view(request, extra_context)
+        response = login_view(request, extra_context)
+        if request.method == "POST" and request.user.is_authenticated:
+            login_succeeded(request)
+        return response
 
     return login
 

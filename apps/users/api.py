@@ -28,6 +28,7 @@ from apps.users.throttles import (
     RegisterRateThrottle,
     VerificationMailThrottle,
     login_refused_for,
+    login_succeeded,
 )
 
 
@@ -53,6 +54,12 @@ class TokenObtainApi(TokenObtainPairView):
         wait = login_refused_for(request)
         if wait is not None:
             self.throttled(request, wait)
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            login_succeeded(request)
+        return response
 
 
 @extend_schema(tags=["auth"])

@@ -5,10 +5,15 @@ Each endpoint has its own budget per client address (behind a proxy the address 
 `DJANGO_NUM_PROXIES`), so one client exhausting logins blocks neither everyone else nor its own refreshes.
 Guessing one account's password is slowed per account and address (one client) and per account (many
 clients); the per-account limit is counted over a minute, so no one can lock a user out for longer than a
-minute after they stop.
+minute after they stop. While they keep guessing from many addresses, the owner still logs in from an
+address they have logged in from before (`LOGIN_KNOWN_ADDRESS_DAYS`): the per-account limit does not count
+those, only the per-address ones do.
 """
 
 import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
 
 from apps.users.models import normalize_email
 from config.api_conventions import ConfiguredRateThrottle
@@ -88,13 +93,36 @@ class VerificationMailThrottle(ConfiguredRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
+def _known_address_key(request) -> str | None:
+    email = login_email(request)
+    if email is None:
+        return None
+    return f"login_known:{email}:{LoginRateThrottle().get_ident(request)}"
+
+
+def login_succeeded(request) -> None:
+    """Remember that the account's owner logs in from this address, so guessing elsewhere cannot lock it out."""
+    key = _known_address_key(request)
+    if key is not None and settings.LOGIN_KNOWN_ADDRESS_DAYS > 0:
+        cache.set(key, True, timeout=settings.LOGIN_KNOWN_ADDRESS_DAYS * 24 * 3600)
+
+
+def _from_known_address(request) -> bool:
+    key = _known_address_key(request)
+    return key is not None and settings.LOGIN_KNOWN_ADDRESS_DAYS > 0 and bool(cache.get(key))
+
+
 def login_refused_for(request) -> float | None:
     """Seconds to wait when a login attempt (API or admin) is over one of its limits, else None.
 
     The limits are asked in order and the first refusal ends it: an attempt the address's own limits
     refused is not counted against the account, so one address cannot spend an account's budget (and lock
-    its owner out) with attempts it was never allowed to make."""
+    its owner out) with attempts it was never allowed to make. An address the owner has logged in from is
+    held to its own limits only."""
+    known = _from_known_address(request)
     for throttle_class in LOGIN_THROTTLES:
+        if known and throttle_class is LoginEmailRateThrottle:
+            continue
         throttle = throttle_class()
         if not throttle.allow_request(request, None):
             return throttle.wait() or 1.0

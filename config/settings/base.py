@@ -182,6 +182,9 @@ REST_FRAMEWORK = {
     # (Empty counts as unset: docker-compose passes unset variables through as empty strings.)
     "NUM_PROXIES": int(env.str("DJANGO_NUM_PROXIES", default="") or (1 if BEHIND_PROXY else 0)),
 }
+# An address an account logged in from is spared that account's shared limit for this long, so guessing its
+# password from many addresses cannot lock the owner out (0: no address is spared).
+LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
 # Tokens are signed with their own key, so a leaked SECRET_KEY (sessions, password reset) does not mint API
 # tokens, and the JWT key can be rolled without logging out the admin. Production requires it.
