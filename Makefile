@@ -131,7 +131,7 @@ fuzz: $(VENV)/.dev services
 	@mkdir -p var && rm -f var/fuzz-summary.jsonl
 	@DJANGO_SETTINGS_MODULE=config.settings.test FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
 		FUZZ_SUMMARY=var/fuzz-summary.jsonl $(BIN)/pytest -q -p no:warnings tests/test_api_fuzz.py >var/fuzz.log 2>&1; \
-		status=$$?; $(BIN)/python -m tests.fuzzing var/fuzz-summary.jsonl; \
+		status=$$?; $(BIN)/python -m tests.fuzzing var/fuzz-summary.jsonl var/fuzz.log || [ $$status -ne 0 ] || status=1; \
 		[ $$status -eq 0 ] || { echo "failures: see var/fuzz.log" >&2; exit $$status; }
 
 # Every pin is exact, so the files are audited as they are, without resolving anything. --strict: a package

@@ -26,15 +26,32 @@ EXCLUDED_CHECKS = [positive_data_acceptance]
 class FuzzReport:
     operations: set[str] = field(default_factory=set)
     examples: int = 0
+    # Examples sent per "<operation> (<mode>)": one left at 0 was never fuzzed, whatever the totals say.
+    examples_by_operation: dict[str, int] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)
+
+    def unfuzzed(self) -> list[str]:
+        return sorted(name for name, count in self.examples_by_operation.items() if count == 0)
 
     def as_dict(self) -> dict:
         return {
             "operations": len(self.operations),
             "examples": self.examples,
+            "unfuzzed": self.unfuzzed(),
             "failures": len(self.failures),
             "failed": self.failures,
         }
+
+
+def schema_operations(raw_schema: dict) -> set[str]:
+    """Every operation the OpenAPI document declares, as "METHOD /path" (what schemathesis labels them)."""
+    methods = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+    return {
+        f"{method.upper()} {path}"
+        for path, item in raw_schema.get("paths", {}).items()
+        for method in item
+        if method in methods
+    }
 
 
 def fuzz(schema, *, who: str, headers: dict[str, str], examples: int, seed: int, report: FuzzReport) -> FuzzReport:
@@ -48,6 +65,8 @@ def fuzz(schema, *, who: str, headers: dict[str, str], examples: int, seed: int,
 
 def _fuzz_operation(operation, mode, *, who, headers, examples, seed, report) -> None:
     seen: set[str] = set()
+    counted = f"{operation.label} ({mode.value})"
+    report.examples_by_operation.setdefault(counted, 0)
 
     @hypothesis.seed(seed)
     @hypothesis.settings(
@@ -60,6 +79,7 @@ def _fuzz_operation(operation, mode, *, who, headers, examples, seed, report) ->
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
         report.examples += 1
+        report.examples_by_operation[counted] += 1
         try:
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED_CHECKS)
         except (Exception, FailureGroup) as failure:  # noqa: BLE001 - every failure is collected and reported
@@ -75,19 +95,37 @@ def _fuzz_operation(operation, mode, *, who, headers, examples, seed, report) ->
     run()
 
 
-def summarize(path: str) -> dict:
-    """One JSON summary of the identities' reports (one JSON line each) that a fuzz run wrote."""
-    reports = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return {
-        "identities": [report["identity"] for report in reports],
+IDENTITIES = ("anonymous", "customer", "staff")
+
+
+def summarize(path: str, log: str = "") -> dict:
+    """One JSON summary of the identities' reports (one JSON line each) that a fuzz run wrote.
+
+    An identity whose run wrote no report (pytest stopped before it: a collection or fixture error) is
+    named under `not_run`, so a summary never reads as clean for a run that did not happen.
+    """
+    summary_file = Path(path)
+    lines = summary_file.read_text().splitlines() if summary_file.exists() else []
+    reports = [json.loads(line) for line in lines if line.strip()]
+    ran = [report["identity"] for report in reports]
+    summary = {
+        "identities": ran,
+        "not_run": [who for who in IDENTITIES if who not in ran],
         "operations": max((report["operations"] for report in reports), default=0),
         "examples": sum(report["examples"] for report in reports),
         "examples_per_operation_and_mode": reports[0]["examples_per_operation_and_mode"] if reports else 0,
         "seed": reports[0]["seed"] if reports else None,
+        "unfuzzed": sorted({name for report in reports for name in report.get("unfuzzed", [])}),
         "failures": sum(report["failures"] for report in reports),
         "failed": [failure for report in reports for failure in report["failed"]],
     }
+    if summary["not_run"]:
+        summary["error"] = f"no fuzz report for {', '.join(summary['not_run'])}: see {log or 'the pytest output'}"
+    return summary
 
 
 if __name__ == "__main__":
-    print(json.dumps(summarize(sys.argv[1]), indent=2))  # noqa: T201 - `make fuzz` prints the summary
+    # `make fuzz`: python -m tests.fuzzing <summary.jsonl> [<pytest log>]; exits 1 when an identity did not run.
+    result = summarize(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    print(json.dumps(result, indent=2))  # noqa: T201 - `make fuzz` prints the summary
+    sys.exit(1 if result["not_run"] else 0)

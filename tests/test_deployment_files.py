@@ -81,6 +81,8 @@ REAL_ENV = {
 }
 APP_SERVICES = ("web", "worker-payments", "worker-mail", "beat", "migrate")
 SECRETS = ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "POSTGRES_PASSWORD", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+# Every variable compose refuses to start without: the secrets, and where mail goes and the site lives.
+REQUIRED = (*SECRETS, "EMAIL_URL", "SITE_URL")
 
 
 def test_compose_runs_the_whole_stack():
@@ -103,7 +105,13 @@ def test_compose_runs_the_whole_stack():
         assert environment["DJANGO_DEBUG"] == "false"
 
 
-@pytest.mark.parametrize("secret", SECRETS)
+def test_the_variables_compose_requires_are_each_tested():
+    required = {m["name"] for m in _VARIABLE.finditer((ROOT / "docker-compose.yml").read_text()) if m["op"] == ":?"}
+
+    assert required == set(REQUIRED)
+
+
+@pytest.mark.parametrize("secret", REQUIRED)
 def test_compose_refuses_to_start_without_each_secret(secret):
     environment = {name: value for name, value in REAL_ENV.items() if name != secret}
 
@@ -220,13 +228,43 @@ def _compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.skipif(_compose_command() is None, reason="needs docker compose (or docker-compose) to parse the file")
-def test_compose_file_is_valid():
-    result = subprocess.run(
-        [*_compose_command(), "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+def _real_compose_config(environment: dict[str, str], env_file: Path) -> subprocess.CompletedProcess:
+    """`docker compose config` as an operator runs it: values from an env file they wrote, none of the variables
+    the compose file names taken from this machine's own environment (nor from an `.env` beside it)."""
+    named = {m["name"] for m in _VARIABLE.finditer((ROOT / "docker-compose.yml").read_text())}
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in environment.items()))
+    return subprocess.run(
+        [*_compose_command(), "--env-file", str(env_file), "config", "-q"],
+        cwd=ROOT,
+        env={name: value for name, value in os.environ.items() if name not in named},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
+
+needs_compose = pytest.mark.skipif(
+    _compose_command() is None, reason="needs docker compose (or docker-compose) to parse the file"
+)
+
+
+@needs_compose
+def test_compose_file_is_valid(tmp_path):
+    result = _real_compose_config(REAL_ENV, tmp_path / "real.env")
+
     assert result.returncode == 0, result.stderr
+
+
+@needs_compose
+@pytest.mark.parametrize("secret", REQUIRED)
+def test_real_compose_names_a_missing_secret(secret, tmp_path):
+    without = {name: value for name, value in REAL_ENV.items() if name != secret}
+
+    result = _real_compose_config(without, tmp_path / "without.env")
+
+    assert result.returncode != 0
+    assert secret in result.stderr
 
 
 def _queues_consumed(command: list[str]) -> set[str]:

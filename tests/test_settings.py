@@ -132,13 +132,21 @@ def test_tokens_are_signed_with_the_jwt_key_not_the_secret_key():
 
 
 @pytest.mark.parametrize(
-    ("behind_proxy", "expected"),
-    [(None, "None 0"), ("true", "('HTTP_X_FORWARDED_PROTO', 'https') 1")],
+    ("behind_proxy", "num_proxies", "expected"),
+    [
+        (None, None, "None 0"),
+        ("true", None, "('HTTP_X_FORWARDED_PROTO', 'https') 1"),
+        ("true", "", "('HTTP_X_FORWARDED_PROTO', 'https') 1"),  # compose passes an unset variable as empty
+        ("true", "2", "('HTTP_X_FORWARDED_PROTO', 'https') 2"),  # a CDN in front of the proxy
+    ],
+    ids=["no-proxy", "one-proxy", "one-proxy-empty-count", "two-proxies"],
 )
-def test_forwarded_headers_are_believed_only_behind_a_proxy(behind_proxy, expected):
+def test_forwarded_headers_are_believed_only_behind_a_proxy(behind_proxy, num_proxies, expected):
     variables = dict(REAL)
     if behind_proxy:
         variables["DJANGO_BEHIND_PROXY"] = behind_proxy
+    if num_proxies is not None:
+        variables["DJANGO_NUM_PROXIES"] = num_proxies
 
     result = _boot(
         "config.settings.production",
@@ -148,6 +156,40 @@ def test_forwarded_headers_are_believed_only_behind_a_proxy(behind_proxy, expect
     )
 
     assert result.stdout.strip() == expected, result.stderr
+
+
+def test_checkout_redirect_hosts_default_to_the_sites_own_host():
+    """Nothing but SITE_URL set: checkout sends customers back to the shop's own host, and only there."""
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; from rest_framework.exceptions import ValidationError\n"
+        "from apps.payments.serializers import RedirectUrlField\n"
+        "print(settings.CHECKOUT_REDIRECT_HOSTS)\n"
+        "for url in ('https://shop.example.com/thanks', 'https://evil.example/thanks'):\n"
+        "    try:\n"
+        "        RedirectUrlField().run_validation(url)\n"
+        "        print('accepted', url)\n"
+        "    except ValidationError:\n"
+        "        print('refused', url)",
+        **REAL,
+        SITE_URL="https://shop.example.com",
+    )
+
+    assert result.stdout.splitlines() == [
+        "['shop.example.com']",
+        "accepted https://shop.example.com/thanks",
+        "refused https://evil.example/thanks",
+    ], result.stderr
+
+
+def test_webhook_bodies_are_limited_to_256_kib_by_default():
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(settings.STRIPE_WEBHOOK_MAX_BYTES)",
+        **REAL,
+    )
+
+    assert result.stdout.strip() == "262144", result.stderr
 
 
 def test_hsts_is_one_year():

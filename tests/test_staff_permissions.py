@@ -5,8 +5,9 @@ from django.utils import timezone
 
 from apps.catalog import services as catalog
 from apps.payments.models import MirrorRecord, MirrorState, Order, OrderRefund, OrderStatus, WebhookEvent
-from tests.catalog.factories import ProductFactory
+from tests.catalog.factories import PriceFactory, ProductFactory
 from tests.helpers import client_for
+from tests.payments.factories import PaymentFactory
 from tests.users.factories import UserFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +116,22 @@ class TestAdminActions:
         product.refresh_from_db()
         assert product.active
 
+    def test_price_archive_needs_change(self, client):
+        price = PriceFactory()
+        viewer = _admin_as(client, _staff("catalog.view_price"))
+
+        offered = _actions_offered(viewer, "/admin/catalog/price/")
+        viewer.post("/admin/catalog/price/", {"action": "archive_selected", "_selected_action": [price.pk]})
+
+        assert offered == set()
+        price.refresh_from_db()
+        assert price.active
+        changer = _admin_as(client, _staff("catalog.view_price", "catalog.change_price"))
+        assert "archive_selected" in _actions_offered(changer, "/admin/catalog/price/")
+        changer.post("/admin/catalog/price/", {"action": "archive_selected", "_selected_action": [price.pk]})
+        price.refresh_from_db()
+        assert not price.active
+
     def test_djstripe_stripe_actions_are_for_superusers_only(self, client):
         url = "/admin/djstripe/customer/action/_resync_instances/customer/"
         staff = _admin_as(client, _staff("djstripe.view_customer", "djstripe.change_customer"))
@@ -146,6 +163,10 @@ class TestStaffApi:
         assert bare.get("/api/v1/payments/stats").status_code == 403
         assert bare.post(f"/api/v1/orders/{order.pk}/refunds", {"amount": 100}, format="json").status_code == 403
         assert bare.get("/api/v1/orders").json()["count"] == 0  # only their own
+        payment = PaymentFactory(order=order)
+        assert bare.get("/api/v1/payments").json()["count"] == 0  # only their own, not everyone's
+        assert bare.get(f"/api/v1/payments/{payment.pk}").status_code == 404
+        assert client_for(_staff("payments.view_payment")).get("/api/v1/payments").json()["count"] == 1
         assert bare.post("/api/v1/products", {"name": "Forged"}, format="json").status_code == 403
 
     def test_view_permissions_read_and_change_permissions_write(self, settings):

@@ -7,7 +7,7 @@ from apps.catalog import services as catalog
 from apps.payments.models import Order, OrderStatus
 from tests.helpers import client_for
 from tests.payments.helpers import CHECKOUT, URLS
-from tests.users.factories import UserFactory
+from tests.users.factories import UserFactory, operator
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,20 @@ class TestStripeBudgetPerUser:
         assert answers[0] == 409
         assert answers[3] == 429
         assert plain_read.status_code == 200  # reading without asking Stripe costs nothing
+
+    def test_refunds_spend_the_same_budget(self, stripe_calls_rate):
+        order = Order.objects.create(user=UserFactory(), status=OrderStatus.EXPIRED, currency="eur", amount_total=100)
+        staff, colleague = client_for(operator()), client_for(operator())
+        url = f"/api/v1/orders/{order.pk}/refunds"
+
+        answers = [staff.post(url, {"amount": 100}, format="json") for _ in range(4)]
+        elsewhere = staff.post(f"/api/v1/orders/{order.pk}/cancel")
+        colleagues = colleague.post(url, {"amount": 100}, format="json")
+
+        assert [answer.status_code for answer in answers] == [409, 409, 409, 429]  # 409: nothing was paid
+        assert int(answers[3]["Retry-After"]) > 0
+        assert elsewhere.status_code == 429  # one budget across refunds and cancels
+        assert colleagues.status_code == 409  # the limit is per user
 
 
 class TestCheckoutRedirects:

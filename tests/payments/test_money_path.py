@@ -14,7 +14,15 @@ from rest_framework_simplejwt.tokens import AccessToken
 from apps.catalog import services as catalog
 from apps.catalog.models import Product
 from apps.mail.models import MessageKind, OutgoingMessage
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, WebhookEvent
+from apps.payments.models import (
+    IdempotentRequest,
+    MirrorKind,
+    MirrorRecord,
+    MirrorState,
+    Order,
+    OrderStatus,
+    WebhookEvent,
+)
 from apps.payments.models import WebhookEventState as EventState
 from apps.users import services as users
 from apps.users.models import User
@@ -31,6 +39,7 @@ from tests.payments.helpers import (
     webhooks_quiet,
 )
 from tests.payments.webhook_signing import body, event, signature
+from tests.users.factories import OPERATOR_PERMISSIONS, grant
 
 pytestmark = pytest.mark.integration
 
@@ -228,13 +237,17 @@ class TestAmountsAreChecked:
         short = {**session, "status": "complete", "payment_status": "paid", "amount_total": 10000, "payment_intent": ""}
         _deliver(live_server, settings, event("checkout.session.completed", short, event_id="evt_short"))
         order_settles(started["order"], OrderStatus.REVIEW)
+        _, fine = checkout_started(shop, quantity=1)  # an order not in review, which the filter leaves out
         operator = users.user_create(email="op@example.com", password=PASSWORD, is_staff=True, is_superuser=True)
         client.force_login(operator)
 
         listing = client.get("/admin/payments/order/", {"review": "yes"})
+        everything = client.get("/admin/payments/order/")
         client.post("/admin/payments/order/", {"action": "accept_payment", "_selected_action": [started["order"]]})
 
         assert f">{started['order']}<" in listing.content.decode()
+        assert f">{fine['order']}<" not in listing.content.decode()
+        assert f">{fine['order']}<" in everything.content.decode()
         order = Order.objects.get(pk=started["order"])
         assert (order.status, order.amount_charged) == (OrderStatus.PAID, 10000)
         assert OutgoingMessage.objects.filter(kind=MessageKind.RECEIPT).count() == 1
@@ -393,6 +406,41 @@ def test_a_link_order_belongs_to_a_user_only_once_they_verified_the_address(shop
     assert [o["id"] for o in client_for(claimant).get("/api/v1/orders").json()["results"]] == [after.pk]
 
 
+def test_a_link_order_belongs_to_the_user_of_our_stripe_customer_and_an_unknown_customer_pays_as_a_guest(
+    shop, live_server, settings
+):
+    """Stripe names the customer who paid a link (a returning customer, or one the link created): ours is
+    a user of ours whatever address was typed; a customer we never mirrored makes a guest order."""
+    emulator = shop["emulator"]
+    link = _link(shop, [{"price": shop["cup"].pk, "quantity": 1}]).json()
+    ours = MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=shop["customer"].pk).stripe_id
+
+    def paid_by(customer: str, email: str, event_id: str) -> Order:
+        opened = emulator.control("POST", f"payment_links/{link['payment_link_id']}/sessions")
+        session = _stripe(emulator).v1.checkout.sessions.retrieve(opened["id"]).to_dict()
+        completed = {
+            **session,
+            "status": "complete",
+            "payment_status": "paid",
+            "customer": customer,
+            "customer_details": {"email": email},
+            "payment_intent": f"pi_{event_id}",
+        }
+        assert _deliver(live_server, settings, event("checkout.session.completed", completed, event_id=event_id)) == 200
+        return wait_until(
+            lambda: Order.objects.filter(checkout_session_id=opened["id"], status=OrderStatus.PAID).first(),
+            message="the link order paid",
+        )
+
+    by_our_customer = paid_by(ours, "typed-anything@example.com", "evt_ours")
+    by_a_stranger = paid_by("cus_neverMirroredHere", "typed-anything@example.com", "evt_stranger")
+
+    assert (by_our_customer.user, by_our_customer.amount_total) == (shop["customer"], 1200)
+    assert (by_a_stranger.user, by_a_stranger.email) == (None, "typed-anything@example.com")
+    mine = client_for(shop["customer"]).get("/api/v1/orders").json()["results"]
+    assert [o["id"] for o in mine] == [by_our_customer.pk]
+
+
 # --- who may move money -------------------------------------------------------------------------------------------
 
 
@@ -433,6 +481,24 @@ class TestWhoMayMoveMoney:
         assert other_cart.status_code == 409
         assert "another request" in other_cart.json()["detail"]
         assert someone_else.json()["order"] != first.json()["order"]  # a key belongs to its user
+        assert Order.objects.count() == 2
+
+    def test_an_idempotency_key_answers_the_same_for_24_hours(self, shop):
+        client = client_for(shop["customer"])
+        cart = [{"price": shop["teapot"].pk, "quantity": 1}]
+        first = checkout_cart(client, cart, key="day-key")
+
+        IdempotentRequest.objects.update(created_at=timezone.now() - timedelta(hours=23))
+        a_day_later = checkout_cart(client, cart, key="day-key")
+        IdempotentRequest.objects.update(created_at=timezone.now() - timedelta(hours=25))
+        past_the_day = checkout_cart(client, [{"price": shop["cup"].pk, "quantity": 1}], key="day-key")
+
+        assert (a_day_later.status_code, a_day_later["Idempotent-Replayed"]) == (201, "true")
+        assert a_day_later.json() == first.json()
+        # After 24 hours the key is free again: another cart under it is a new order, not a 409.
+        assert past_the_day.status_code == 201, past_the_day.content
+        assert "Idempotent-Replayed" not in past_the_day
+        assert past_the_day.json()["order"] != first.json()["order"]
         assert Order.objects.count() == 2
 
     def test_an_idempotency_key_gives_back_the_same_payment_link(self, shop):
@@ -496,14 +562,26 @@ class TestWhoMayMoveMoney:
         replay = staff.post(url, {"amount": 1000}, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
         other_amount = staff.post(url, {"amount": 2000}, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
         second = staff.post(url, {"amount": 1000}, format="json", HTTP_IDEMPOTENCY_KEY="r-2")
+        # Another operator who happens to pick the same key and amount asks for a refund of their own.
+        colleague = grant(
+            users.user_create(email="colleague@example.com", password=PASSWORD, is_staff=True), *OPERATOR_PERMISSIONS
+        )
+        by_colleague = client_for(colleague).post(url, {"amount": 1000}, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
         webhooks_quiet(shop["emulator"])
 
         assert replay.json()["stripe_refund_id"] == first.json()["stripe_refund_id"]
         assert other_amount.status_code == 409
         assert second.status_code == 201
         assert second.json()["stripe_refund_id"] != first.json()["stripe_refund_id"]
+        assert by_colleague.status_code == 201, by_colleague.content
+        assert "Idempotent-Replayed" not in by_colleague
+        assert by_colleague.json()["stripe_refund_id"] not in {
+            first.json()["stripe_refund_id"],
+            second.json()["stripe_refund_id"],
+        }
         order.refresh_from_db()
-        assert (order.amount_refunded, order.refunds.count()) == (2000, 2)
+        assert (order.amount_refunded, order.refunds.count()) == (3000, 3)
+        assert order.refunds.get(stripe_refund_id=by_colleague.json()["stripe_refund_id"]).created_by == colleague
 
 
 # --- two databases, one Stripe account ---------------------------------------------------------------------------

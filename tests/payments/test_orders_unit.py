@@ -1,6 +1,7 @@
 """The order rules on their own: which moves are legal, refund arithmetic, the double-click rule. The
 database only (the transitions lock rows); no worker, no Stripe."""
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -23,7 +24,7 @@ from apps.payments.models import (
 from apps.payments.orders.checkout import canceled_unless_started
 from apps.payments.orders.errors import CheckoutUnavailable, OrderActionRefused, RefundNotApplicable
 from apps.payments.orders.intents import intent_apply
-from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.lifecycle import order_payment_settle, order_transition
 from apps.payments.orders.payments import payment_note_charge, payment_note_refunds, payment_record_session
 from apps.payments.orders.refunds import DOUBLE_CLICK_SECONDS, order_apply_refund, order_refund
 from apps.payments.signals import order_paid
@@ -60,6 +61,27 @@ def test_paid_and_refunded_are_announced_once_review_is_not():
         order_transition(order_id=review.pk, to=OrderStatus.REVIEW, cause="another amount")
 
     assert [call["order_id"] for call in announced.calls] == [paid.pk]
+
+
+def test_a_payment_of_another_amount_goes_to_review_and_logs_an_error(caplog):
+    short, exact = OrderFactory(amount_total=5000), OrderFactory(amount_total=5000)
+
+    with caplog.at_level(logging.ERROR, logger="apps.payments.orders"):
+        parked = order_payment_settle(
+            order_id=short.pk, amount=4999, currency="EUR", payment_intent_id="pi_short", cause="test"
+        )
+        paid = order_payment_settle(
+            order_id=exact.pk, amount=5000, currency="eur", payment_intent_id="pi_exact", cause="test"
+        )
+
+    short.refresh_from_db()
+    assert (short.status, short.amount_charged, short.currency_charged) == (OrderStatus.REVIEW, 4999, "eur")
+    assert parked.startswith(f"order {short.pk} in review: Stripe took 4999 eur")
+    assert paid == f"order {exact.pk} paid"
+    errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1  # the exact payment logs no error
+    assert errors[0].startswith(f"order payment needs review order={short.pk} status=pending expected=5000 eur")
+    assert "charged=4999 eur payment_intent=pi_short" in errors[0]
 
 
 class TestRefundArithmetic:

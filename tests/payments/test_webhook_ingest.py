@@ -283,6 +283,29 @@ class TestDeployedWsgiPath:
         assert status == "200 OK"
         assert WebhookEvent.objects.filter(stripe_id="evt_at_limit").exists()
 
+    def test_by_default_a_genuine_event_of_256_kib_is_taken_and_one_byte_more_is_413(self):
+        """The limit left as deployed (`STRIPE_WEBHOOK_MAX_BYTES` unset): 256 KiB, far above any Stripe event."""
+
+        def padded_to(size: int, event_id: str) -> bytes:
+            unpadded = len(body(event("product.updated", {**PRODUCT, "description": ""}, event_id=event_id)))
+            padding = {**PRODUCT, "description": "x" * (size - unpadded)}
+            payload = body(event("product.updated", padding, event_id=event_id))
+            assert len(payload) == size
+            return payload
+
+        at_limit = padded_to(256 * 1024, "evt_default_limit")
+        above = padded_to(256 * 1024 + 1, "evt_above_default_limit")
+
+        taken = _wsgi("POST", URL, at_limit, signature(at_limit))
+        refused = _wsgi("POST", URL, above, signature(above))
+
+        assert taken[0] == "200 OK"
+        assert (refused[0], json.loads(refused[2])) == (
+            "413 Content Too Large",
+            {"error": "body larger than 262144 bytes"},
+        )
+        assert list(WebhookEvent.objects.values_list("stripe_id", flat=True)) == ["evt_default_limit"]
+
 
 @pytest.mark.django_db
 def test_the_django_view_refuses_a_large_body_too(client, settings):
