@@ -201,3 +201,37 @@ def _check_range(since: str, until: str) -> str:
     out = StringIO()
     call_command("stripe_reconcile", "--money", "--since", since, "--until", until, stdout=out)
     return out.getvalue()
+
+
+def test_stripe_taking_the_amount_in_another_currency_is_drift(shop):
+    order = _paid_by_app(shop)
+    webhooks_quiet(shop["emulator"])
+    Order.objects.filter(pk=order.pk).update(currency_charged="usd")
+
+    with pytest.raises(CommandError, match="1 difference"):
+        _check()
+
+    assert _drifts() == [(DriftKind.AMOUNT_MISMATCH, _latest_charge(shop, order))]
+    drift = BooksCheck.objects.order_by("-id").first().drifts.get()
+    assert (drift.currency, drift.ours, drift.stripes) == ("eur", 2400, 2400)
+    assert "2400 usd here, 2400 eur in Stripe" in drift.detail
+
+
+def test_a_charge_whose_balance_transaction_says_another_amount_is_drift(db):
+    """Stripe's own books disagreeing with its charge (no emulator makes that): the comparison alone."""
+    order = OrderFactory(paid=True, amount_total=2400, currency="eur")
+    charge = {
+        "id": "ch_1",
+        "amount": 2400,
+        "amount_captured": 2400,
+        "currency": "eur",
+        "balance_transaction": {"id": "txn_1", "amount": 2000, "currency": "eur"},
+    }
+    findings = books._Findings()
+
+    books._compare_charge(findings, order, charge)
+    books._compare_charge(findings, order, {**charge, "balance_transaction": {"amount": 2400, "currency": "eur"}})
+
+    assert [(d.kind, d.stripe_id, d.ours, d.stripes) for d in findings.drifts] == [
+        (DriftKind.BALANCE_MISMATCH, "ch_1", 2400, 2000)
+    ]

@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.catalog import services as catalog
 from apps.mail.models import MessageKind, OutgoingMessage
-from apps.payments.models import IdempotentRequest, Order, OrderStatus, Payment, PaymentStatus
+from apps.payments.models import IdempotentRequest, Order, OrderStatus, Payment, PaymentStatus, WebhookEvent
 from apps.users import services as users
 from tests.helpers import client_for
 from tests.payments.helpers import PASSWORD, order_settles, settled, wait_until, webhooks_quiet
@@ -223,6 +223,73 @@ class TestTheSameCartTwice:
 
         assert _started(shop, client=client_for(grace))["payment_intent"] != first["payment_intent"]
 
+    @pytest.mark.parametrize(
+        ("settle", "first_becomes"), [("paid", OrderStatus.PAID), ("canceled", OrderStatus.CANCELED)]
+    )
+    def test_the_same_cart_right_after_its_intent_was_settled_is_a_new_order_and_intent(
+        self, shop, settle, first_becomes
+    ):
+        """Stripe paid (or canceled) the intent a moment ago and its event has not arrived: handing it back would
+        leave the app an intent it can no longer confirm."""
+        emulator = shop["emulator"]
+        first = _started(shop)
+        emulator.control("POST", "webhooks", {"paused": True})  # the intent's events are late
+        if settle == "paid":
+            _confirm(first, emulator, "pm_card_visa")
+        else:
+            _secret_client(emulator).v1.payment_intents.cancel(first["payment_intent"])
+
+        again = _started(shop)
+        emulator.control("POST", "webhooks", {"paused": False})
+
+        assert (again["order"], again["payment_intent"]) != (first["order"], first["payment_intent"])
+        assert again["status"] == "pending"
+        assert _confirm(again, emulator, "pm_card_mastercard").status == "succeeded"
+        order_settles(first["order"], first_becomes)
+        order_settles(again["order"], OrderStatus.PAID)
+
+    def test_a_declined_intent_is_handed_back_for_another_card(self, shop):
+        first = _started(shop)
+        with pytest.raises(stripe.CardError):
+            _confirm(first, shop["emulator"], "pm_card_chargeDeclined")
+
+        again = _started(shop)
+
+        assert (again["order"], again["payment_intent"], again["client_secret"]) == (
+            first["order"],
+            first["payment_intent"],
+            first["client_secret"],
+        )
+        _confirm(again, shop["emulator"], "pm_card_visa")
+        order_settles(first["order"], OrderStatus.PAID)
+
+    def test_an_intent_waiting_for_3d_secure_is_handed_back(self, shop):
+        first = _started(shop)
+        _confirm(first, shop["emulator"], "pm_card_authenticationRequired", return_url="https://shop.example/")
+
+        again = _started(shop)
+
+        assert (again["order"], again["payment_intent"]) == (first["order"], first["payment_intent"])
+        shop["emulator"].control(
+            "POST", f"payment_intents/{first['payment_intent']}/authenticate", {"outcome": "complete"}
+        )
+        order_settles(first["order"], OrderStatus.PAID)
+
+    def test_while_stripe_cannot_say_what_became_of_the_intent_no_second_order_is_made(self, shop):
+        first = _started(shop)
+        shop["emulator"].add_fault(
+            status=503, method="GET", path_prefix=f"/v1/payment_intents/{first['payment_intent']}"
+        )
+
+        answer = client_for(shop["customer"]).post(
+            INTENTS, {"lines": [{"price": shop["teapot"].pk, "quantity": 1}]}, format="json"
+        )
+
+        assert answer.status_code == 503
+        assert list(Order.objects.values_list("pk", "status")) == [(first["order"], OrderStatus.PENDING)]
+        shop["emulator"].control("DELETE", "faults")
+        assert _started(shop)["payment_intent"] == first["payment_intent"]
+
     def test_an_idempotency_key_replays_the_answer_and_keeps_no_client_secret(self, shop):
         client = client_for(shop["customer"])
         first = _started(shop, client=client, HTTP_IDEMPOTENCY_KEY="app-key-1")
@@ -263,6 +330,17 @@ class TestCancel:
         with pytest.raises(stripe.InvalidRequestError):
             _confirm(started, shop["emulator"], "pm_card_visa")
 
+    def test_an_intent_canceled_in_stripe_cancels_its_order(self, shop):
+        """Canceled in the dashboard, or by the app's own server: only the event tells us."""
+        started = _started(shop)
+
+        _secret_client(shop["emulator"]).v1.payment_intents.cancel(started["payment_intent"])
+
+        order_settles(started["order"], OrderStatus.CANCELED)
+        assert _payment(started["order"], PaymentStatus.CANCELED).payment_intent_id == started["payment_intent"]
+        shown = client_for(shop["customer"]).get(f"/api/v1/orders/{started['order']}").json()
+        assert (shown["status"], [p["status"] for p in shown["payments"]]) == ("canceled", ["canceled"])
+
     def test_a_cancel_racing_the_payment_refunds_instead(self, shop):
         """The app paid a moment ago; the event is not here yet when the customer cancels."""
         shop["emulator"].control("POST", "webhooks", {"paused": True})
@@ -294,15 +372,29 @@ class TestForgedAndDisorderly:
         assert Order.objects.get(pk=started["order"]).status == OrderStatus.PENDING
         assert not Payment.objects.filter(payment_intent_id=forged.id).exists()
 
-    def test_an_intent_that_took_another_amount_parks_the_order(self, shop, live_server, settings):
+    @pytest.mark.parametrize(
+        ("took", "charged"),
+        [
+            ({"amount": 100, "amount_received": 100}, (100, "eur")),
+            ({"currency": "usd", "amount_received": 4500}, (4500, "usd")),
+        ],
+        ids=["another-amount", "another-currency"],
+    )
+    def test_an_intent_that_took_another_amount_parks_the_order(self, shop, live_server, settings, took, charged):
+        receipts = OutgoingMessage.objects.filter(kind=MessageKind.RECEIPT).count()
         started = _started(shop)
         intent = _secret_client(shop["emulator"]).v1.payment_intents.retrieve(started["payment_intent"]).to_dict()
-        took_less = {**intent, "status": "succeeded", "amount": 100, "amount_received": 100}
+        took_other = {**intent, "status": "succeeded", **took}
 
-        assert _deliver(live_server, settings, event("payment_intent.succeeded", took_less, event_id="evt_less")) == 200
+        assert (
+            _deliver(live_server, settings, event("payment_intent.succeeded", took_other, event_id="evt_other")) == 200
+        )
 
         order = order_settles(started["order"], OrderStatus.REVIEW)
-        assert (order.amount_total, order.amount_charged) == (4500, 100)
+        assert (order.amount_total, order.currency) == (4500, "eur")
+        assert (order.amount_charged, order.currency_charged) == charged
+        webhooks_quiet(shop["emulator"])
+        assert OutgoingMessage.objects.filter(kind=MessageKind.RECEIPT).count() == receipts
 
     def test_a_late_decline_does_not_undo_a_payment(self, shop, live_server, settings):
         started = _started(shop)
@@ -339,6 +431,28 @@ class TestForgedAndDisorderly:
         order = order_settles(started["order"], OrderStatus.PARTIALLY_REFUNDED)
         payment = _payment(order.pk, PaymentStatus.PARTIALLY_REFUNDED)
         assert (payment.amount_refunded, order.amount_refunded) == (500, 500)
+
+    def test_a_refund_known_only_from_charge_refunded_shows_on_the_order_and_payment(self, shop, live_server, settings):
+        """Its `refund.created` is lost: the refund still counts, from the charge's own list of refunds."""
+        emulator = shop["emulator"]
+        started = _started(shop)
+        _confirm(started, emulator, "pm_card_visa")
+        order_settles(started["order"], OrderStatus.PAID)
+        webhooks_quiet(emulator)
+        emulator.control("POST", "webhooks", {"paused": True})  # nothing Stripe sends from here on arrives
+
+        refund = _secret_client(emulator).v1.refunds.create(
+            params={"payment_intent": started["payment_intent"], "amount": 500}
+        )
+        sent = _secret_client(emulator).v1.events.list(params={"limit": 100}).data
+        charge_refunded = next(e.to_dict() for e in sent if e.type == "charge.refunded")
+
+        assert _deliver(live_server, settings, charge_refunded) == 200
+        order = order_settles(started["order"], OrderStatus.PARTIALLY_REFUNDED)
+        payment = _payment(order.pk, PaymentStatus.PARTIALLY_REFUNDED)
+        assert (payment.amount_refunded, order.amount_refunded) == (500, 500)
+        assert list(order.refunds.values_list("stripe_refund_id", flat=True)) == [refund.id]
+        assert not WebhookEvent.objects.filter(type="refund.created").exists()
 
 
 class TestRefusals:

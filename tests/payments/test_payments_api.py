@@ -1,6 +1,9 @@
 """Reading payments and orders, and the numbers behind them: who sees what, the filters, the stats' arithmetic
-and their cost in queries. The rows are made directly; how events write them is tested with the emulator."""
+and their cost in queries, and what the schema documents. The rows are made directly, but for a Checkout
+page's payments, written by Stripe's events through the emulator."""
 
+import re
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,10 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.payments.models import Order, OrderLine, OrderStatus, OrderTransition, PaymentStatus
+from apps.payments.models import Order, OrderLine, OrderRefund, OrderStatus, OrderTransition, Payment, PaymentStatus
 from tests.catalog.factories import PriceFactory
 from tests.helpers import client_for
 from tests.payments.factories import OrderFactory, OrderRefundFactory, PaymentFactory
+from tests.payments.helpers import checkout_started, order_settles, wait_until, webhooks_quiet
 from tests.users.factories import UserFactory, operator
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +95,42 @@ class TestPayments:
         assert api_client.get("/api/v1/payments").status_code == 401
 
 
+@pytest.mark.integration
+class TestPaymentsMadeOnACheckoutPage:
+    """A Checkout Session's payment is listed like an app's, from Stripe's events (emulator, worker, webhooks)."""
+
+    def test_a_decline_then_a_payment_on_the_page_are_one_listed_payment(self, shop):
+        client, started = checkout_started(shop)
+        emulator = shop["emulator"]
+
+        emulator.complete_checkout(started["session_id"], "declined")
+
+        failed = wait_until(
+            lambda: Payment.objects.filter(order_id=started["order"], status=PaymentStatus.FAILED).first(),
+            message="the declined payment",
+        )
+        listed = client.get("/api/v1/payments").json()["results"]
+        assert [
+            (p["id"], p["order"], p["status"], p["paid_through"], p["failure_code"], p["decline_code"]) for p in listed
+        ] == [(failed.pk, started["order"], "failed", "checkout", "card_declined", "generic_decline")]
+        assert listed[0]["failure_message"] == "Your card was declined."
+
+        emulator.complete_checkout(started["session_id"], "paid")
+
+        order_settles(started["order"], OrderStatus.PAID)
+        webhooks_quiet(emulator)
+        listed = client.get("/api/v1/payments").json()["results"]
+        assert [
+            (p["id"], p["status"], p["paid_through"], p["amount"], p["currency"], p["card_brand"], p["card_last4"])
+            for p in listed
+        ] == [(failed.pk, "succeeded", "checkout", 10200, "eur", "visa", "4242")]
+        assert listed[0]["decline_code"] == "generic_decline"  # the decline before it stays on record
+        staff = client_for(shop["staff"])
+        assert [p["id"] for p in staff.get("/api/v1/payments", {"order": started["order"]}).json()["results"]] == [
+            failed.pk
+        ]
+
+
 class TestOrders:
     def test_staff_filter_orders_by_date_user_and_email(self):
         ada = UserFactory(email="ada@example.com")
@@ -147,26 +187,32 @@ def _paid_order(day: str, amount: int, currency: str = "eur") -> Order:
     return _dated(order, day, paid_at=_at(day))
 
 
-class TestStats:
-    def test_totals_series_and_rates_per_currency(self):
-        eur = _paid_order("2026-03-02", 5000)
-        _paid_order("2026-03-03", 2500)
-        yen = _paid_order("2026-03-10", 4500, "jpy")
-        _dated(OrderRefundFactory(order=eur, amount=1000), "2026-03-04")
-        Order.objects.filter(pk=eur.pk).update(status=OrderStatus.PARTIALLY_REFUNDED, amount_refunded=1000)
-        _dated(OrderFactory(status=OrderStatus.FAILED), "2026-03-03")
-        _dated(OrderFactory(status=OrderStatus.PENDING), "2026-03-03")
-        _dated(PaymentFactory(order=eur), "2026-03-02")
-        _dated(PaymentFactory(order=yen), "2026-03-10")
-        for reason in ("insufficient_funds", "insufficient_funds", "generic_decline"):
-            _dated(
-                PaymentFactory(status=PaymentStatus.FAILED, failure_code="card_declined", decline_code=reason),
-                "2026-03-05",
-            )
+def _march() -> None:
+    """A month of a small shop: two euro orders paid (one partly refunded), one yen order, one failed and one
+    pending order, and six attempts to pay, four of them declined."""
+    eur = _paid_order("2026-03-02", 5000)
+    _paid_order("2026-03-03", 2500)
+    yen = _paid_order("2026-03-10", 4500, "jpy")
+    _dated(OrderRefundFactory(order=eur, amount=1000), "2026-03-04")
+    Order.objects.filter(pk=eur.pk).update(status=OrderStatus.PARTIALLY_REFUNDED, amount_refunded=1000)
+    _dated(OrderFactory(status=OrderStatus.FAILED), "2026-03-03")
+    _dated(OrderFactory(status=OrderStatus.PENDING), "2026-03-03")
+    _dated(PaymentFactory(order=eur), "2026-03-02")
+    _dated(PaymentFactory(order=yen), "2026-03-10")
+    for reason in ("insufficient_funds", "insufficient_funds", "generic_decline"):
         _dated(
-            PaymentFactory(status=PaymentStatus.FAILED, failure_code="payment_intent_authentication_failure"),
+            PaymentFactory(status=PaymentStatus.FAILED, failure_code="card_declined", decline_code=reason),
             "2026-03-05",
         )
+    _dated(
+        PaymentFactory(status=PaymentStatus.FAILED, failure_code="payment_intent_authentication_failure"),
+        "2026-03-05",
+    )
+
+
+class TestStats:
+    def test_totals_series_and_rates_per_currency(self):
+        _march()
 
         stats = (
             client_for(operator())
@@ -193,6 +239,41 @@ class TestStats:
             {"reason": "insufficient_funds", "count": 2},
             {"reason": "generic_decline", "count": 1},
             {"reason": "payment_intent_authentication_failure", "count": 1},
+        ]
+
+    def test_daily_series_count_each_day_on_its_own(self):
+        """Revenue on the day Stripe took it, refunds on the day they were made, orders on the day placed."""
+        _march()
+
+        stats = (
+            client_for(operator())
+            .get(STATS, {"date_from": "2026-03-01", "date_to": "2026-03-31", "granularity": "day"})
+            .json()
+        )
+
+        assert stats["granularity"] == "day"
+        assert [(r["period"], r["currency"], r["orders"], r["revenue"]) for r in stats["revenue"]] == [
+            ("2026-03-02", "eur", 1, 5000),
+            ("2026-03-03", "eur", 1, 2500),
+            ("2026-03-10", "jpy", 1, 4500),
+        ]
+        assert [(r["period"], r["currency"], r["refunds"], r["refunded"]) for r in stats["refunds"]] == [
+            ("2026-03-04", "eur", 1, 1000)
+        ]
+        assert [(r["period"], r["currency"], r["orders"], r["paid"]) for r in stats["orders"]] == [
+            ("2026-03-02", "eur", 1, 1),
+            ("2026-03-03", "eur", 3, 1),
+            ("2026-03-10", "jpy", 1, 1),
+        ]
+        # What each day brought in, less what went back since (in the order's currency).
+        assert [(r["day"], r["currency"], r["revenue"]) for r in stats["revenue_per_day"]] == [
+            ("2026-03-02", "eur", 4000),
+            ("2026-03-03", "eur", 2500),
+            ("2026-03-10", "jpy", 4500),
+        ]
+        assert stats["totals"] == [
+            {"currency": "eur", "gross": 7500, "refunded": 1000, "net": 6500},
+            {"currency": "jpy", "gross": 4500, "refunded": 0, "net": 4500},
         ]
 
     def test_money_is_counted_in_the_currency_stripe_took_it_in(self):
@@ -241,31 +322,154 @@ class TestStats:
         assert answer.status_code == 400
         assert field in answer.json()
 
-    def test_the_queries_do_not_grow_with_the_orders(self):
+    @pytest.mark.parametrize("granularity", ["day", "week", "month"])
+    def test_the_queries_do_not_grow_with_the_orders(self, granularity):
         staff = client_for(operator())
         now = timezone.now()
         # The orders are paid over the last ten hours: the range starts the day the
         # oldest was paid, so a run just after midnight counts them all too.
         since = timezone.localdate(now - timedelta(minutes=600)).isoformat()
         today = timezone.localdate(now).isoformat()
+        currencies = ("eur", "usd", "jpy")
 
-        def queries_for(count: int) -> int:
+        def queries_for(count: int) -> list[str]:
             Order.objects.all().delete()
-            Order.objects.bulk_create(
+            orders = Order.objects.bulk_create(
                 Order(
                     status=OrderStatus.PAID,
-                    currency=("eur", "usd", "jpy")[n % 3],
+                    currency=currencies[n % 3],
                     amount_total=1000 + n,
                     amount_charged=1000 + n,
-                    currency_charged=("eur", "usd", "jpy")[n % 3],
+                    currency_charged=currencies[n % 3],
                     paid_at=now - timedelta(minutes=n % 600),
                 )
                 for n in range(count)
             )
+            Payment.objects.bulk_create(
+                Payment(
+                    order=order,
+                    payment_intent_id=f"pi_{order.pk}",
+                    status=PaymentStatus.SUCCEEDED if n % 4 else PaymentStatus.FAILED,
+                    decline_code="" if n % 4 else ("generic_decline", "insufficient_funds")[n % 8 // 4],
+                    failure_code="" if n % 4 else "card_declined",
+                    amount=order.amount_total,
+                    currency=order.currency,
+                )
+                for n, order in enumerate(orders)
+            )
+            OrderRefund.objects.bulk_create(
+                OrderRefund(order=order, stripe_refund_id=f"re_{order.pk}", amount=100) for order in orders[::5]
+            )
             with CaptureQueriesContext(connection) as queries:
-                answer = staff.get(STATS, {"date_from": since, "date_to": today})
+                answer = staff.get(STATS, {"date_from": since, "date_to": today, "granularity": granularity})
             assert answer.status_code == 200
-            assert sum(row["gross"] for row in answer.json()["totals"]) == sum(1000 + n for n in range(count))
-            return len(queries)
+            stats = answer.json()
+            assert sum(row["gross"] for row in stats["totals"]) == sum(1000 + n for n in range(count))
+            assert sum(row["refunds"] for row in stats["refunds"]) == len(orders[::5])
+            assert sum(row["count"] for row in stats["failures_by_reason"]) == len(orders[::4])
+            return [query["sql"] for query in queries.captured_queries]
 
-        assert queries_for(10) == queries_for(10_000)
+        few, many = queries_for(10), queries_for(10_000)
+
+        assert len(few) == len(many)
+        # Each series is one grouped query of its table, whatever the number of rows: orders placed, orders
+        # paid (revenue), orders in review, and by week or month the net per day; the refunds; the attempts
+        # to pay and their failures by reason.
+        per_table = Counter(match.group(1) for sql in many if (match := re.match(r'SELECT .*? FROM "(\w+)"', sql)))
+        assert per_table["payments_order"] == (3 if granularity == "day" else 4)
+        assert per_table["payments_orderrefund"] == 1
+        assert per_table["payments_payment"] == 2
+
+
+class TestTheSchema:
+    """Swagger is what an app developer reads: every field the answers carry and every filter they take."""
+
+    @pytest.fixture
+    def schema(self, client) -> dict:
+        answer = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        assert answer.status_code == 200
+        return answer.json()
+
+    @staticmethod
+    def _fields(schema: dict, reference: dict) -> set[str]:
+        component = schema["components"]["schemas"][reference["$ref"].rsplit("/", 1)[1]]
+        return set(component["properties"]) & set(component.get("required", ()))
+
+    @staticmethod
+    def _parameters(schema: dict, path: str) -> set[str]:
+        return {parameter["name"] for parameter in schema["paths"][path]["get"]["parameters"]}
+
+    def _answer(self, schema: dict, path: str, method: str, status: str) -> set[str]:
+        answer = schema["paths"][path][method]["responses"][status]["content"]["application/json"]
+        return self._fields(schema, answer["schema"])
+
+    def test_a_payment_intent_answer_documents_what_an_app_needs(self, schema):
+        assert self._answer(schema, "/api/v1/payment-intents/", "post", "201") >= {
+            "order",
+            "payment_intent",
+            "client_secret",
+            "publishable_key",
+            "amount",
+            "currency",
+            "status",
+        }
+
+    def test_payments_document_their_fields_and_filters(self, schema):
+        fields = {
+            "id",
+            "order",
+            "user",
+            "status",
+            "amount",
+            "amount_refunded",
+            "currency",
+            "card_brand",
+            "card_last4",
+            "failure_code",
+            "decline_code",
+            "failure_message",
+            "payment_intent",
+            "paid_through",
+        }
+        listed = schema["paths"]["/api/v1/payments/"]["get"]["responses"]["200"]["content"]["application/json"]
+        page = schema["components"]["schemas"][listed["schema"]["$ref"].rsplit("/", 1)[1]]
+
+        assert self._fields(schema, page["properties"]["results"]["items"]) >= fields
+        assert self._answer(schema, "/api/v1/payments/{id}/", "get", "200") >= fields
+        assert self._parameters(schema, "/api/v1/payments/") >= {
+            "status",
+            "order",
+            "user",
+            "decline_code",
+            "date_from",
+            "date_to",
+        }
+        statuses = schema["components"]["schemas"]["PaymentStatusEnum"]["enum"]
+        assert set(statuses) >= {"processing", "succeeded", "failed", "canceled", "refunded", "partially_refunded"}
+
+    def test_orders_document_their_filters_and_the_detail_its_history(self, schema):
+        assert self._parameters(schema, "/api/v1/orders/") >= {"user", "email", "date_from", "date_to", "search"}
+        assert self._answer(schema, "/api/v1/orders/{id}/", "get", "200") >= {"payments", "refunds", "transitions"}
+
+    def test_stats_document_their_parameters_and_every_series(self, schema):
+        assert self._parameters(schema, "/api/v1/payments/stats/") >= {"date_from", "date_to", "granularity"}
+        granularity = next(
+            p for p in schema["paths"]["/api/v1/payments/stats/"]["get"]["parameters"] if p["name"] == "granularity"
+        )
+        assert set(granularity["schema"]["enum"]) == {"day", "week", "month"}
+        stats = schema["paths"]["/api/v1/payments/stats/"]["get"]["responses"]["200"]["content"]["application/json"]
+        assert self._fields(schema, stats["schema"]) >= {
+            "totals",
+            "revenue",
+            "refunds",
+            "orders",
+            "failures_by_reason",
+            "payment_success_rate",
+            "drift_count",
+            "books",
+        }
+        components = schema["components"]["schemas"]
+        assert set(components["CurrencyTotals"]["properties"]) == {"currency", "gross", "refunded", "net"}
+        assert set(components["RevenuePeriod"]["properties"]) == {"period", "currency", "orders", "revenue"}
+        assert set(components["RefundPeriod"]["properties"]) == {"period", "currency", "refunds", "refunded"}
+        assert set(components["OrderPeriod"]["properties"]) == {"period", "currency", "orders", "paid"}

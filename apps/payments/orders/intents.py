@@ -46,20 +46,46 @@ def publishable_key() -> str:
 
 def intent_for_cart(*, user: User, lines: list[CartLine]) -> IntentStarted:
     """The order and payment intent for a cart. The same user sending the same cart again within
-    `CHECKOUT_REUSE_SECONDS` gets the same intent back (Stripe's advice: one intent per order)."""
+    `CHECKOUT_REUSE_SECONDS` gets the same intent back while it can still be paid (Stripe's advice: one
+    intent per order)."""
     key = publishable_key()
     fingerprint = request_fingerprint(
         {"lines": [(line.price.pk, line.quantity) for line in lines], "paid_with": "payment_intent"}
     )
     order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
-    if not order.payment_intent_id:
-        return intent_start(order=order, key=key)
+    if order.payment_intent_id:
+        intent = _payable_intent(order.payment_intent_id)
+        if intent is not None:
+            return _started_before(order, client_secret=intent.client_secret, key=key)
+        # Paid, processing or canceled a moment ago, its event still on the way (it settles that order): the
+        # customer buys the cart again, in an order of their own, not with an intent that can no longer be paid.
+        order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint, settled=order)
+        if order.payment_intent_id:  # a twin request made it a moment ago
+            return _started_before(order, client_secret=client_secret_of(order.payment_intent_id), key=key)
+    return intent_start(order=order, key=key)
+
+
+def _started_before(order: Order, *, client_secret: str, key: str) -> IntentStarted:
     return IntentStarted(
         order=order,
         payment=Payment.objects.get(payment_intent_id=order.payment_intent_id),
-        client_secret=client_secret_of(order.payment_intent_id),
+        client_secret=client_secret,
         publishable_key=key,
     )
+
+
+def _payable_intent(payment_intent_id: str) -> stripe.PaymentIntent | None:
+    """The intent while the app can still pay it; None once Stripe holds it paid, processing or canceled, or
+    holds none. While Stripe cannot be reached `StripeUnavailable` goes up: the order is kept, and a retry
+    gets it back (its client secret can only come from Stripe anyway)."""
+    gw = gateway()
+    try:
+        intent = gw.call(lambda options: gw.v1.payment_intents.retrieve(payment_intent_id, options=options))
+    except stripe.StripeError as error:
+        if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+            return None
+        raise StripeRefused(error) from error
+    return intent if intent.status in STILL_PAYABLE else None
 
 
 def intent_start(*, order: Order, key: str) -> IntentStarted:
