@@ -376,6 +376,7 @@ class DriftKind(models.TextChoices):
     REFUND_NOT_RECORDED = "refund_not_recorded", "refunded in Stripe, not recorded here"
     REFUND_MISSING = "refund_missing", "recorded here, no such refund in Stripe"
     REFUND_AMOUNT_MISMATCH = "refund_amount_mismatch", "a refund of another amount in Stripe"
+    PAYMENT_MISMATCH = "payment_mismatch", "the payment here disagrees with its charge"
 
 
 class BooksDrift(models.Model):

@@ -9,7 +9,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from apps.payments.models import BooksCheck, DriftKind, Order, OrderRefund, OrderStatus
+from apps.payments.models import BooksCheck, DriftKind, Order, OrderRefund, OrderStatus, Payment, PaymentStatus
 from apps.payments.orders import books
 from apps.payments.tasks import books_check_task
 from tests.helpers import client_for
@@ -229,9 +229,29 @@ def test_a_charge_whose_balance_transaction_says_another_amount_is_drift(db):
     }
     findings = books._Findings()
 
-    books._compare_charge(findings, order, charge)
-    books._compare_charge(findings, order, {**charge, "balance_transaction": {"amount": 2400, "currency": "eur"}})
+    books._compare_charge(findings, order, charge, None)
+    books._compare_charge(findings, order, {**charge, "balance_transaction": {"amount": 2400, "currency": "eur"}}, None)
 
     assert [(d.kind, d.stripe_id, d.ours, d.stripes) for d in findings.drifts] == [
         (DriftKind.BALANCE_MISMATCH, "ch_1", 2400, 2000)
     ]
+
+
+def test_a_payment_that_says_less_went_back_than_stripe_says_is_drift(shop):
+    order = _paid_by_app(shop)
+    refund = client_for(shop["staff"]).post(f"/api/v1/orders/{order.pk}/refunds", {"amount": 500}, format="json")
+    assert refund.status_code == 201
+    webhooks_quiet(shop["emulator"])
+    assert _check().count("Clean") == 1
+    Payment.objects.filter(payment_intent_id=order.payment_intent_id).update(
+        amount_refunded=0, status=PaymentStatus.SUCCEEDED
+    )
+
+    with pytest.raises(CommandError, match="1 difference"):
+        _check()
+
+    assert _drifts() == [(DriftKind.PAYMENT_MISMATCH, _latest_charge(shop, order))]
+    drift = BooksCheck.objects.order_by("-id").first().drifts.get()
+    assert (drift.ours, drift.stripes) == (0, 500)
+    assert "gave back 0; Stripe took 2400 eur" in drift.detail
+    assert drift.detail.endswith("the order gave back 500")

@@ -21,13 +21,23 @@ from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
 from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
-from apps.payments.models import BooksCheck, BooksDrift, DriftKind, Order, OrderRefund, OrderStatus, Payment
+from apps.payments.models import (
+    BooksCheck,
+    BooksDrift,
+    DriftKind,
+    Order,
+    OrderRefund,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+)
 from config.errors import Unavailable
 
 log = logging.getLogger("apps.payments.orders")
 
 # Orders Stripe took money for, whatever happened since.
 CHARGED_STATUSES = (OrderStatus.PAID, OrderStatus.REVIEW, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+PAYMENT_TOOK = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 PAGE = 100
 
 
@@ -99,14 +109,16 @@ def books_check(*, since: datetime, until: datetime | None = None) -> BooksCheck
 
 def _check_charges(findings: _Findings, since: datetime, until: datetime) -> None:
     """Each order paid in the range has a charge of its amount and currency (whose balance transaction
-    agrees); each charge Stripe made in the range has an order."""
+    agrees, and whose payment here says what it took and what went back); each charge Stripe made in the
+    range has an order."""
     orders = {
         order.payment_intent_id: order
         for order in Order.objects.filter(status__in=CHARGED_STATUSES, paid_at__gte=since, paid_at__lt=until)
         .exclude(payment_intent_id="")
-        .only("pk", "payment_intent_id", "amount_charged", "currency_charged")
+        .only("pk", "payment_intent_id", "amount_charged", "currency_charged", "amount_refunded")
     }
     findings.orders = len(orders)
+    payments = {payment.payment_intent_id: payment for payment in Payment.objects.filter(payment_intent_id__in=orders)}
     gw = gateway()
     charges = _pages(
         lambda params, options: gw.v1.charges.list(params=params, options=options),
@@ -119,7 +131,7 @@ def _check_charges(findings: _Findings, since: datetime, until: datetime) -> Non
         findings.charges += 1
         order = orders.pop(charge.get("payment_intent") or "", None)
         if order is not None:
-            _compare_charge(findings, order, charge)
+            _compare_charge(findings, order, charge, payments.get(order.payment_intent_id))
         elif not _foreign(charge):
             strangers.append(charge)
     _charges_without_order(findings, strangers)
@@ -132,7 +144,7 @@ def _check_charges(findings: _Findings, since: datetime, until: datetime) -> Non
         )
         paid = [c.to_dict() for c in found.data if c.status == "succeeded"]
         if paid:
-            _compare_charge(findings, order, paid[0])
+            _compare_charge(findings, order, paid[0], payments.get(intent_id))
         else:
             findings.add(
                 DriftKind.CHARGE_MISSING,
@@ -144,8 +156,10 @@ def _check_charges(findings: _Findings, since: datetime, until: datetime) -> Non
             )
 
 
-def _compare_charge(findings: _Findings, order: Order, charge: dict) -> None:
+def _compare_charge(findings: _Findings, order: Order, charge: dict, payment: Payment | None) -> None:
     took, currency = charge.get("amount_captured") or charge.get("amount"), charge.get("currency")
+    if payment is not None:
+        _compare_payment(findings, order, charge, payment)
     if (took, currency) != (order.amount_charged, order.currency_charged):
         findings.add(
             DriftKind.AMOUNT_MISMATCH,
@@ -167,6 +181,28 @@ def _compare_charge(findings: _Findings, order: Order, charge: dict) -> None:
             ours=took,
             stripes=balance.get("amount"),
         )
+
+
+def _compare_payment(findings: _Findings, order: Order, charge: dict, payment: Payment) -> None:
+    """The payment that paid the order (what `/api/v1/payments` shows) took what its charge took, in its
+    currency, and says as much went back as the order does (refunds missing on either side are the refund
+    comparison's to report, once)."""
+    took, currency = charge.get("amount_captured") or charge.get("amount"), charge.get("currency")
+    went_back = min(order.amount_refunded, payment.amount)
+    ours = (payment.status in PAYMENT_TOOK, payment.amount, payment.currency, payment.amount_refunded)
+    if ours == (True, took, currency, went_back):
+        return
+    findings.add(
+        DriftKind.PAYMENT_MISMATCH,
+        f"payment {payment.pk} of order {order.pk} is {payment.status}, took {payment.amount} {payment.currency} "
+        f"and gave back {payment.amount_refunded}; Stripe took {took} {currency} ({charge['id']}) and the order "
+        f"gave back {order.amount_refunded}",
+        order=order,
+        stripe_id=charge["id"],
+        currency=currency or "",
+        ours=payment.amount_refunded if payment.amount == took else payment.amount,
+        stripes=went_back if payment.amount == took else took,
+    )
 
 
 def _charges_without_order(findings: _Findings, charges: list[dict]) -> None:
