@@ -2,8 +2,12 @@
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 
 from apps.payments.gateway.client import gateway
 from config import logs
@@ -39,23 +43,32 @@ def test_an_anonymous_request_names_no_user_and_looks_none_up(client, django_ass
 
 
 def test_an_error_in_a_task_is_one_line_with_its_traceback():
-    log = logging.getLogger("apps.payments.tasks")
-    logs.begin_task("task-123")
-    try:
-        with project_log("json") as stream:
-            try:
-                {}["missing"]
-            except KeyError:
-                log.exception("mirror task failed record=7")
-    finally:
-        logs.end_task()
+    # A process configured by the settings alone, as a worker is, running a task that fails.
+    script = (
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "from apps.payments.tasks import mirror_sync_task\n"
+        "mirror_sync_task.apply(args=['not-a-record-id'], task_id='task-that-fails')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
-    (line,) = stream.getvalue().splitlines()  # one line, whatever the traceback's length
-    parsed = json.loads(line)
-    assert parsed["task_id"] == "task-123"
-    assert parsed["message"] == "mirror task failed record=7"
-    assert parsed["traceback"].startswith("Traceback (most recent call last)")
-    assert "KeyError: 'missing'" in parsed["traceback"]
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON, none a piece of one
+    (failure,) = (line for line in lines if line["level"] == "ERROR")
+    assert failure["logger"] == "celery.app.trace"
+    assert failure["task_id"] == "task-that-fails"
+    assert failure["message"].startswith("Task apps.payments.tasks.mirror_sync_task[task-that-fails] raised")
+    assert failure["traceback"].startswith("Traceback (most recent call last)")
+    assert 'File "' in failure["traceback"]
+    assert failure["traceback"].rstrip().endswith("ValueError: Field 'id' expected a number but got 'not-a-record-id'.")
 
 
 @pytest.mark.django_db
@@ -73,10 +86,7 @@ def test_a_line_after_a_stripe_call_names_stripes_request_id(mirror_on):
     assert mirror_on.requests_seen(method="POST", path_prefix="/v1/products")[-1]["id"] == pushed["stripe_request_id"]
 
 
-def test_the_format_is_chosen_from_two(monkeypatch):
-    import subprocess
-    import sys
-
+def test_the_format_is_chosen_from_two():
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_FORMAT": "yaml", "PATH": ""},

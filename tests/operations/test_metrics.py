@@ -1,12 +1,20 @@
 """`/metrics`: closed without its token, and numbers that move when the system works."""
 
+import time
+from datetime import timedelta
+
 import pytest
 import stripe
 from django.db import transaction
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.catalog import services as catalog
-from apps.payments.models import MirrorKind, MirrorRecord, WebhookEvent, WebhookEventState
+from apps.mail.models import MessageState, OutgoingMessage
+from apps.payments.gateway.client import gateway
+from apps.payments.gateway.errors import StripeUnavailable
+from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
+from apps.payments.tasks import mirror_sync_task
 from tests.payments.helpers import settled, webhooks_quiet
 from tests.worker_fixtures import wait_until
 
@@ -122,3 +130,118 @@ def test_the_counters_still_answer_when_the_state_cannot_be_read(client, setting
     assert _value(samples, "state_up") == 0
     assert not any(name == "mirror_rows" for name, _ in samples)
     assert any(name == "http_request_duration_seconds_count" for name, _ in samples)
+
+
+def _create_product(name: str):
+    return gateway().call(lambda options: gateway().v1.products.create(params={"name": name}, options=options))
+
+
+def _list_products():
+    return gateway().call(lambda options: gateway().v1.products.list(options=options))
+
+
+@pytest.mark.django_db
+def test_429s_budget_waits_the_budget_in_use_and_an_open_circuit_are_counted(client, settings, mirror_on):
+    settings.METRICS_TOKEN = TOKEN
+    settings.STRIPE_RATE_LIMIT_PER_SECOND = settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = 5.0
+    settings.STRIPE_CIRCUIT_FAILURES, settings.STRIPE_CIRCUIT_COOLDOWN_SECONDS = 2, 60.0
+    before = _scrape(client)
+
+    # Stripe's limiter refuses once; the retry goes through.
+    mirror_on.add_fault(status=429, count=1, path_prefix="/v1/products", method="POST")
+    _create_product("Kettle")
+    # Five a second with no burst to speak of: back-to-back calls wait their turn.
+    for _ in range(3):
+        _list_products()
+    # Two answers of 500 open the circuit; the next attempt is refused before it leaves.
+    mirror_on.add_fault(status=500, path_prefix="/v1/products", method="POST")
+    with pytest.raises(StripeUnavailable):
+        _create_product("Teapot")
+    time.sleep(1.05 - time.time() % 1)  # the budget in use counts whole seconds gone by
+    after = _scrape(client)
+
+    def moved(name: str, **labels) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("stripe_requests_total", endpoint="POST /v1/products", status="429") == 1
+    assert moved("stripe_requests_total", endpoint="POST /v1/products", status="200") == 1
+    assert moved("stripe_requests_total", endpoint="POST /v1/products", status="500") == 2
+    assert moved("stripe_requests_total", endpoint="GET /v1/products", status="200") == 3
+    assert moved("stripe_budget_waits_total") >= 2
+    assert moved("stripe_budget_wait_seconds_total") >= 0.3
+    assert moved("stripe_budget_exhausted_total") == 0
+    # Seven requests went out in the last ten seconds, of a budget of five a second.
+    assert _value(after, "stripe_budget_in_use_ratio") == pytest.approx(7 / 10 / 5)
+    assert _value(before, "stripe_circuit_open") == 0
+    assert _value(after, "stripe_circuit_open") == 1
+    assert moved("stripe_circuit_refused_total") == 1
+
+
+@pytest.mark.django_db
+def test_the_outbox_and_the_oldest_waiting_event_are_gauged(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    now = timezone.now()
+    for number, (state, due) in enumerate(
+        [
+            (MessageState.QUEUED, now - timedelta(minutes=5)),
+            (MessageState.QUEUED, now),
+            (MessageState.SENDING, now),
+            (MessageState.FAILED, now),
+            (MessageState.SENT, now),
+        ]
+    ):
+        OutgoingMessage.objects.create(
+            idempotency_key=f"receipt:order:{number}",
+            kind="receipt",
+            recipient="a@example.com",
+            subject="Receipt",
+            body_text="",
+            body_html="",
+            message_id=f"<{number}@example.com>",
+            state=state,
+            next_attempt_at=due,
+        )
+    waiting = WebhookEvent.objects.create(stripe_id="evt_waiting", type="charge.succeeded")
+    WebhookEvent.objects.filter(pk=waiting.pk).update(received_at=now - timedelta(minutes=12))
+    WebhookEvent.objects.create(stripe_id="evt_parked", type="charge.refunded", state=WebhookEventState.FAILED)
+
+    samples = _scrape(client)
+
+    assert _value(samples, "outbox_messages", state="queued") == 2
+    assert _value(samples, "outbox_messages", state="sending") == 1
+    assert _value(samples, "outbox_messages", state="failed") == 1
+    assert _value(samples, "outbox_messages", state="sent_lately") == 1
+    assert 300 <= _value(samples, "outbox_oldest_due_age_seconds") < 360
+    assert _value(samples, "webhook_events_waiting") == 1
+    assert 720 <= _value(samples, "webhook_oldest_waiting_age_seconds") < 780
+    assert _value(samples, "webhook_events_parked") == 1
+
+
+def test_a_task_that_is_retried_and_one_that_fails_are_counted(mirror, client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    sync = "apps.payments.tasks.mirror_sync_task"
+    before = _scrape(client)
+
+    # Four answers of 500 use up the gateway's own retries: the task is retried, and then gets through.
+    mirror.add_fault(status=500, count=4, path_prefix="/v1/products", method="POST")
+    with transaction.atomic():
+        catalog.product_create(name="Kettle")
+    wait_until(settled, message="the kettle in Stripe")
+    # A message the task cannot make sense of fails it.
+    mirror_sync_task.apply_async(args=["not-a-record-id"])
+
+    def counted_failure() -> dict | None:
+        samples = _scrape(client)
+        failures = _value(samples, "celery_tasks_total", task=sync, outcome="failed")
+        return samples if failures > _value(before, "celery_tasks_total", task=sync, outcome="failed") else None
+
+    failed = wait_until(counted_failure, message="the failed task counted")
+
+    assert MirrorRecord.objects.get(kind=MirrorKind.PRODUCT).state == MirrorState.SYNCED
+    for outcome in ("retried", "failed"):
+        assert _value(failed, "celery_tasks_total", task=sync, outcome=outcome) == (
+            _value(before, "celery_tasks_total", task=sync, outcome=outcome) + 1
+        ), outcome
+    assert _value(failed, "celery_task_duration_seconds_count", task=sync) > _value(
+        before, "celery_task_duration_seconds_count", task=sync
+    )
