@@ -564,6 +564,16 @@ class PlanFilter(admin.SimpleListFilter):
         return queryset.filter(items__price__product__id=self.value()).distinct() if self.value() else queryset
 
 
+class InvoicePlanFilter(PlanFilter):
+    """The catalog product an invoice bills (any of its lines)."""
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        billed = [{"pricing": {"price_details": {"product": self.value()}}}]
+        return queryset.filter(stripe_data__lines__data__contains=billed)
+
+
 for _djstripe_model in (djstripe_models.Subscription, djstripe_models.Invoice):
     if admin.site.is_registered(_djstripe_model):
         admin.site.unregister(_djstripe_model)
@@ -624,7 +634,7 @@ class InvoiceAdmin(RecordAdmin):
         "attempts",
         "created",
     )
-    list_filter = (InvoiceStatusFilter,)
+    list_filter = (InvoiceStatusFilter, InvoicePlanFilter)
     search_fields = ("=id", "customer__id", "subscription__id")
     list_select_related = ("customer",)
     fields = ("id", "customer", "subscription", "stripe_data", "created")

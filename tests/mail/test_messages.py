@@ -147,6 +147,23 @@ def test_subscription_messages_say_what_happened_once_per_cause(customer):
     assert "15.00" in failed.first().body_text
 
 
+def test_a_failed_renewal_links_the_portal_to_save_a_card_and_a_3ds_request_asks_to_confirm(customer):
+    portal = "https://billing.example/p/login/test_1"
+    payment_signals.subscription_payment_failed.send(sender=None, news=subscription_news(customer, portal_url=portal))
+    payment_signals.subscription_payment_failed.send(
+        sender=None, news=subscription_news(customer, invoice_id="in_2", portal_url=portal, action_required=True)
+    )
+
+    declined, confirm = OutgoingMessage.objects.filter(kind=MessageKind.SUBSCRIPTION_PAYMENT_FAILED).order_by("pk")
+    assert declined.subject == "Your payment for Pro did not go through"
+    assert f"update your card here (we charge it at once):\n{portal}" in declined.body_text
+    assert "https://pay.example/i/in_1" in declined.body_text
+    assert f'href="{portal}"' in declined.body_html
+    assert confirm.subject == "Confirm your payment for Pro"
+    assert "confirm the payment here:\nhttps://pay.example/i/in_1" in confirm.body_text
+    assert "another card" not in confirm.body_text
+
+
 def test_every_message_has_a_text_and_an_html_body(customer, cart):
     newcomer = users.user_create(email="new@example.com", password=PASSWORD)
     users.user_request_email_verification(user=newcomer)

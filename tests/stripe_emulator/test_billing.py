@@ -3,6 +3,7 @@ with the events Stripe sends, over HTTP through the official SDK."""
 
 import re
 from datetime import UTC, datetime
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -189,6 +190,59 @@ def test_an_upgrade_is_prorated_for_the_rest_of_the_period(emulator, stripe_clie
     assert (proration.status, proration.amount_paid) == ("paid", 1500)
 
 
+def test_the_portals_login_page_opens_the_portal_where_a_plan_is_canceled_and_kept(
+    emulator, stripe_client, customer, plan
+):
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+    configuration = stripe_client.v1.billing_portal.configurations.list(params={"is_default": True}).data[0]
+    login = configuration.login_page.url
+
+    page = requests.get(login, timeout=5)
+    stranger = requests.post(login, data={"email": "nobody@example.com"}, allow_redirects=False, timeout=5)
+    logged_in = requests.post(login, data={"email": "Ada@example.com"}, allow_redirects=False, timeout=5)
+    portal = urljoin(login, logged_in.headers["Location"])
+    listed = requests.get(portal, timeout=5)
+    form = {"subscription": sub.id}
+    canceled = requests.post(portal, data={**form, "action": "cancel"}, allow_redirects=False, timeout=5)
+    ending = stripe_client.v1.subscriptions.retrieve(sub.id)
+    kept = requests.post(portal, data={**form, "action": "renew"}, allow_redirects=False, timeout=5)
+
+    assert configuration.login_page.enabled is True
+    assert page.status_code == 200
+    assert stranger.status_code == 400
+    assert logged_in.status_code == 303
+    assert stripe_client.v1.invoices.retrieve(sub.latest_invoice).number in listed.text
+    assert "renews 2026-02-28" in listed.text
+    assert (canceled.status_code, kept.status_code) == (303, 303)
+    assert (ending.cancel_at_period_end, ending.cancel_at) == (True, START + 28 * DAY)
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    assert event_types(stripe_client)[-2:] == ["customer.subscription.updated", "customer.subscription.updated"]
+
+
+def test_a_downgrade_is_credited_on_the_next_invoice(emulator, stripe_client, clock, customer, plan):
+    cheaper = stripe_client.v1.prices.create(
+        params={"product": plan.product, "currency": "eur", "unit_amount": 500, "recurring": {"interval": "month"}}
+    )
+    _, sub = subscribe(emulator, stripe_client, customer, plan)
+    advance(stripe_client, clock, days=21)  # a quarter of February's 28 days is left
+
+    item = sub["items"].data[0]
+    stripe_client.v1.subscriptions.update(
+        sub.id, params={"items": [{"id": item.id, "price": cheaper.id}], "proration_behavior": "create_prorations"}
+    )
+    assert len(invoices(stripe_client, sub)) == 1  # nothing invoiced now
+    advance(stripe_client, clock, days=7)
+
+    renewal = invoices(stripe_client, sub)[-1]
+    assert renewal.billing_reason == "subscription_cycle"
+    assert [(line.amount, line.parent.subscription_item_details.proration) for line in renewal.lines.data] == [
+        (500, False),
+        (-375, True),
+        (125, True),
+    ]
+    assert (renewal.amount_due, renewal.amount_paid, renewal.status) == (250, 250, "paid")
+
+
 def test_subscription_objects_pass_the_sdks_type_check(emulator, stripe_client, customer, plan):
     session, sub = subscribe(emulator, stripe_client, customer, plan)
     portal = stripe_client.v1.billing_portal.sessions.create(params={"customer": customer.id})
@@ -198,6 +252,8 @@ def test_subscription_objects_pass_the_sdks_type_check(emulator, stripe_client, 
     assert shape_problems(stripe_client.v1.invoices.retrieve(sub.latest_invoice).to_dict(), stripe.Invoice) == []
     assert shape_problems(portal.to_dict(), stripe.billing_portal.Session) == []
     assert shape_problems(clock.to_dict(), stripe.test_helpers.TestClock) == []
+    configuration = stripe_client.v1.billing_portal.configurations.list().data[0]
+    assert shape_problems(configuration.to_dict(), stripe.billing_portal.Configuration) == []
     assert shape_problems(session.to_dict(), stripe.checkout.Session) == []
 
 

@@ -7,9 +7,11 @@ function, `advance_subscription`, walks a subscription through what is due, in o
 "trial ends in 3 days", "renewal in 7 days", retries of a failed invoice, and the end of a
 period (a renewal invoice, or the end of a subscription set to cancel at period end).
 
-A failed renewal follows Smart Retries as configured by default: the subscription goes
-`past_due`, the invoice is retried 3, 5 and 7 days after the first failure, and when the
-last retry fails the subscription is canceled. A card saved in the portal pays what is open.
+A failed renewal follows a custom retry schedule, not Smart Retries (which pick their own
+moments, by default up to 8 tries within 2 weeks): the subscription goes `past_due`, the
+invoice is retried 3, 5 and 7 days after the first failure, and when the last retry fails the
+subscription is canceled, as "cancel the subscription" in Stripe's subscription settings does.
+A card saved in the portal pays what is open.
 """
 
 import calendar
@@ -28,8 +30,10 @@ router = Router()
 DAY = 86400
 TRIAL_WILL_END_BEFORE = 3 * DAY  # Stripe sends `customer.subscription.trial_will_end` 3 days ahead
 UPCOMING_BEFORE = 7 * DAY  # and `invoice.upcoming` as many days ahead as the account says (7 by default)
-RETRY_AFTER_DAYS = (3, 5, 7)  # after the first failure; then the subscription is canceled
+RETRY_AFTER_DAYS = (3, 5, 7)  # a custom retry schedule: days after the first failure; then it is canceled
 PORTAL_CONFIGURATION = "bpc_1EmulatorDefaultPortal"
+# The portal's login page (Stripe's "customer portal link"): a customer gives their email and reaches their portal.
+PORTAL_LOGIN_PAGE = "login_test_1EmulatorPortal"
 LIVE_STATUSES = ("trialing", "active", "past_due", "incomplete", "unpaid")
 
 
@@ -881,6 +885,27 @@ def test_clocks_delete(call: Call) -> dict:
 # --- the customer portal -------------------------------------------------------------------------------
 
 
+def new_portal_session(store: Store, customer_id: str, *, return_url: str | None, **fields) -> dict:
+    session_id = new_id("billing_portal.session")
+    return store.add(
+        {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "configuration": PORTAL_CONFIGURATION,
+            "created": now(),
+            "customer": customer_id,
+            "customer_account": None,
+            "flow": None,
+            "livemode": False,
+            "locale": None,
+            "on_behalf_of": None,
+            "return_url": return_url,
+            "url": f"{store.public_url}/p/session/{session_id}",
+            **fields,
+        }
+    )
+
+
 @router.add("POST", "/v1/billing_portal/sessions")
 def portal_sessions_create(call: Call) -> dict:
     params = call.params
@@ -888,20 +913,58 @@ def portal_sessions_create(call: Call) -> dict:
     customer = call.store.get("customer", customer_id)
     if customer is None or customer.get("deleted"):
         raise no_such("customer", customer_id or "", param="customer", status=400)
-    session_id = new_id("billing_portal.session")
-    return call.store.add(
-        {
-            "id": session_id,
-            "object": "billing_portal.session",
-            "configuration": string(params, "configuration") or PORTAL_CONFIGURATION,
-            "created": now(),
-            "customer": customer_id,
-            "customer_account": None,
-            "flow": None,
-            "livemode": False,
-            "locale": choice(params, "locale", ("auto", "en", "fr", "de")) or None,
-            "on_behalf_of": None,
-            "return_url": string(params, "return_url"),
-            "url": f"{call.public_url}/p/session/{session_id}",
-        }
+    return new_portal_session(
+        call.store,
+        customer_id,
+        return_url=string(params, "return_url"),
+        configuration=string(params, "configuration") or PORTAL_CONFIGURATION,
+        locale=choice(params, "locale", ("auto", "en", "fr", "de")) or None,
     )
+
+
+def portal_configuration(store: Store) -> dict:
+    """The account's one portal configuration, its login page turned on (a setting of Stripe's dashboard)."""
+    return {
+        "id": PORTAL_CONFIGURATION,
+        "object": "billing_portal.configuration",
+        "active": True,
+        "application": None,
+        "business_profile": {"headline": None, "privacy_policy_url": None, "terms_of_service_url": None},
+        "created": 1_700_000_000,
+        "default_return_url": None,
+        "features": {
+            "customer_update": {"allowed_updates": ["email", "address"], "enabled": True},
+            "invoice_history": {"enabled": True},
+            "payment_method_update": {"enabled": True, "payment_method_configuration": None},
+            "subscription_cancel": {
+                "cancellation_reason": {"enabled": False, "options": []},
+                "enabled": True,
+                "mode": "at_period_end",
+                "proration_behavior": "none",
+            },
+            "subscription_update": {
+                "billing_cycle_anchor": None,
+                "default_allowed_updates": [],
+                "enabled": False,
+                "products": [],
+                "proration_behavior": "none",
+                "schedule_at_period_end": {"conditions": []},
+                "trial_update_behavior": "end_trial",
+            },
+        },
+        "is_default": True,
+        "livemode": False,
+        "login_page": {"enabled": True, "url": f"{store.public_url}/p/session/{PORTAL_LOGIN_PAGE}"},
+        "metadata": {},
+        "name": None,
+        "updated": 1_700_000_000,
+    }
+
+
+@router.add("GET", "/v1/billing_portal/configurations")
+def portal_configurations_list(call: Call) -> dict:
+    found = [portal_configuration(call.store)]
+    for flag in ("active", "is_default"):
+        if flag in call.params and not boolean(call.params, flag):
+            found = []
+    return paginate(found, call.params, "/v1/billing_portal/configurations")

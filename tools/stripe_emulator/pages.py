@@ -246,6 +246,8 @@ def _period(sub: dict) -> str:
 
 def portal_page(store, session_id: str) -> tuple[int, str]:
     """What the customer portal shows: subscriptions (cancel, or keep one set to cancel), invoices, the card."""
+    if session_id == api_billing.PORTAL_LOGIN_PAGE:
+        return portal_login_page()
     session = store.get("billing_portal.session", session_id)
     if session is None:
         return _page("Not found", "<h1>This portal link is not valid.</h1>", 404)
@@ -289,7 +291,33 @@ def _sub_button(sub: dict, action: str, label: str) -> str:
     )
 
 
+def portal_login_page(note: str = "", status: int = 200) -> tuple[int, str]:
+    """The portal's login page (the link a shop can mail): the customer gives the email they pay with."""
+    body = f"""
+<h1>Manage your billing</h1>{f"<p class=note>{escape(note)}</p>" if note else ""}
+<form method=post><label class=note>Email <input name=email type=email placeholder="you@example.com"></label>
+<button class=pay>Continue</button></form>"""
+    return _page("Billing", body, status)
+
+
+def submit_portal_login(store, form_body: bytes) -> tuple[int, str, str | None]:
+    """Stripe mails a one-time link to the customer of this email; in test mode the emulator opens their
+    portal at once."""
+    email = (parse_qs(form_body.decode()).get("email") or [""])[0].strip().lower()
+    customers = [
+        c
+        for c in store.newest_first("customer")
+        if not c.get("deleted") and email and (c.get("email") or "").lower() == email
+    ]
+    if not customers:
+        return (*portal_login_page("No customer has this email.", 400), None)
+    session = api_billing.new_portal_session(store, customers[0]["id"], return_url=None)
+    return 303, "", f"/p/session/{session['id']}"
+
+
 def submit_portal(store, session_id: str, form_body: bytes) -> tuple[int, str, str | None]:
+    if session_id == api_billing.PORTAL_LOGIN_PAGE:
+        return submit_portal_login(store, form_body)
     session = store.get("billing_portal.session", session_id)
     if session is None:
         status, html = _page("Not found", "<h1>This portal link is not valid.</h1>", 404)

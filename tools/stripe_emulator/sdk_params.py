@@ -79,6 +79,7 @@ ENDPOINT_PARAMS = {
     "POST /v1/test_helpers/test_clocks/{id}/advance": "test_helpers.TestClockAdvanceParams",
     "DELETE /v1/test_helpers/test_clocks/{id}": "test_helpers.TestClockDeleteParams",
     "POST /v1/billing_portal/sessions": "billing_portal.SessionCreateParams",
+    "GET /v1/billing_portal/configurations": "billing_portal.ConfigurationListParams",
     "GET /v1/events": "EventListParams",
     "GET /v1/events/{id}": "EventRetrieveParams",
     "POST /v1/webhook_endpoints": "WebhookEndpointCreateParams",

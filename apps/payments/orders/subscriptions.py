@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import stripe
@@ -40,6 +40,8 @@ log = logging.getLogger("apps.payments.orders")
 # What a subscription in each status gives its user. `past_due` keeps access while Stripe retries the card.
 ACCESS_STATUSES = ("trialing", "active", "past_due")
 ENDED_STATUSES = ("canceled", "incomplete_expired")
+# An invoice in one of these is never reopened by Stripe.
+FINAL_INVOICE_STATUSES = ("paid", "void")
 # How Stripe settles a plan change within a period (`proration_behavior`).
 PRORATIONS = ("create_prorations", "always_invoice", "none")
 
@@ -104,6 +106,10 @@ class SubscriptionNews:
     invoice_id: str = ""
     invoice_number: str = ""
     invoice_url: str = ""
+    # Where the customer saves another card (the portal's login page), for a payment that failed.
+    portal_url: str = ""
+    # The bank asks the customer to confirm the payment (3D Secure): nothing is wrong with the card.
+    action_required: bool = False
 
 
 def subscription_news(*, subscription_id: str, invoice_id: str = "") -> SubscriptionNews | None:
@@ -355,11 +361,11 @@ def _warn_if_held_twice(subscription: djstripe_models.Subscription) -> None:
         )
 
 
-def _announce(signal, subscription_id: str | None, invoice_id: str = "") -> None:
+def _announce(signal, subscription_id: str | None, invoice_id: str = "", **told) -> None:
     """Tell receivers (mail) what happened to a user's subscription, with what they need to say it."""
     news = subscription_news(subscription_id=subscription_id, invoice_id=invoice_id) if subscription_id else None
     if news is not None:
-        signal.send(sender=None, news=news)
+        signal.send(sender=None, news=replace(news, **told))
 
 
 def subscription_trial_ending(subscription_id: str, *, cause: str) -> str:
@@ -378,32 +384,59 @@ def invoice_subscription_id(invoice: dict) -> str | None:
 
 
 def invoice_refresh(
-    invoice_id: str, *, cause: str, subscription_too: bool = False
+    invoice_id: str, *, subscription_id: str | None, cause: str, subscription_too: bool = False
 ) -> tuple[djstripe_models.Invoice | None, dict, djstripe_models.Subscription | None]:
     """Fetch the invoice from Stripe and store it beside its subscription, which is fetched and stored
-    first when asked (a payment moves its status) or when it is new here."""
+    first when asked (a payment moves its status) or when it is new here.
+
+    Both are fetched and stored under the subscription's lock: a drain that fetched the invoice while it
+    was open must not store it after another drain stored it paid."""
     gw = gateway()
-    stripe_invoice = gw.call(lambda options: gw.v1.invoices.retrieve(invoice_id, options=options))
-    fresh = as_sent(stripe_invoice)
-    subscription_id = invoice_subscription_id(fresh)
-    subscription = djstripe_models.Subscription.objects.filter(id=subscription_id).first() if subscription_id else None
-    if subscription_id and (subscription_too or subscription is None):
-        subscription = subscription_refresh(subscription_id, cause=cause)
-        if subscription is None:
-            return None, fresh, None
-    stored = djstripe_models.Invoice.sync_from_stripe_data(stripe_invoice)
-    if subscription is not None and stored.subscription_id != subscription.djstripe_id:
-        djstripe_models.Invoice.objects.filter(pk=stored.pk).update(subscription=subscription)
+    with one_at_a_time(subscription_id or f"invoice:{invoice_id}"):
+        stripe_invoice = gw.call(lambda options: gw.v1.invoices.retrieve(invoice_id, options=options))
+        fresh = as_sent(stripe_invoice)
+        subscription_id = invoice_subscription_id(fresh)
+        subscription = (
+            djstripe_models.Subscription.objects.filter(id=subscription_id).first() if subscription_id else None
+        )
+        if subscription_id and (subscription_too or subscription is None):
+            subscription = subscription_refresh(subscription_id, cause=cause)  # the same lock, taken again
+            if subscription is None:
+                return None, fresh, None
+        stored = invoice_store(stripe_invoice, cause=cause)
+        if subscription is not None and stored.subscription_id != subscription.djstripe_id:
+            djstripe_models.Invoice.objects.filter(pk=stored.pk).update(subscription=subscription)
     return stored, fresh, subscription
 
 
-def invoice_apply(invoice_id: str, event_type: str, *, cause: str) -> str:
+def invoice_store(stripe_invoice, *, cause: str) -> djstripe_models.Invoice:
+    """Store the invoice Stripe answered. Call it inside `one_at_a_time` of its subscription. A paid or
+    void invoice stays so: Stripe never reopens one, so another status is an older answer."""
+    fresh = as_sent(stripe_invoice)
+    known = djstripe_models.Invoice.objects.filter(id=fresh["id"]).first()
+    stored_status = known.stripe_data.get("status") if known is not None else None
+    if stored_status in FINAL_INVOICE_STATUSES and fresh["status"] != stored_status:
+        log.warning(
+            "invoice not reopened id=%s stored=%s answer=%s cause=%s",
+            fresh["id"],
+            stored_status,
+            fresh["status"],
+            cause,
+        )
+        return known
+    return djstripe_models.Invoice.sync_from_stripe_data(stripe_invoice)
+
+
+def invoice_apply(invoice_id: str, event_type: str, *, subscription_id: str, cause: str) -> str:
     """An invoice was paid or could not be: store it; a renewal paid is a receipt, a payment that still
-    fails is a message with the link to pay (once per invoice, however often Stripe retries)."""
-    stored, fresh, subscription = invoice_refresh(invoice_id, cause=cause, subscription_too=True)
+    fails is a message with the links to save another card and to pay, or to confirm the payment when the
+    bank asks for 3D Secure (once per invoice, however often Stripe retries)."""
+    stored, fresh, subscription = invoice_refresh(
+        invoice_id, subscription_id=subscription_id, cause=cause, subscription_too=True
+    )
     if stored is None:
         return f"ignored: invoice {invoice_id} belongs to another installation"
-    subscription_id = invoice_subscription_id(fresh)
+    subscription_id = invoice_subscription_id(fresh) or subscription_id
     ended = subscription is not None and subscription.stripe_data["status"] in ENDED_STATUSES
     if event_type == "invoice.paid" and fresh["status"] == "paid":
         if fresh["billing_reason"] in ("subscription_cycle", "subscription_update") and fresh["amount_paid"] > 0:
@@ -412,8 +445,16 @@ def invoice_apply(invoice_id: str, event_type: str, *, cause: str) -> str:
     # Once the subscription has ended (its retries ran out), asking the customer to pay would mislead them.
     failed = event_type in ("invoice.payment_failed", "invoice.payment_action_required")
     if failed and fresh["status"] == "open" and not ended:
-        _announce(signals.subscription_payment_failed, subscription_id, invoice_id)
-        return f"invoice {invoice_id} unpaid after {fresh['attempt_count']} attempt(s)"
+        action_required = event_type == "invoice.payment_action_required"
+        _announce(
+            signals.subscription_payment_failed,
+            subscription_id,
+            invoice_id,
+            portal_url=billing_portal_login_url(),
+            action_required=action_required,
+        )
+        waiting = "for the customer to confirm" if action_required else "unpaid"
+        return f"invoice {invoice_id} {waiting} after {fresh['attempt_count']} attempt(s)"
     return f"invoice {invoice_id} {fresh['status']}"
 
 
@@ -433,7 +474,8 @@ def _update(subscription: djstripe_models.Subscription, params: dict, what: str)
         stored = subscription_store(fresh, cause=what) or subscription
     latest = fresh.get("latest_invoice")
     if latest and not djstripe_models.Invoice.objects.filter(id=latest).exists():
-        invoice_refresh(latest, cause=what)  # a plan change invoiced now: answer with it
+        # A plan change invoiced now: answer with it.
+        invoice_refresh(latest, subscription_id=subscription.id, cause=what)
     return stored
 
 
@@ -457,6 +499,8 @@ def subscription_cancel(*, subscription: djstripe_models.Subscription, at_once: 
         stored = subscription_refresh(subscription.id, cause="cancel at once found it ended")
         if stored is not None and stored.stripe_data["status"] in ENDED_STATUSES:
             return stored
+        raise StripeRefused(error) from error
+    except stripe.StripeError as error:  # refused for good (a key without the right, ...): an answer, not a crash
         raise StripeRefused(error) from error
 
 
@@ -493,6 +537,24 @@ def subscription_change_plan(*, subscription: djstripe_models.Subscription, pric
         proration = "always_invoice" if dearer else "create_prorations"
     params = {"items": [{"id": item["id"], "price": stripe_price}], "proration_behavior": proration}
     return _update(subscription, params, f"plan:{stripe_price}")
+
+
+def billing_portal_login_url() -> str:
+    """The link to the portal's login page, where a customer reached by mail saves another card ("" unless
+    the login page is turned on in Stripe's portal settings). A portal session cannot be mailed: it is
+    short-lived and opens without asking who is there."""
+    gw = gateway()
+    try:
+        found = gw.call(
+            lambda options: gw.v1.billing_portal.configurations.list(params={"is_default": True}, options=options)
+        )
+    except stripe.StripeError as error:  # refused for good (a key without portal rights): mail without it
+        log.warning("portal login page unknown error=%s", error)
+        return ""
+    for configuration in found.data:
+        if configuration.login_page.enabled and configuration.login_page.url:
+            return configuration.login_page.url
+    return ""
 
 
 def billing_portal_url(*, user: User, return_url: str) -> str:

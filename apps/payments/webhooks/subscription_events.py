@@ -32,4 +32,6 @@ def on_invoice(event: dict) -> str:
             if stored
             else ("ignored: a subscription of another installation")
         )
-    return subscriptions.invoice_apply(invoice["id"], event["type"], cause=_cause(event))
+    return subscriptions.invoice_apply(
+        invoice["id"], event["type"], subscription_id=subscription_id, cause=_cause(event)
+    )
