@@ -81,7 +81,13 @@ class CreatedBetweenFilterSet(StrictFilterSet):
 
 
 class StrictSearchFilter(filters.SearchFilter):
-    """`?search=` with what no search can hold (a NUL character) is a 400 naming `search`."""
+    """`?search=` with what no search can hold (a NUL character) is a 400 naming `search`. Only a view with
+    `search_fields` documents `search`: elsewhere the parameter would be accepted and change nothing."""
+
+    def get_schema_operation_parameters(self, view):
+        if not getattr(view, "search_fields", None):
+            return []
+        return super().get_schema_operation_parameters(view)
 
     def get_search_terms(self, request):
         try:

@@ -1,6 +1,7 @@
 """Signals the catalog sends. Sent by `catalog.services` inside the write's
 transaction, after the write, so a receiver can record work in the same
-transaction and schedule it with `transaction.on_commit`.
+transaction and queue a task for after the commit with `task.apply_async_on_commit(...)`
+(`config.task_base`: nothing runs if the transaction rolls back, and a broker that is down is logged).
 """
 
 from django.dispatch import Signal

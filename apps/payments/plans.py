@@ -1,7 +1,10 @@
-"""Reads about plans: subscriptions and invoices as dj-stripe stores them, and who may use what.
+"""The selectors of plans: subscriptions and invoices as dj-stripe stores them, and who may use what.
 
-`user_has_active_plan(user, product)` is the helper other apps call (or `permissions.plan_required` on a
-DRF view); the rest serves the subscriptions API, `/users/me` and mail.
+They are kept apart from `selectors` because that module is read by operations and the health check, which
+must not import Stripe's libraries (the import contract "only payments talks to Stripe"); these reads need
+dj-stripe's models. Like `selectors`, this module only reads. `user_has_active_plan(user, product)` is the
+helper other apps call (or `permissions.plan_required` on a DRF view); the rest serves the subscriptions API,
+`/users/me`, the stats and mail.
 """
 
 from datetime import date
@@ -12,9 +15,13 @@ from djstripe import models as djstripe_models
 
 from apps.catalog.models import Product
 from apps.payments.orders import subscriptions
+from apps.payments.orders.subscriptions import CatalogRefs
 from config.days import day_end, day_start
 
-catalog_refs = subscriptions.catalog_refs
+
+def catalog_refs(stripe_ids: set[str]) -> CatalogRefs:
+    """The catalog's products and prices (ids and names) these Stripe ids mirror."""
+    return subscriptions.catalog_refs(stripe_ids)
 
 
 def subscription_list(*, user, everyone: bool = False) -> QuerySet:
@@ -26,6 +33,17 @@ def subscription_list(*, user, everyone: bool = False) -> QuerySet:
             subscriptions.subscriptions_of(user) if user is not None else djstripe_models.Subscription.objects.none()
         )
     return found.select_related("customer").order_by("-created", "-djstripe_id")
+
+
+def subscriptions_of_email(subs: QuerySet, *, email: str) -> QuerySet:
+    """Of `subs`, those whose Stripe customer has this address (in any case)."""
+    return subs.filter(customer__stripe_data__email__iexact=email)
+
+
+def subscriptions_of_product(subs: QuerySet, *, product_id: int) -> QuerySet:
+    """Of `subs`, those with a plan of this catalog product (none if the product never reached Stripe)."""
+    stripe_id = subscriptions.stripe_product_id(product_id)
+    return subs.filter(items__price__product__id=stripe_id).distinct() if stripe_id else subs.none()
 
 
 def user_has_active_plan(user, product: Product) -> bool:

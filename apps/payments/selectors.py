@@ -1,9 +1,13 @@
-"""Reads of the payments side."""
+"""Reads of the payments side: orders, payments, the mirror's rows, stored events, the stats.
+
+The reads of plans (dj-stripe's subscriptions and invoices) are `apps.payments.plans`: this module is read by
+operations and the health check, which the contract "only payments talks to Stripe" keeps free of Stripe's
+libraries, so nothing here imports them."""
 
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
@@ -12,6 +16,7 @@ from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncMonth, T
 from apps.catalog import selectors as catalog_selectors
 from apps.payments.gateway.circuit_breaker import circuit_breaker
 from apps.payments.gateway.rate_budget import rate_budget
+from apps.payments.mirror.specs import SPECS
 from apps.payments.models import (
     BooksCheck,
     MirrorKind,
@@ -45,6 +50,21 @@ def mirror_record_list(*, state: str | None = None, kind: str | None = None) -> 
     if kind:
         records = records.filter(kind=kind)
     return records
+
+
+def mirror_record(*, record_id: int) -> MirrorRecord:
+    """One mirror row as it stands now."""
+    return MirrorRecord.objects.get(pk=record_id)
+
+
+def mirrored_object_count(*, kind: str) -> int:
+    """How many local objects of this kind the mirror keeps in Stripe (users, products or prices)."""
+    return SPECS[kind].model.objects.count()
+
+
+def webhook_events_before_count(*, before: datetime) -> int:
+    """Stored events received before `before`, whatever their state."""
+    return WebhookEvent.objects.filter(received_at__lt=before).count()
 
 
 def prices_on_sale(*, price_ids: list[int]) -> dict[int, int]:

@@ -5,9 +5,8 @@ from django.http.request import validate_host
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNIT_AMOUNT, Price
-from apps.payments import plans
+from apps.payments import plans, services
 from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, Payment
-from apps.payments.orders import subscriptions
 from config.days import moment
 
 
@@ -523,7 +522,7 @@ class SubscriptionCancelInputSerializer(serializers.Serializer):
 class SubscriptionChangeInputSerializer(serializers.Serializer):
     price = serializers.PrimaryKeyRelatedField(queryset=Price.objects.select_related("product"))
     proration = serializers.ChoiceField(
-        choices=subscriptions.PRORATIONS,
+        choices=services.PRORATIONS,
         required=False,
         help_text="Staff only. By default an upgrade is invoiced now (always_invoice) and a downgrade credited on "
         "the next invoice (create_prorations); none changes the plan without settling the difference.",

@@ -1,7 +1,7 @@
 """Signals payments sends about orders and subscriptions. Each is sent once per transition, inside the
 transaction that makes it and after the order is saved: a receiver (mail) reads the
-order as it now is and records its work in the same transaction, scheduling anything
-slow with `transaction.on_commit`.
+order as it now is and records its work in the same transaction, queuing anything slow
+with `task.apply_async_on_commit(...)` (`config.task_base`), which runs only once the transaction commits.
 """
 
 from django.dispatch import Signal

@@ -18,10 +18,12 @@ def _countdown(retries: int, hint: float) -> float:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
 def mirror_sync_task(self, record_id: int) -> str:
-    """Bring one object's Stripe side up to date; safe to run twice, late, or beside another."""
+    """Bring one object's Stripe side up to date; safe to run twice, late, or beside another. Answers the
+    `SyncOutcome` (a `str` enum: this module imports the project only inside its tasks)."""
     from apps.payments.gateway.circuit_breaker import CircuitOpen
     from apps.payments.gateway.errors import StripeKeySpent, StripeUnavailable
     from apps.payments.mirror import outbox, sync
+    from apps.payments.mirror.outcomes import SyncOutcome
 
     try:
         # The task id survives a redelivery, so a killed worker's successor takes its lease over.
@@ -29,7 +31,7 @@ def mirror_sync_task(self, record_id: int) -> str:
     except (StripeUnavailable, StripeKeySpent, CircuitOpen) as error:
         if self.request.retries >= settings.MIRROR_MAX_TASK_RETRIES:
             outbox.mirror_give_up(record_id=record_id, message=f"gave up after {self.request.retries} retries: {error}")
-            return "failed"
+            return SyncOutcome.FAILED
         hint = 0.0 if isinstance(error, StripeKeySpent) else getattr(error, "retry_after", 1.0)
         raise self.retry(countdown=_countdown(self.request.retries, hint)) from error
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.payments.models import MirrorState, Order, OrderStatus
 from tests.browser.admin_pages import AdminPages
-from tests.browser.conftest import keep_for_readme
+from tests.browser.helpers import keep_for_readme
 from tests.payments.factories import MirrorRecordFactory, OrderFactory, OrderRefundFactory, PaymentFactory
 from tests.users.factories import operator
 

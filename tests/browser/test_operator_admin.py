@@ -15,7 +15,7 @@ from apps.payments.models import (
     WebhookEventState,
 )
 from tests.browser.admin_pages import AdminPages
-from tests.browser.conftest import keep_for_readme
+from tests.browser.helpers import keep_for_readme
 from tests.payments.helpers import PASSWORD, checkout_started, order_settles, settled, webhooks_quiet
 from tests.worker_fixtures import wait_until
 

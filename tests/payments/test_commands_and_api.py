@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from apps.catalog import services as catalog
+from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
 from tests.payments.helpers import stripe_objects_by_ref
@@ -48,6 +49,24 @@ def _mirror_gone_and_a_twin(emulator, product) -> tuple[str, str, str]:
     first_mirror = record.get().stripe_id
     record.update(stripe_id="prod_gone")
     return ref, first_mirror, twin.id
+
+
+def _outcome_by_kind(outcomes: dict[str, SyncOutcome]):
+    """A sync that pushes nothing and answers what `outcomes` says for the row's kind (another task holding
+    its lease, a Stripe object that mirrors another row)."""
+
+    def sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
+        return outcomes[MirrorRecord.objects.get(pk=record_id).kind]
+
+    return sync
+
+
+def _table_row(output: str, kind: str) -> dict[str, int]:
+    """The counts of one kind in `stripe_reconcile`'s table."""
+    row = next(line for line in output.splitlines() if line.startswith(kind))
+    counts = [int(cell) for cell in row.split()[1:]]
+    columns = ("local", "stripe", "missing", "extra", "differing", "repaired", "not repaired")
+    return dict(zip(columns, counts, strict=True))
 
 
 def _run(*args) -> str:
@@ -93,6 +112,18 @@ class TestStripeMirror:
         with pytest.raises(Exception, match="The mirror is off"):
             _run("stripe_mirror", "--all")
 
+    def test_a_lost_lease_or_a_conflict_is_not_counted_as_mirrored(self, mirror_on, existing_data, monkeypatch):
+        from apps.payments import services
+
+        lost, conflict = SyncOutcome.LEASE_LOST, SyncOutcome.CONFLICT
+        outcomes = {MirrorKind.PRODUCT: lost, MirrorKind.PRICE: lost, MirrorKind.USER: conflict}
+        monkeypatch.setattr(services, "mirror_sync", _outcome_by_kind(outcomes))
+
+        output = _run("stripe_mirror", "--all")
+
+        # 3 products and their 3 prices are another task's to finish; the 2 customers failed.
+        assert "Mirrored 0, already in Stripe 0, queued 0, waiting 6, failed 2." in output
+
 
 class TestStripeReconcile:
     def test_reports_and_repairs_missing_extra_and_differing(self, mirror_on, existing_data):
@@ -130,6 +161,57 @@ class TestStripeReconcile:
         for drift in ("missing:", "extra:", "differing:"):
             assert drift not in clean
         assert "repaired" in repaired
+
+    def test_a_repair_that_lost_its_lease_or_met_a_conflict_is_reported_not_repaired(
+        self, mirror_on, existing_data, monkeypatch
+    ):
+        from apps.payments.mirror import sync
+
+        products, people = existing_data
+        _run("stripe_mirror", "--all")
+        client = _client(mirror_on)
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[0].pk)
+        client.v1.products.update(record.stripe_id, params={"name": "Renamed in the dashboard"})  # differing
+        client.v1.customers.delete(MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=people[0].pk).stripe_id)
+        outcomes = {MirrorKind.PRODUCT: SyncOutcome.LEASE_LOST, MirrorKind.USER: SyncOutcome.CONFLICT}
+        monkeypatch.setattr(sync, "mirror_sync", _outcome_by_kind(outcomes))
+
+        output = _run("stripe_reconcile", "--model", "catalog.product", "--model", "users.user")
+
+        products_row, users_row = _table_row(output, "catalog.product"), _table_row(output, "users.user")
+        assert (products_row["differing"], products_row["repaired"], products_row["not repaired"]) == (1, 0, 1)
+        assert (users_row["missing"], users_row["repaired"], users_row["not repaired"]) == (1, 0, 1)
+        assert f"not repaired: catalog.product:{products[0].pk} lease lost" in output
+        assert f"not repaired: users.user:{people[0].pk} conflict" in output
+
+    def test_an_object_mirrored_before_namespaces_is_its_rows_not_missing(self, mirror_on, existing_data):
+        """Objects pushed before each carried our namespace are still the mirrors their rows hold."""
+        products, _ = existing_data
+        _run("stripe_mirror", "--all")
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=products[0].pk)
+        _client(mirror_on).v1.products.update(record.stripe_id, params={"metadata": {"app_namespace": ""}})
+        # One with neither our namespace nor a row that holds it stays someone else's.
+        stranger = _client(mirror_on).v1.products.create(
+            params={"name": "Unmarked", "metadata": {"app_ref": f"catalog.product:{products[1].pk}"}}
+        )
+
+        report = _run("stripe_reconcile", "--model", "catalog.product", "--dry-run")
+
+        assert _table_row(report, "catalog.product") == {
+            "local": 3,
+            "stripe": 3,
+            **dict.fromkeys(("missing", "extra", "differing", "repaired", "not repaired"), 0),
+        }
+        assert stranger.id not in report
+        _run("stripe_reconcile", "--model", "catalog.product")
+        assert MirrorRecord.objects.get(pk=record.pk).stripe_id == record.stripe_id  # no second object for it
+        named_first = [
+            obj.id
+            for obj in _client(mirror_on).v1.products.list(params={"limit": 100}).data
+            if obj.metadata.get("app_ref") == f"catalog.product:{products[0].pk}"
+        ]
+        assert named_first == [record.stripe_id]
+        assert _client(mirror_on).v1.products.retrieve(stranger.id).active is True  # not ours to archive
 
     def test_metadata_only_stripe_holds_is_repaired_once_and_stays_repaired(self, mirror_on, existing_data):
         products, _ = existing_data
@@ -176,7 +258,8 @@ class TestStripeReconcile:
         for output in (continued, afresh):
             assert f"differing: catalog.product:{products[0].pk}" in output
             [summary] = [line.split() for line in output.splitlines() if line.startswith("catalog.product ")]
-            assert summary[1:] == ["3", "3", "0", "0", "1", "0"]  # local, stripe, missing, extra, differing, repaired
+            # local, stripe, missing, extra, differing, repaired, not repaired
+            assert summary[1:] == ["3", "3", "0", "0", "1", "0", "0"]
 
     def test_a_second_run_of_the_same_kind_is_refused_while_one_runs(self, mirror_on, existing_data):
         import zlib

@@ -15,8 +15,9 @@ from apps.catalog import services as catalog
 from apps.payments.mirror import holders, leases, sync
 from apps.payments.mirror.outcomes import Completion, Pushed, SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.users import services as users
 from tests.payments.factories import MirrorRecordFactory
-from tests.payments.helpers import broker_unreachable, events_settled, settled, wait_until
+from tests.payments.helpers import PASSWORD, broker_unreachable, events_settled, settled, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,31 @@ def test_a_stripe_object_that_mirrors_another_row_fails_the_row_instead_of_synci
     assert "prod_taken already mirrors another local object" in second.last_error
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_push_that_lands_on_another_rows_stripe_object_is_a_conflict_not_a_sync(mirror_on):
+    with broker_unreachable():  # only this test runs the sync
+        first = users.user_create(email="first@example.com", password=PASSWORD)
+        second = users.user_create(email="second@example.com", password=PASSWORD)
+    rows = [MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=user.pk) for user in (first, second)]
+    assert [sync.mirror_sync(record_id=row.pk) for row in rows] == [SyncOutcome.SYNCED] * 2
+    first_customer, second_customer = (MirrorRecord.objects.get(pk=row.pk).stripe_id for row in rows)
+    # The second user's customer is gone, and someone put its ref on the first user's customer: the push looks
+    # for its customer by ref and finds one another row mirrors.
+    _client(mirror_on).v1.customers.delete(second_customer)
+    _client(mirror_on).v1.customers.update(first_customer, params={"metadata": {"app_ref": rows[1].app_ref}})
+    with broker_unreachable():
+        users.user_update(user=second, data={"name": "Second"})  # a new version to push
+
+    outcome = sync.mirror_sync(record_id=rows[1].pk)
+
+    second_row = MirrorRecord.objects.get(pk=rows[1].pk)
+    assert outcome == SyncOutcome.CONFLICT
+    assert second_row.state == MirrorState.FAILED
+    assert second_row.stripe_id != first_customer
+    assert f"{first_customer} already mirrors another local object" in second_row.last_error
+    assert MirrorRecord.objects.get(pk=rows[0].pk).stripe_id == first_customer
+
+
 def test_a_price_written_while_its_product_is_on_its_way_reaches_stripe_within_seconds(mirror):
     """The product's task records it in Stripe while the price's transaction is still open: the price saw
     the product on its way and was not queued, so the product's task must release it after committing."""
@@ -92,6 +118,46 @@ def test_a_dashboard_edit_also_refreshes_djstripes_own_copy(webhooks):
 
     copy = djstripe_models.Product.objects.get(id=stripe_id)
     assert (copy.name, copy.stripe_data["name"]) == ("Renamed in the dashboard", "Renamed in the dashboard")
+
+
+def test_a_dashboard_edit_of_a_prices_nickname_or_metadata_refreshes_djstripes_copy(webhooks):
+    with transaction.atomic():
+        product = catalog.product_create(name="Teapot")
+        price = catalog.price_create(product=product, unit_amount=4500, currency="eur")
+    wait_until(settled, message="the mirror")
+    stripe_id = MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=price.pk).stripe_id
+    assert djstripe_models.Price.objects.get(id=stripe_id).nickname == ""
+
+    edit = {"nickname": "Launch price", "metadata": {"campaign": "spring"}}
+    _client(webhooks).v1.prices.update(stripe_id, params=edit)
+    assert webhooks.wait_for_webhooks(20)
+    wait_until(events_settled, message="event processing")
+
+    copy = djstripe_models.Price.objects.get(id=stripe_id)
+    assert (copy.nickname, copy.stripe_data["nickname"]) == ("Launch price", "Launch price")
+    assert copy.metadata["campaign"] == copy.stripe_data["metadata"]["campaign"] == "spring"
+    price.refresh_from_db()
+    assert (price.unit_amount, price.active) == (4500, True)  # the catalog keeps neither: it is unchanged
+
+
+@pytest.mark.django_db
+def test_a_task_that_gives_up_answers_the_failed_outcome_and_fails_the_row(settings, monkeypatch):
+    from apps.payments.gateway.errors import StripeUnavailable
+    from apps.payments.tasks import mirror_sync_task
+
+    record = MirrorRecordFactory()
+
+    def unreachable(**kwargs):
+        raise StripeUnavailable("Stripe cannot be reached")
+
+    monkeypatch.setattr(sync, "mirror_sync", unreachable)
+
+    outcome = mirror_sync_task.apply(args=[record.pk], retries=settings.MIRROR_MAX_TASK_RETRIES).get()
+
+    assert outcome is SyncOutcome.FAILED
+    record.refresh_from_db()
+    assert record.state == MirrorState.FAILED
+    assert "Stripe cannot be reached" in record.last_error
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,6 +5,10 @@
   one for the same object -> deleted (customers) or archived (products, prices);
 - differing: Stripe holds other values than the local object -> the local ones are pushed.
 
+A repair counts as repaired only when the push ends with Stripe holding the latest version
+(`SyncOutcome.SYNCED`); one that failed, met a conflict, lost its lease to another task or
+waits for its product is reported as not repaired, with what it came to.
+
 A run reads Stripe a page (100 objects) at a time through the shared budget and compares
 each page with the local objects it names, in two queries; what it found is marked on the
 mirror rows (`seen_by_reconcile`), so the local objects Stripe lacks are found afterwards
@@ -26,7 +30,8 @@ from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
 from apps.payments.mirror import outbox, sync
-from apps.payments.mirror.installation import is_ours
+from apps.payments.mirror.installation import APP_REF_KEY, NAMESPACE_KEY, is_ours
+from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.mirror.specs import SPECS
 from apps.payments.models import MirrorRecord, MirrorState, ReconcilePhase, ReconcileRun
 
@@ -53,6 +58,8 @@ class Drift:
     extra_count: int = 0
     differing_count: int = 0
     repaired: int = 0
+    unrepaired: list[str] = field(default_factory=list)  # "<ref> <what the push came to>"
+    unrepaired_count: int = 0
     resumed: bool = False
 
     @classmethod
@@ -69,6 +76,8 @@ class Drift:
             extra_count=run.extra,
             differing_count=run.differing,
             repaired=run.repaired,
+            unrepaired=list(examples.get("unrepaired", [])),
+            unrepaired_count=examples.get("unrepaired_count", 0),
             resumed=resumed,
         )
 
@@ -78,19 +87,47 @@ class Drift:
         if len(examples) < EXAMPLES_KEPT:
             examples.append(ref)
 
+    def count_repair(self, ref: str, outcome: SyncOutcome) -> None:
+        """A repair is repaired only if Stripe now holds the latest version; otherwise it is reported as it is."""
+        if outcome == SyncOutcome.SYNCED:
+            self.repaired += 1
+            return
+        self.unrepaired_count += 1
+        if len(self.unrepaired) < EXAMPLES_KEPT:
+            self.unrepaired.append(f"{ref} {outcome}")
+
     def save_to(self, run: ReconcileRun, **checkpoint) -> None:
         """The counts so far and where the run stands, in one write."""
         for name, value in checkpoint.items():
             setattr(run, name, value)
         run.local, run.stripe, run.repaired = self.local, self.stripe, self.repaired
         run.missing, run.extra, run.differing = self.missing_count, self.extra_count, self.differing_count
-        run.examples = {"missing": self.missing, "extra": self.extra, "differing": self.differing}
+        run.examples = {
+            "missing": self.missing,
+            "extra": self.extra,
+            "differing": self.differing,
+            "unrepaired": self.unrepaired,
+            "unrepaired_count": self.unrepaired_count,
+        }
         run.save()
 
 
-def _ours(kind: str, obj) -> bool:
-    ref = (obj.metadata or {}).get("app_ref", "")
-    return ref.startswith(f"{kind}:") and is_ours(obj.metadata) and not getattr(obj, "deleted", False)
+def _names_kind(kind: str, obj) -> bool:
+    ref = (obj.metadata or {}).get(APP_REF_KEY, "")
+    return ref.startswith(f"{kind}:") and not getattr(obj, "deleted", False)
+
+
+def _ours(kind: str, page: list) -> list:
+    """The objects of a page written by this installation: those with our namespace, and those mirrored before
+    objects carried one (no namespace at all) that a mirror row of ours holds as its Stripe object. An object
+    of another namespace, or an unmarked one no row of ours holds, is never ours."""
+    unmarked = [obj.id for obj in page if _names_kind(kind, obj) and not (obj.metadata or {}).get(NAMESPACE_KEY)]
+    held = set(
+        MirrorRecord.objects.filter(kind=kind, stripe_id__in=unmarked).values_list("stripe_id", flat=True)
+        if unmarked
+        else ()
+    )
+    return [obj for obj in page if _names_kind(kind, obj) and (is_ours(obj.metadata) or obj.id in held)]
 
 
 def stripe_pages(kind: str, after: str = "") -> Iterable[list]:
@@ -152,7 +189,7 @@ def _reconcile(kind: str, repair: bool, restart: bool, on_step: Callable[[int], 
     drift = Drift.of(run, resumed)
     if run.phase == ReconcilePhase.STRIPE:
         for page in stripe_pages(kind, after=run.stripe_cursor):
-            _compare_page(run, drift, [obj for obj in page if _ours(kind, obj)])
+            _compare_page(run, drift, _ours(kind, page))
             drift.save_to(run, stripe_cursor=page[-1].id)
             on_step(drift.stripe + drift.local)
         drift.save_to(run, phase=ReconcilePhase.CLAIMED)
@@ -190,8 +227,7 @@ def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
             if not spec.matches(local, obj.to_dict()):
                 drift.note("differing", ref)
                 if run.repair:
-                    _mirror_now(run.kind, object_id, stripe_object=obj.to_dict())
-                    drift.repaired += 1
+                    drift.count_repair(ref, _mirror_now(run.kind, object_id, stripe_object=obj.to_dict()))
         elif live or record is None or not record.stripe_id:
             # It names a local object whose mirror is another Stripe object (or none yet): decided later. An
             # archived one beside a mirror is history (a price replaced when its amount changed), not a claim.
@@ -225,8 +261,7 @@ def _settle_claims(run: ReconcileRun, drift: Drift) -> None:
             # Marked found in a dry run too, so the local comparison does not count it missing a second time.
             MirrorRecord.objects.filter(kind=run.kind, object_id=object_id).update(seen_by_reconcile=run.pk)
             if run.repair:
-                _mirror_now(run.kind, object_id, stripe_object=claim, adopt=True)
-                drift.repaired += 1
+                drift.count_repair(ref, _mirror_now(run.kind, object_id, stripe_object=claim, adopt=True))
         elif claim["live"]:
             _extra(run, drift, ref, claim["id"])
 
@@ -248,10 +283,10 @@ def _compare_local(run: ReconcileRun, drift: Drift) -> Iterable[int]:
         for object_id in chunk:
             drift.local += 1
             if object_id not in found:
-                drift.note("missing", f"{run.kind}:{object_id}")
+                ref = f"{run.kind}:{object_id}"
+                drift.note("missing", ref)
                 if run.repair:
-                    _mirror_now(run.kind, object_id)
-                    drift.repaired += 1
+                    drift.count_repair(ref, _mirror_now(run.kind, object_id))
         after = chunk[-1]
         yield after
 
@@ -263,9 +298,10 @@ def _extra(run: ReconcileRun, drift: Drift, ref: str, stripe_id: str) -> None:
         drift.repaired += 1
 
 
-def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, adopt: bool = False) -> None:
-    """Push the local object now. With `adopt`, the Stripe object already carrying its `app_ref` is taken
-    over, not duplicated; metadata keys that Stripe holds and the local object does not are removed."""
+def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, adopt: bool = False) -> SyncOutcome:
+    """Push the local object now and answer what the push came to. With `adopt`, the Stripe object already
+    carrying its `app_ref` is taken over, not duplicated; metadata keys that Stripe holds and the local object
+    does not are removed."""
     outbox.mirror_record_change(kind=kind, object_id=object_id, queue=False)
     record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
     if stripe_object is not None:
@@ -281,7 +317,7 @@ def _mirror_now(kind: str, object_id: int, stripe_object: dict | None = None, ad
             MirrorRecord.objects.filter(pk=record.pk).update(**changes)
     if record.state == MirrorState.FAILED:
         outbox.mirror_again(record=record, queue=False)
-    sync.mirror_sync(record_id=record.pk)
+    return sync.mirror_sync(record_id=record.pk)
 
 
 def _retire(kind: str, stripe_id: str) -> None:

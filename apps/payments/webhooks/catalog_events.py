@@ -180,9 +180,10 @@ def on_price(event: dict) -> str:
     if event["type"] == "price.deleted":
         _mark_deleted(watermark)
         return _archive_price(price)
-    if price is not None and price.active == obj["active"]:
+    if price is not None and _catalog_holds(price, obj) and _djstripe_copy_holds(obj):
         return "unchanged (our own write, or already applied)"
-    # Prices carry no `updated`: an event that differs from what we hold may be old. Ask Stripe.
+    # Prices carry no `updated`: an event that differs from what we hold (the catalog, or dj-stripe's copy of a
+    # nickname or metadata edited in the dashboard) may be old. Ask Stripe.
     current = _fetch("prices", obj["id"])
     if current is None:
         _mark_deleted(watermark)
@@ -190,7 +191,7 @@ def on_price(event: dict) -> str:
     if price is None:
         return _create_price(current)
     djstripe_copies.store(djstripe_models.Price, current)
-    if price.active == current["active"]:
+    if _catalog_holds(price, current):
         return "unchanged (Stripe holds what we hold)"
     with changes_from_stripe():
         if current["active"]:
@@ -198,6 +199,24 @@ def on_price(event: dict) -> str:
         else:
             catalog.price_archive(price=price)
     return f"{'re-activated' if current['active'] else 'archived'} the local price"
+
+
+def _catalog_holds(price: Price, obj: dict) -> bool:
+    """The catalog holds what this Stripe price says of what may change in Stripe: whether it is on sale (its
+    amount, currency and interval never change; another amount is another Stripe price)."""
+    return specs.PRICE.wanted(price)["active"] == specs.PRICE.held(obj)["active"]
+
+
+# What the dashboard may change on a price that the catalog does not keep, but dj-stripe's admin shows.
+DJSTRIPE_ONLY_PRICE_FIELDS = ("nickname", "metadata", "lookup_key", "tax_behavior")
+
+
+def _djstripe_copy_holds(obj: dict) -> bool:
+    """dj-stripe's copy of this price already holds what the event says (or there is no copy to keep)."""
+    copy = djstripe_models.Price.objects.filter(id=obj["id"]).values_list("stripe_data", flat=True).first()
+    if copy is None:
+        return True  # no copy is made here: it comes with its product's (`djstripe_copies.store`)
+    return all((copy.get(name) or None) == (obj.get(name) or None) for name in DJSTRIPE_ONLY_PRICE_FIELDS)
 
 
 def _create_price(obj: dict) -> str:
@@ -217,13 +236,14 @@ def _create_price(obj: dict) -> str:
         return "not applied: its product could not be made locally"
     try:
         with changes_from_stripe():
+            held = specs.PRICE.held(obj)
             price = catalog.price_create(
                 product=product,
-                unit_amount=obj["unit_amount"],
-                currency=obj["currency"],
-                recurring_interval=specs.PRICE.held(obj)["interval"],
-                recurring_interval_count=specs.PRICE.held(obj)["interval_count"] or 1,
-                active=obj["active"] and product.active,
+                unit_amount=held["unit_amount"],
+                currency=held["currency"],
+                recurring_interval=held["interval"],
+                recurring_interval_count=held["interval_count"] or 1,
+                active=held["active"] and product.active,
             )
     except ValidationError as error:
         return f"not applied, the catalog refuses it: {error.messages}"

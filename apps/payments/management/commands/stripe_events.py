@@ -8,10 +8,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.payments import services
+from apps.payments import selectors, services
 from apps.payments.management.progress import Progress
 from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.webhooks import retention
 
 DEFAULT = "retention"
 
@@ -21,7 +20,7 @@ def _cutoff(value: str) -> datetime:
     if value == DEFAULT:
         if not settings.WEBHOOK_EVENT_RETENTION_DAYS:
             raise CommandError("WEBHOOK_EVENT_RETENTION_DAYS is 0 (keep every event): give a date or a number of days")
-        return retention.default_cutoff()
+        return services.webhook_retention_cutoff()
     if days := re.fullmatch(r"(\d+)d", value):
         return timezone.now() - timedelta(days=int(days[1]))
     try:
@@ -90,15 +89,15 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {replayed} event(s); {failed} failed again.")
 
     def _prune(self, before: datetime) -> None:
-        total = retention.prunable(before).count()
+        total = services.webhook_events_prunable(before).count()
         progress = Progress(total, "pruning events", stream=self.stderr)
         try:
-            pruned = retention.prune(before=before, on_batch=progress.advance)
-        except retention.PruneRefused as refusal:
+            pruned = services.webhook_events_prune(before=before, on_batch=progress.advance)
+        except services.WebhookPruneRefused as refusal:
             raise CommandError(str(refusal)) from None
         finally:
             progress.close()
-        kept = WebhookEvent.objects.exclude(state__in=retention.SETTLED).filter(received_at__lt=before).count()
+        kept = selectors.webhook_events_before_count(before=before)  # what pruning left
         self.stdout.write(
             f"Pruned {pruned} event(s) received before {timezone.localtime(before):%Y-%m-%d %H:%M}; "
             f"kept {kept} older one(s) still waiting or parked."

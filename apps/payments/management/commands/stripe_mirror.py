@@ -10,9 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.catalog.models import Price, Product
 from apps.payments import services
 from apps.payments.management.progress import Progress
-from apps.payments.mirror.outbox import enqueue, mirror_record_change
-from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.services import SyncOutcome
 from apps.users.models import User
 
 # Products before their prices (a price needs its product), customers last.
@@ -62,7 +61,7 @@ class Command(BaseCommand):
         known = set(MirrorRecord.objects.filter(kind=kind).values_list("object_id", flat=True))
         for object_id in MODELS[kind].objects.order_by("pk").values_list("pk", flat=True):
             if force or object_id not in known:
-                mirror_record_change(kind=kind, object_id=object_id, queue=queue)
+                services.mirror_record_change(kind=kind, object_id=object_id, queue=queue)
 
     def _mirror_kind(self, kind: MirrorKind, queue: bool, totals: dict) -> None:
         records = MirrorRecord.objects.filter(kind=kind).order_by("object_id")
@@ -72,7 +71,7 @@ class Command(BaseCommand):
             if record.state == MirrorState.SYNCED and record.synced_version >= record.version:
                 totals["already"] += 1
             elif queue:
-                enqueue(record_id)
+                services.mirror_enqueue(record_id)
                 totals["queued"] += 1
             else:
                 if record.state == MirrorState.FAILED:

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from apps.payments import selectors
 from apps.payments.management.progress import Progress
-from apps.payments.mirror.specs import SPECS
 from apps.payments.models import MirrorKind
 from apps.payments.services import ReconcileBusy, books_check, reconcile
 from config.days import day_end, day_start
@@ -49,7 +49,8 @@ class Command(BaseCommand):
         try:
             for kind in kinds:
                 # Stripe's objects, then the local ones: about twice the local count.
-                progress = Progress(2 * SPECS[kind].model.objects.count(), f"{kind.label:<22}", stream=self.stderr)
+                total = 2 * selectors.mirrored_object_count(kind=kind)
+                progress = Progress(total, f"{kind.label:<22}", stream=self.stderr)
                 drift = reconcile(
                     kind, repair=not options["dry_run"], restart=options["restart"], on_step=progress.reach
                 )
@@ -64,13 +65,20 @@ class Command(BaseCommand):
             raise SystemExit(130) from None
         self.stdout.write(
             f"{'kind':<18}{'local':>7}{'stripe':>8}{'missing':>9}{'extra':>7}{'differing':>11}{'repaired':>10}"
+            f"{'not repaired':>14}"
         )
         for drift in results:
             self.stdout.write(
                 f"{drift.kind:<18}{drift.local:>7}{drift.stripe:>8}{drift.missing_count:>9}{drift.extra_count:>7}"
-                f"{drift.differing_count:>11}{drift.repaired:>10}"
+                f"{drift.differing_count:>11}{drift.repaired:>10}{drift.unrepaired_count:>14}"
             )
-            for label, refs in (("missing", drift.missing), ("extra", drift.extra), ("differing", drift.differing)):
+            examples = (
+                ("missing", drift.missing),
+                ("extra", drift.extra),
+                ("differing", drift.differing),
+                ("not repaired", drift.unrepaired),  # each with what its push came to
+            )
+            for label, refs in examples:
                 for ref in refs[:20]:  # the counts are whole; a few examples each
                     self.stdout.write(f"  {label}: {ref}")
         if options["dry_run"]:
