@@ -130,6 +130,16 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictJSONBooleanField(serializers.BooleanField):
+    """A JSON `true` or `false`: DRF's own field would also take `0.0`, `1` or `"off"`, which the schema does not
+    allow and a client sending them most likely meant something else by."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StableOrderingFilter(filters.OrderingFilter):
     """`?ordering=name`: ties are broken by id, so a row never shows on two pages or none. A field that
     cannot be ordered by is a 400 naming the ones that can (DRF would quietly ignore it)."""

@@ -67,3 +67,29 @@ def test_bodies_are_json_only(api_client):
     answer = api_client.post("/api/v1/auth/token", "email=a%40example.com", content_type=form)
 
     assert answer.status_code == 415
+
+
+@pytest.mark.parametrize("active", [0.0, 1, "false", "off", None])
+def test_a_flag_is_a_json_boolean_only(active):
+    answer = client_for(operator()).post("/api/v1/products", {"name": "Tea", "active": active}, format="json")
+
+    assert answer.status_code == 400
+    assert "active" in answer.json()
+
+
+def test_a_json_boolean_still_sets_the_flag():
+    answer = client_for(operator()).post("/api/v1/products", {"name": "Tea", "active": False}, format="json")
+
+    assert (answer.status_code, answer.json()["active"]) == (201, False)
+
+
+@pytest.mark.parametrize(
+    ("params", "answer"),
+    [
+        ({"date_from": "2000-01-01", "date_to": "0001-01-01"}, 400),  # a range that ends before it starts
+        ({"date_to": "0001-01-10"}, 200),  # the 30 days up to it run past the first day there is
+        ({"date_from": "9999-12-01", "date_to": "9999-12-31"}, 200),
+    ],
+)
+def test_stats_dates_at_the_ends_of_the_calendar_are_answered(params, answer):
+    assert client_for(operator()).get("/api/v1/payments/stats", params).status_code == answer

@@ -10,7 +10,7 @@ from apps.catalog.models import (
     validate_currency,
     validate_metadata,
 )
-from config.api_conventions import StrictCharField
+from config.api_conventions import StrictCharField, StrictJSONBooleanField
 
 
 class PriceOutputSerializer(serializers.ModelSerializer):
@@ -43,7 +43,7 @@ class ProductOutputSerializer(serializers.ModelSerializer):
 class ProductInputSerializer(serializers.Serializer):
     name = StrictCharField(max_length=250)
     description = StrictCharField(max_length=5000, allow_blank=True, required=False)
-    active = serializers.BooleanField(required=False)
+    active = StrictJSONBooleanField(required=False)
     metadata = serializers.JSONField(required=False, validators=[validate_metadata])
 
 
@@ -80,7 +80,7 @@ class PriceInputSerializer(serializers.Serializer):
         required=False,
         help_text="Days a new subscriber pays nothing (recurring prices only).",
     )
-    active = serializers.BooleanField(required=False)
+    active = StrictJSONBooleanField(required=False)
 
     def validate_product(self, product: Product) -> Product:
         price = self.instance

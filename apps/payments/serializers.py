@@ -1,12 +1,15 @@
+from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http.request import validate_host
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNIT_AMOUNT, Price
 from apps.payments import plans, services
 from apps.payments.models import MirrorRecord, Order, OrderLine, OrderRefund, OrderTransition, Payment
+from config.api_conventions import StrictJSONBooleanField
 from config.days import moment
 
 
@@ -264,12 +267,9 @@ class StatsInputSerializer(serializers.Serializer):
     granularity = serializers.ChoiceField(choices=("day", "week", "month"), default="day")
 
     def validate(self, data: dict) -> dict:
-        from datetime import timedelta
-
-        from django.utils import timezone
-
         data.setdefault("date_to", timezone.localdate())
-        data.setdefault("date_from", data["date_to"] - timedelta(days=29))
+        if "date_from" not in data:  # the 30 days up to date_to (or as many as the calendar has before it)
+            data["date_from"] = data["date_to"] - min(timedelta(days=29), data["date_to"] - date.min)
         if data["date_from"] > data["date_to"]:
             raise serializers.ValidationError({"date_from": ["Must not be after date_to."]})
         if (data["date_to"] - data["date_from"]).days > 366:
@@ -514,7 +514,7 @@ class SubscriptionSerializer(serializers.Serializer):
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):
-    at_once = serializers.BooleanField(
+    at_once = StrictJSONBooleanField(
         default=False, help_text="Staff only: end it now instead of at the end of the paid period."
     )
 
