@@ -438,6 +438,28 @@ def test_the_same_cart_right_after_paying_it_is_a_new_order_not_the_paid_page(sh
     assert Order.objects.get(pk=again.json()["order"]).status == OrderStatus.PENDING
 
 
+def test_paying_twice_before_either_event_arrives_never_hands_back_an_older_paid_session(shop):
+    """Paid, bought again and paid again while the events are late: the third try must not fall back to the
+    first order, still pending here, whose session was paid first."""
+    client, first = checkout_started(shop)
+    cart = [{"price": shop["teapot"].pk, "quantity": 2}, {"price": shop["cup"].pk, "quantity": 1}]
+    emulator = shop["emulator"]
+    emulator.control("POST", "webhooks", {"paused": True})
+    emulator.complete_checkout(first["session_id"], "paid")
+    second = checkout_cart(client, cart).json()
+    emulator.complete_checkout(second["session_id"], "paid")
+
+    third = checkout_cart(client, cart)
+    emulator.control("POST", "webhooks", {"paused": False})
+
+    assert third.status_code == 201, third.content
+    assert third.json()["order"] not in (first["order"], second["order"])
+    sessions = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url}).v1.checkout.sessions
+    assert sessions.retrieve(third.json()["session_id"]).status == "open"
+    order_settles(first["order"], OrderStatus.PAID)
+    order_settles(second["order"], OrderStatus.PAID)
+
+
 def test_a_checkout_does_not_wait_out_the_lease_of_a_worker_killed_while_mirroring_its_buyer(shop):
     with broker_unreachable():  # the registration's push is what the killed worker was doing
         grace = users.user_create(email="grace@example.com", password=PASSWORD, name="Grace")

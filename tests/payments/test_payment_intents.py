@@ -248,6 +248,22 @@ class TestTheSameCartTwice:
         order_settles(first["order"], first_becomes)
         order_settles(again["order"], OrderStatus.PAID)
 
+    def test_paying_twice_before_either_event_arrives_never_hands_back_the_first_paid_intent(self, shop):
+        emulator = shop["emulator"]
+        first = _started(shop)
+        emulator.control("POST", "webhooks", {"paused": True})
+        _confirm(first, emulator, "pm_card_visa")
+        second = _started(shop)
+        _confirm(second, emulator, "pm_card_visa")
+
+        third = _started(shop)
+        emulator.control("POST", "webhooks", {"paused": False})
+
+        assert third["order"] not in (first["order"], second["order"])
+        assert _confirm(third, emulator, "pm_card_mastercard").status == "succeeded"
+        for started in (first, second, third):
+            order_settles(started["order"], OrderStatus.PAID)
+
     def test_a_declined_intent_is_handed_back_for_another_card(self, shop):
         first = _started(shop)
         with pytest.raises(stripe.CardError):

@@ -106,25 +106,24 @@ def _line_items(order: Order) -> list[dict]:
 
 
 def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str, settled: Order | None = None) -> Order:
-    """The user's order for this cart made within `CHECKOUT_REUSE_SECONDS` and not paid yet, else a new one;
-    never `settled`, an order Stripe paid or expired whose event has not arrived.
+    """The user's newest order for this cart made within `CHECKOUT_REUSE_SECONDS` and not paid yet, else a new
+    one. Given `settled` (the newest, which Stripe paid or expired while its event has not arrived), only an
+    order made after it: an older one was left for a newer one, and may well be paid by now too.
 
     Requests of one user are taken one at a time, so a double click or a retried request finds the
-    order its twin made instead of making a second.
+    order its twin made instead of making a second (and a higher id is a later order).
     """
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
-        order = (
-            Order.objects.filter(
-                user=user,
-                cart_fingerprint=fingerprint,
-                status__in=(OrderStatus.PENDING, OrderStatus.FAILED),
-                created_at__gte=timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS),
-            )
-            .exclude(pk=settled.pk if settled else None)
-            .order_by("-created_at")
-            .first()
+        candidates = Order.objects.filter(
+            user=user,
+            cart_fingerprint=fingerprint,
+            status__in=(OrderStatus.PENDING, OrderStatus.FAILED),
+            created_at__gte=timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS),
         )
+        if settled is not None:
+            candidates = candidates.filter(pk__gt=settled.pk)
+        order = candidates.order_by("-created_at", "-pk").first()
         return order or order_create(user=user, lines=lines, cart_fingerprint=fingerprint)
 
 
