@@ -113,8 +113,10 @@ def _throttled(login_view):
                     content_type="text/plain",
                 )
         response = login_view(request, extra_context)
-        if request.method == "POST" and request.user.is_authenticated:
-            login_succeeded(request)
+        # Only a login this request made, as the account it named: someone already signed in who posts a
+        # wrong password for another account re-renders the form (200) and must not earn that account's trust.
+        if request.method == "POST" and response.status_code == 302 and request.user.is_authenticated:
+            login_succeeded(request, email=request.user.email)
         return response
 
     return login

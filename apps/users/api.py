@@ -58,7 +58,7 @@ class TokenObtainApi(TokenObtainPairView):
     def post(self, request, *args, **kwargs):
         response = super().post(request, *args, **kwargs)
         if response.status_code == status.HTTP_200_OK:
-            login_succeeded(request)
+            login_succeeded(request, email=request.data["email"])
         return response
 
 

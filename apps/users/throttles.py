@@ -14,6 +14,7 @@ import hashlib
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.crypto import salted_hmac
 
 from apps.users.models import normalize_email
 from config.api_conventions import ConfiguredRateThrottle
@@ -93,23 +94,24 @@ class VerificationMailThrottle(ConfiguredRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-def _known_address_key(request) -> str | None:
-    email = login_email(request)
-    if email is None:
-        return None
-    return f"login_known:{email}:{LoginRateThrottle().get_ident(request)}"
+def _known_address_key(request, email_hash: str) -> str:
+    # Keyed with the server's secret: the cache must not tell anyone which addresses an account logs in from.
+    place = salted_hmac("login_known", f"{email_hash}:{LoginRateThrottle().get_ident(request)}", algorithm="sha256")
+    return f"login_known:{place.hexdigest()}"
 
 
-def login_succeeded(request) -> None:
-    """Remember that the account's owner logs in from this address, so guessing elsewhere cannot lock it out."""
-    key = _known_address_key(request)
-    if key is not None and settings.LOGIN_KNOWN_ADDRESS_DAYS > 0:
-        cache.set(key, True, timeout=settings.LOGIN_KNOWN_ADDRESS_DAYS * 24 * 3600)
+def login_succeeded(request, *, email: str) -> None:
+    """The owner of `email` just logged in from this address: guessing elsewhere cannot lock them out of it."""
+    if settings.LOGIN_KNOWN_ADDRESS_DAYS > 0:
+        email_hash = hashlib.sha256(normalize_email(email).encode()).hexdigest()
+        cache.set(_known_address_key(request, email_hash), True, timeout=settings.LOGIN_KNOWN_ADDRESS_DAYS * 86400)
 
 
 def _from_known_address(request) -> bool:
-    key = _known_address_key(request)
-    return key is not None and settings.LOGIN_KNOWN_ADDRESS_DAYS > 0 and bool(cache.get(key))
+    email_hash = login_email(request)
+    if email_hash is None or settings.LOGIN_KNOWN_ADDRESS_DAYS <= 0:
+        return False
+    return bool(cache.get(_known_address_key(request, email_hash)))
 
 
 def login_refused_for(request) -> float | None:

@@ -89,3 +89,17 @@ def test_an_operator_gets_into_the_admin_from_their_usual_address_during_an_atta
     )
     assert back_in.status_code == 302
     assert elsewhere.status_code == 429
+
+
+@pytest.mark.usefixtures("behind_proxy")
+def test_someone_signed_in_cannot_make_their_address_known_for_another_account(api_client, client):
+    operator = UserFactory(is_staff=True)
+    owner = UserFactory(is_staff=True, is_superuser=True)
+    attacker = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.66"}
+    client.force_login(operator)
+
+    wrong = client.post("/admin/login/", {"username": owner.email, "password": "guess"}, **attacker)
+    _guess_from_everywhere(api_client, owner.email)
+
+    assert wrong.status_code == 200  # the form again
+    assert _login(api_client, owner.email, "guess-again", address="203.0.113.66").status_code == 429
