@@ -65,7 +65,7 @@ def mails(kind: str) -> int:
     ids=["events_in_order", "events_duplicated_and_shuffled"],
 )
 def test_a_plan_lives_through_renewal_dunning_a_new_card_and_cancellation(plans, delivery):
-    """The journey of the issue: subscribe, renew, decline, fix the card in the portal, cancel; the same
+    """A plan's whole life: subscribe, renew, decline, fix the card in the portal, cancel; the same
     again when Stripe sends every event twice and out of order."""
     emulator = plans["emulator"]
     if delivery:
@@ -473,6 +473,31 @@ def test_an_invoice_fetched_while_open_is_never_stored_over_its_payment(plans):
     assert the_subscription(client)["status"] == "active"
     emulator.control("POST", "webhooks", {"paused": False})
     webhooks_quiet(emulator)
+    assert the_subscription(client)["latest_invoice"]["status"] == "paid"
+
+
+def test_an_older_open_answer_about_a_paid_invoice_tells_nobody_their_payment_failed(plans, monkeypatch):
+    """Stripe answering an older state than the one kept here (its reads may lag; the emulator's never do):
+    the invoice stays paid and the late payment_failed is applied as what is kept, a paid invoice."""
+    emulator = plans["emulator"]
+    client, _ = subscribe(plans)
+    sub_id = the_subscription(client)["id"]
+    stripe_customer = plans["stripe"].v1.subscriptions.retrieve(sub_id).customer
+    emulator.control("POST", f"customers/{stripe_customer}/payment_method", {"card": "pm_card_chargeCustomerFail"})
+    advance(plans, 32)  # the renewal fails: the invoice is open
+    invoice_id = the_subscription(client)["latest_invoice"]["id"]
+    open_answer = plans["stripe"].v1.invoices.retrieve(invoice_id)
+    portal = client.post("/api/v1/billing-portal", {"return_url": URLS["success_url"]}, format="json").json()["url"]
+    assert requests.post(portal, data={"action": "card", "payment_method": "pm_card_visa"}, timeout=5).ok
+    webhooks_quiet(emulator)
+    assert the_subscription(client)["latest_invoice"]["status"] == "paid"
+    monkeypatch.setattr(stripe.InvoiceService, "retrieve", lambda *args, **kwargs: open_answer)
+
+    outcome = subscriptions.invoice_apply(
+        invoice_id, "invoice.payment_failed", subscription_id=sub_id, cause="a payment_failed read from a lagging copy"
+    )
+
+    assert outcome == f"invoice {invoice_id} paid"
     assert the_subscription(client)["latest_invoice"]["status"] == "paid"
 
 

@@ -404,6 +404,8 @@ def invoice_refresh(
             if subscription is None:
                 return None, fresh, None
         stored = invoice_store(stripe_invoice, cause=cause)
+        if stored.stripe_data.get("status") != fresh["status"]:
+            fresh = stored.stripe_data  # an answer older than what is kept: act on what is kept
         if subscription is not None and stored.subscription_id != subscription.djstripe_id:
             djstripe_models.Invoice.objects.filter(pk=stored.pk).update(subscription=subscription)
     return stored, fresh, subscription
