@@ -435,17 +435,26 @@ def test_when_the_retries_run_out_the_plan_ends_and_no_one_is_asked_to_pay_for_i
     assert mails(MessageKind.SUBSCRIPTION_CANCELED) == 1
 
 
+def _a_renewal_failed(plans) -> tuple:
+    """A subscriber whose first renewal failed: their client, the subscription, its open invoice and the URL of
+    their billing portal."""
+    client, _ = subscribe(plans)
+    sub_id = the_subscription(client)["id"]
+    stripe_customer = plans["stripe"].v1.subscriptions.retrieve(sub_id).customer
+    plans["emulator"].control(
+        "POST", f"customers/{stripe_customer}/payment_method", {"card": "pm_card_chargeCustomerFail"}
+    )
+    advance(plans, 32)  # the renewal fails: the invoice is open
+    invoice_id = the_subscription(client)["latest_invoice"]["id"]
+    portal = client.post("/api/v1/billing-portal", {"return_url": URLS["success_url"]}, format="json").json()["url"]
+    return client, sub_id, invoice_id, portal
+
+
 def test_an_invoice_fetched_while_open_is_never_stored_over_its_payment(plans):
     """Two drains at once: one applies the failed renewal, the other the payment a new card just made.
     However their fetches interleave, the invoice ends paid here as in Stripe."""
     emulator = plans["emulator"]
-    client, _ = subscribe(plans)
-    sub_id = the_subscription(client)["id"]
-    stripe_customer = plans["stripe"].v1.subscriptions.retrieve(sub_id).customer
-    emulator.control("POST", f"customers/{stripe_customer}/payment_method", {"card": "pm_card_chargeCustomerFail"})
-    advance(plans, 32)  # the renewal fails: the invoice is open
-    invoice_id = the_subscription(client)["latest_invoice"]["id"]
-    portal = client.post("/api/v1/billing-portal", {"return_url": URLS["success_url"]}, format="json").json()["url"]
+    client, sub_id, invoice_id, portal = _a_renewal_failed(plans)
     emulator.control("POST", "webhooks", {"paused": True})  # only the two drains below apply events
     outcomes = []
 
@@ -480,14 +489,8 @@ def test_an_older_open_answer_about_a_paid_invoice_tells_nobody_their_payment_fa
     """Stripe answering an older state than the one kept here (its reads may lag; the emulator's never do):
     the invoice stays paid and the late payment_failed is applied as what is kept, a paid invoice."""
     emulator = plans["emulator"]
-    client, _ = subscribe(plans)
-    sub_id = the_subscription(client)["id"]
-    stripe_customer = plans["stripe"].v1.subscriptions.retrieve(sub_id).customer
-    emulator.control("POST", f"customers/{stripe_customer}/payment_method", {"card": "pm_card_chargeCustomerFail"})
-    advance(plans, 32)  # the renewal fails: the invoice is open
-    invoice_id = the_subscription(client)["latest_invoice"]["id"]
+    client, sub_id, invoice_id, portal = _a_renewal_failed(plans)
     open_answer = plans["stripe"].v1.invoices.retrieve(invoice_id)
-    portal = client.post("/api/v1/billing-portal", {"return_url": URLS["success_url"]}, format="json").json()["url"]
     assert requests.post(portal, data={"action": "card", "payment_method": "pm_card_visa"}, timeout=5).ok
     webhooks_quiet(emulator)
     assert the_subscription(client)["latest_invoice"]["status"] == "paid"
