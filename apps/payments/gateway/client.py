@@ -20,7 +20,14 @@ import stripe
 from django.conf import settings
 
 from apps.payments.gateway.circuit_breaker import CircuitOpen, circuit_breaker
-from apps.payments.gateway.errors import ErrorClass, StripeKeySpent, StripeRefused, StripeUnavailable, classify
+from apps.payments.gateway.errors import (
+    ErrorClass,
+    StripeKeySpent,
+    StripeRefused,
+    StripeUnavailable,
+    classify,
+    is_missing,
+)
 from apps.payments.gateway.rate_budget import endpoint_of, rate_budget
 from config import logs, metrics
 
@@ -119,6 +126,16 @@ class StripeGateway:
         try:
             return self.call(operation, idempotency_key=idempotency_key)
         except stripe.StripeError as error:
+            log.warning("stripe refused error=%s", error)
+            raise StripeRefused(error) from error
+
+    def find_for_client(self, operation: Callable[[dict], T]) -> T | None:
+        """A retrieve a person waits on: None when Stripe holds no such object, otherwise as `call_for_client`."""
+        try:
+            return self.call(operation)
+        except stripe.StripeError as error:
+            if is_missing(error):
+                return None
             log.warning("stripe refused error=%s", error)
             raise StripeRefused(error) from error
 

@@ -29,6 +29,11 @@ def classify(error: stripe.StripeError) -> ErrorClass:
     return ErrorClass.PERMANENT
 
 
+def is_missing(error: stripe.StripeError) -> bool:
+    """Stripe holds no such object (never made, or deleted)."""
+    return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
+
+
 class StripeUnavailable(Unavailable):
     """Stripe cannot take the request now (rate limits, outage, open circuit); retry after `retry_after` s."""
 

@@ -10,6 +10,7 @@ from djstripe import models as djstripe_models
 
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import StripeGateway, gateway
+from apps.payments.gateway.errors import is_missing
 from apps.payments.mirror import djstripe_copies, leases, specs
 from apps.payments.mirror.installation import APP_REF_KEY, is_ours, ref_search_query, stripe_refs
 from apps.payments.mirror.outbox import enqueue
@@ -43,10 +44,6 @@ def _search_by_ref(resource, app_ref: str):
     return min(found.data, key=lambda obj: obj.created) if found.data else None
 
 
-def _missing(error: stripe.StripeError) -> bool:
-    return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
-
-
 def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: dict, created_at):
     """Update the Stripe object we know, or adopt one found by `app_ref`; None when there is none yet."""
     if record.stripe_id:
@@ -56,7 +53,7 @@ def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: d
                 idempotency_key=_key(record, "update"),
             )
         except stripe.InvalidRequestError as error:
-            if not _missing(error):
+            if not is_missing(error):
                 raise
             log.warning("mirror object gone in Stripe app_ref=%s stripe_id=%s", record.app_ref, record.stripe_id)
     if record.stripe_id or _may_be_in_stripe_already(record, created_at):
@@ -101,7 +98,7 @@ def _delete_customer(gw: StripeGateway, record: MirrorRecord) -> Pushed:
         try:
             gw.call(lambda options: gw.v1.customers.delete(target, options=options))
         except stripe.InvalidRequestError as error:
-            if not _missing(error):
+            if not is_missing(error):
                 raise
         djstripe_models.Customer.objects.filter(id=target).update(subscriber=None, date_purged=timezone.now())
     return Pushed(target)

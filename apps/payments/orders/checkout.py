@@ -154,14 +154,10 @@ def _session_open(session_id: str) -> bool:
     page itself tells a customer who paid already)."""
     gw = gateway()
     try:
-        session = gw.call(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options))
+        session = gw.find_for_client(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options))
     except StripeUnavailable:
         return True
-    except stripe.StripeError as error:
-        if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
-            return False
-        raise StripeRefused(error) from error
-    return session.status == "open"
+    return session is not None and session.status == "open"
 
 
 @contextmanager

@@ -79,13 +79,8 @@ def _payable_intent(payment_intent_id: str) -> stripe.PaymentIntent | None:
     holds none. While Stripe cannot be reached `StripeUnavailable` goes up: the order is kept, and a retry
     gets it back (its client secret can only come from Stripe anyway)."""
     gw = gateway()
-    try:
-        intent = gw.call(lambda options: gw.v1.payment_intents.retrieve(payment_intent_id, options=options))
-    except stripe.StripeError as error:
-        if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
-            return None
-        raise StripeRefused(error) from error
-    return intent if intent.status in STILL_PAYABLE else None
+    intent = gw.find_for_client(lambda options: gw.v1.payment_intents.retrieve(payment_intent_id, options=options))
+    return intent if intent is not None and intent.status in STILL_PAYABLE else None
 
 
 def intent_start(*, order: Order, key: str) -> IntentStarted:

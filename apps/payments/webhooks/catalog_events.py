@@ -22,6 +22,7 @@ from djstripe import models as djstripe_models
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import gateway
+from apps.payments.gateway.errors import is_missing
 from apps.payments.mirror import djstripe_copies, specs
 from apps.payments.mirror.installation import APP_REF_KEY, foreign_ref, is_ours
 from apps.payments.mirror.outbox import changes_from_stripe, mirror_record_change
@@ -45,7 +46,7 @@ def _fetch(resource: str, stripe_id: str) -> dict | None:
     try:
         return gw.call(lambda options: getattr(gw.v1, resource).retrieve(stripe_id, options=options)).to_dict()
     except stripe.InvalidRequestError as error:
-        if error.code == "resource_missing":
+        if is_missing(error):
             return None
         raise
 
