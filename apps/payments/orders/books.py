@@ -159,7 +159,7 @@ def _check_charges(findings: _Findings, since: datetime, until: datetime) -> Non
 def _compare_charge(findings: _Findings, order: Order, charge: dict, payment: Payment | None) -> None:
     took, currency = charge.get("amount_captured") or charge.get("amount"), charge.get("currency")
     if payment is not None:
-        _compare_payment(findings, order, charge, payment)
+        _compare_payment(findings, order, charge, payment, took=took, currency=currency)
     if (took, currency) != (order.amount_charged, order.currency_charged):
         findings.add(
             DriftKind.AMOUNT_MISMATCH,
@@ -183,11 +183,12 @@ def _compare_charge(findings: _Findings, order: Order, charge: dict, payment: Pa
         )
 
 
-def _compare_payment(findings: _Findings, order: Order, charge: dict, payment: Payment) -> None:
+def _compare_payment(
+    findings: _Findings, order: Order, charge: dict, payment: Payment, *, took: int, currency: str
+) -> None:
     """The payment that paid the order (what `/api/v1/payments` shows) took what its charge took, in its
     currency, and says as much went back as the order does (refunds missing on either side are the refund
     comparison's to report, once)."""
-    took, currency = charge.get("amount_captured") or charge.get("amount"), charge.get("currency")
     went_back = min(order.amount_refunded, payment.amount)
     ours = (payment.status in PAYMENT_TOOK, payment.amount, payment.currency, payment.amount_refunded)
     if ours == (True, took, currency, went_back):
