@@ -155,3 +155,30 @@ def test_the_sdk_retries_a_lost_answer_with_its_own_key_and_creates_once(emulato
     posts = emulator.requests_seen(method="POST", path_prefix="/v1/customers")
     assert [p["status"] for p in posts] == [500, 200]
     assert posts[0]["idempotency_key"] == posts[1]["idempotency_key"]
+
+
+def test_a_slow_answer_comes_after_the_change_is_made_and_a_retry_replays_it(emulator, stripe_client):
+    """`phase: answer` delays the answer, not the work: a client that gives up (or dies) meanwhile finds, with
+    the same key, the object the first request made."""
+    emulator.add_fault(latency_ms=1500, count=1, path_prefix="/v1/customers", method="POST", phase="answer")
+
+    with pytest.raises(requests.Timeout):
+        requests.post(
+            f"{emulator.url}/v1/customers",
+            data={"email": "slow@example.com"},
+            headers={"Idempotency-Key": "slow-1"},
+            auth=(emulator.api_key, ""),
+            timeout=0.5,
+        )
+    made = stripe_client.v1.customers.list().data
+    retried = stripe_client.v1.customers.create(
+        params={"email": "slow@example.com"}, options={"idempotency_key": "slow-1"}
+    )
+
+    assert [customer.id for customer in made] == [retried.id]
+    assert retried.last_response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_slow_answer_takes_no_error_status(emulator):
+    with pytest.raises(requests.HTTPError):
+        emulator.add_fault(status=500, latency_ms=100, phase="answer")

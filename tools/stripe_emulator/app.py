@@ -243,7 +243,7 @@ class Emulator:
             reason = self.limiter.check(f"{method} {endpoint}")
             if reason:
                 raise rate_limited(reason)
-            latency, fault = self.faults.pick(method, path, unquote_plus(body.decode(errors="replace")))
+            latency, answer_latency, fault = self.faults.pick(method, path, unquote_plus(body.decode(errors="replace")))
             if fault is not None and fault.phase == "before":
                 time.sleep(latency / 1000)
                 raise self._fault_error(fault)
@@ -261,6 +261,8 @@ class Emulator:
                 self.store, method, path, params, args, request_id, idempotency_key, self.public_url, publishable
             )
             response, replayed = self._run(call, handler, api_key, latency, fault)
+            if answer_latency:
+                time.sleep(answer_latency / 1000)  # the change is made and remembered; the answer comes late
         except StripeError as error:
             response = Response(error.status, _json(error.body(request_id)), dict(error.headers))
         response.headers.update({"Request-Id": request_id, "Stripe-Version": version})

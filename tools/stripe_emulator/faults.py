@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-PHASES = ("before", "after", "saved")
+PHASES = ("before", "after", "saved", "answer")
 
 
 @dataclass
@@ -21,6 +21,8 @@ class Fault:
     change is made and remembered for the idempotency key, the client only sees
     the error, as when a response is lost), or `saved` (the error itself is
     remembered and replayed, as Stripe does for a 500 raised while executing).
+    A rule of phase `answer` has no error: its `latency_ms` delays the answer after
+    the change is made and remembered (a client that dies meanwhile never hears it).
     """
 
     id: int
@@ -64,6 +66,8 @@ class Faults:
             raise ValueError("status must be one of 400, 409, 429, 500, 502, 503")
         if spec.get("phase", "before") not in PHASES:
             raise ValueError(f"phase must be one of {', '.join(PHASES)}")
+        if spec.get("phase") == "answer" and status is not None:
+            raise ValueError("phase answer delays the answer of a change that is made: it takes no status")
         if spec.get("code", "rate_limit") not in ("rate_limit", "lock_timeout"):
             raise ValueError("code must be rate_limit or lock_timeout")
         ratio = spec.get("ratio")
@@ -95,9 +99,10 @@ class Faults:
         with self._lock:
             return [asdict(rule) for rule in self._rules]
 
-    def pick(self, method: str, path: str, body: str = "") -> tuple[int, Fault | None]:
-        """The latency to add and the error rule (if any) for one request."""
-        latency, error_rule = 0, None
+    def pick(self, method: str, path: str, body: str = "") -> tuple[int, int, Fault | None]:
+        """The latency to add before the work, the latency to add before the answer, and the error rule (if
+        any) for one request."""
+        latency, answer_latency, error_rule = 0, 0, None
         with self._lock:
             for rule in self._rules:
                 if rule.status is not None and error_rule is not None:
@@ -107,11 +112,14 @@ class Faults:
                 if rule.count is not None:
                     rule.count -= 1
                 rule.hits += 1
-                latency += rule.latency_ms
+                if rule.phase == "answer":
+                    answer_latency += rule.latency_ms
+                else:
+                    latency += rule.latency_ms
                 if rule.status is not None and error_rule is None:
                     error_rule = rule
             self._rules = [rule for rule in self._rules if rule.count is None or rule.count > 0]
-        return latency, error_rule
+        return latency, answer_latency, error_rule
 
 
 class _Bucket:
