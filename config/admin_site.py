@@ -1,8 +1,8 @@
 """The admin as operators meet it: the shop's name on top, what they work with first, Stripe's records last.
 
 Django sorts apps and models alphabetically, which put some 50 dj-stripe models a shop never touches above
-its orders. Here the order is the operator's: sales, the catalog, the machinery that keeps Stripe in step,
-mail, people; dj-stripe's few models the project uses come last, read-only (see `apps.payments.admin`).
+its orders. Here the order is the operator's: sales, the catalog, the mirror and the events that keep Stripe in step,
+mail, people; dj-stripe's few models the project uses come last, read-only (see `apps.payments.gateway.admin`).
 """
 
 from django.conf import settings

@@ -1,6 +1,7 @@
 """What every endpoint of the API shares: the error shape, pagination, stable ordering and routes."""
 
 import logging
+import math
 
 import django_filters
 from django import forms
@@ -47,10 +48,12 @@ def domain_error_answer(error: DomainError) -> Response:
     """The answer to a refusal: its status by kind; its own words when they are written for the client,
     else a fixed text, with the error itself in the log under the request id the answer carries."""
     status = next(code for kind, code in DOMAIN_ERROR_STATUS.items() if isinstance(error, kind))
+    # A client told to come back is told when: nothing was done, and a worker is making it possible meanwhile.
+    headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))} if isinstance(error, Unavailable) else None
     if not error.public_detail:
-        return Response({"detail": str(error)}, status=status)
+        return Response({"detail": str(error)}, status=status, headers=headers)
     log.warning("request refused status=%s error=%s: %s", status, type(error).__name__, error)
-    return Response({"detail": error.public_detail, "request_id": current_request_id()}, status=status)
+    return Response({"detail": error.public_detail, "request_id": current_request_id()}, status=status, headers=headers)
 
 
 class StrictFilterSet(django_filters.FilterSet):

@@ -69,7 +69,11 @@ class ApiSchema(AutoSchema):
             service = self.resolve_serializer(ServiceErrorSerializer, "response").ref
             found[409] = ("Refused as things stand (the order's state, a reused key, a price not in Stripe).", error)
             found[502] = ("The payment provider refused the request; nothing was changed.", service)
-            found[503] = ("The payment provider cannot be reached; nothing was charged.", service)
+            found[503] = (
+                "The payment provider cannot be reached, or does not hold what this needs yet; nothing was charged. "
+                "`Retry-After` says when to try again.",
+                service,
+            )
         if view.get_throttles():
             found[429] = ("Too many requests; `Retry-After` says when to try again.", error)
         return found

@@ -1,4 +1,5 @@
-"""The Celery application: configured from Django settings (`CELERY_*`), tasks found in each app's `tasks.py`."""
+"""The Celery application: configured from Django settings (`CELERY_*`), tasks found in each app's `tasks.py`
+and in each slice's of payments."""
 
 import logging
 import os
@@ -10,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("commerce", task_cls="config.task_base:OnCommitTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["apps.payments.mirror", "apps.payments.orders", "apps.payments.webhooks"])
 
 
 @signals.worker_init.connect

@@ -19,4 +19,12 @@ class UpstreamRefused(DomainError):
 
 
 class Unavailable(DomainError):
-    """A provider cannot be reached now; nothing happened, and the same request may be tried again shortly."""
+    """A provider cannot be reached now; nothing happened, and the same request may be tried again after
+    `retry_after` seconds (the answer's `Retry-After`)."""
+
+    retry_after: float = 2.0
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = retry_after

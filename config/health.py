@@ -15,7 +15,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.payments.selectors import machinery
+from apps.payments.webhooks.selectors import sync_health
 from config.celery import app as celery_app
 
 BROKER_TIMEOUT_SECONDS = 2
@@ -44,7 +44,7 @@ def _check_broker() -> None:
 def _stripe_side() -> dict:
     """What needs an operator although every dependency answers; each reason in words."""
     try:
-        state = machinery()
+        state = sync_health()
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
         reason = f"the state of the Stripe side could not be read ({exc.__class__.__name__})"
         return {"ok": False, "error": exc.__class__.__name__, "reasons": [reason]}

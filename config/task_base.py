@@ -9,6 +9,7 @@ row the beat looks for).
 
 import logging
 
+from celery import current_app
 from celery.contrib.django.task import DjangoTask
 from django.db import transaction
 
@@ -26,6 +27,23 @@ def run_after_commit(action, *args, **kwargs) -> None:
             log.exception("not queued after commit (the beat will pick it up) action=%s", _name(action))
 
     transaction.on_commit(run)
+
+
+def queue_task(name: str, *args, countdown: float | None = None) -> None:
+    """Publish the task registered under `name` now. Services queue their own slice's tasks by name, so a
+    task module may import its services at the top without an import circle (a test holds every name to a
+    registered task)."""
+    current_app.send_task(name, args=args, countdown=countdown or None)
+
+
+def queue_task_on_commit(name: str, *args, countdown: float | None = None) -> None:
+    """`queue_task` once the current transaction commits, as `run_after_commit` does (never raising)."""
+
+    def publish() -> None:
+        queue_task(name, *args, countdown=countdown)
+
+    publish.__qualname__ = name  # what the log names if the broker is down
+    run_after_commit(publish)
 
 
 def _name(action) -> str:

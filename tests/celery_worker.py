@@ -1,13 +1,13 @@
 """A real Celery worker process for integration tests: the test database, Redis, the Stripe emulator."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from config.celery import app as celery_app
+from tests.processes import child_pids, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,19 +39,10 @@ class WorkerProcess:
 
     def child_pids(self) -> list[int]:
         """The pool processes that run the tasks."""
-        output = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True, check=False
-        ).stdout
-        return [int(pid) for pid in output.split()]
+        return child_pids(self.process)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
 
 class ProductionWorkers:

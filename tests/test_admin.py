@@ -151,7 +151,7 @@ def test_links_into_stripes_dashboard_follow_the_mode_of_the_key(operator_client
 
 
 def test_payments_and_books_checks_show_what_stripe_said(operator_client):
-    from apps.payments.models import BooksCheck, BooksDrift, DriftKind
+    from apps.payments.orders.models import BooksCheck, BooksDrift, DriftKind
     from tests.payments.factories import PaymentFactory
 
     payment = PaymentFactory(status="failed", decline_code="insufficient_funds", card_last4="9995")

@@ -81,7 +81,7 @@ def test_degraded_names_its_reason_when_the_stripe_side_cannot_be_read(client, m
     def redis_down():
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(health, "machinery", redis_down)
+    monkeypatch.setattr(health, "sync_health", redis_down)
     answer = client.get("/health/").json()
 
     assert answer["status"] == "degraded"

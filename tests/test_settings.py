@@ -163,7 +163,7 @@ def test_checkout_redirect_hosts_default_to_the_sites_own_host():
     result = _boot(
         "config.settings.production",
         "from django.conf import settings; from rest_framework.exceptions import ValidationError\n"
-        "from apps.payments.serializers import RedirectUrlField\n"
+        "from apps.payments.orders.serializers import RedirectUrlField\n"
         "print(settings.CHECKOUT_REDIRECT_HOSTS)\n"
         "for url in ('https://shop.example.com/thanks', 'https://evil.example/thanks'):\n"
         "    try:\n"

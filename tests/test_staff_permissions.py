@@ -4,7 +4,9 @@ import pytest
 from django.utils import timezone
 
 from apps.catalog import services as catalog
-from apps.payments.models import MirrorRecord, MirrorState, Order, OrderRefund, OrderStatus, WebhookEvent
+from apps.payments.mirror.models import MirrorRecord, MirrorState
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus
+from apps.payments.webhooks.models import WebhookEvent
 from tests.catalog.factories import PriceFactory, ProductFactory
 from tests.helpers import client_for
 from tests.payments.factories import PaymentFactory

@@ -1,5 +1,5 @@
 """Work queued after commit: published only once the transaction commits, never failing a committed write;
-and tasks that import their services only when they run, so services may import tasks at their top."""
+every task of the project queueable after commit, and every task a service queues by name registered."""
 
 import ast
 import importlib
@@ -10,7 +10,8 @@ import pytest
 from celery import Task
 from django.db import transaction
 
-from config.task_base import OnCommitTask, run_after_commit
+from config.celery import app as celery_app
+from config.task_base import OnCommitTask, queue_task, queue_task_on_commit, run_after_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,26 +51,49 @@ def test_a_broker_that_is_down_at_commit_fails_nothing_and_is_logged(django_capt
     assert "broker unreachable" in caplog.text
 
 
-def _module_level_imports(path: Path) -> list[str]:
-    found = []
-    for node in ast.parse(path.read_text()).body:  # the module's top level only, not function bodies
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.append(node.module)
-        elif isinstance(node, ast.Import):
-            found.extend(alias.name for alias in node.names)
-    return found
+TASK_MODULES = sorted([*ROOT.glob("apps/*/tasks.py"), *ROOT.glob("apps/*/*/tasks.py")])
 
 
-@pytest.mark.parametrize("tasks_module", sorted(ROOT.glob("apps/*/tasks.py")), ids=lambda path: path.parent.name)
-def test_tasks_import_the_project_only_inside_their_bodies(tasks_module):
-    """The import-linter contract against circles forgives `tasks -> services`: this is why it may."""
-    assert [name for name in _module_level_imports(tasks_module) if name.startswith(("apps", "config"))] == []
+def _dotted(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
-@pytest.mark.parametrize("tasks_module", sorted(ROOT.glob("apps/*/tasks.py")), ids=lambda path: path.parent.name)
+@pytest.mark.parametrize("tasks_module", TASK_MODULES, ids=_dotted)
 def test_every_project_task_can_be_queued_after_commit(tasks_module):
-    module = importlib.import_module(f"apps.{tasks_module.parent.name}.tasks")
+    module = importlib.import_module(_dotted(tasks_module))
     tasks = [value for value in vars(module).values() if isinstance(value, Task)]
 
     assert tasks
     assert all(isinstance(task, OnCommitTask) for task in tasks)
+
+
+def _names_queued_by(path: Path) -> list[str]:
+    """The task names a module passes to `queue_task` or `queue_task_on_commit`, written as a constant of the
+    module or a literal."""
+    tree = ast.parse(path.read_text())
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {
+            queue_task.__name__,
+            queue_task_on_commit.__name__,
+        }:
+            first = node.args[0]
+            names.append(constants[first.id] if isinstance(first, ast.Name) else first.value)
+    return names
+
+
+def test_every_task_a_service_queues_by_name_is_registered():
+    """A name that no task carries would be published and dropped by every worker: caught here, not in production."""
+    for path in TASK_MODULES:
+        importlib.import_module(_dotted(path))
+    queued = {name for path in ROOT.glob("apps/**/*.py") for name in _names_queued_by(path)}
+
+    assert queued >= {"apps.payments.tasks.mirror_sync_task", "apps.payments.tasks.drain_webhook_events_task"}
+    assert queued <= set(celery_app.tasks)

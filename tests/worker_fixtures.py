@@ -13,7 +13,8 @@ import stripe
 from django.conf import settings as django_settings
 from django.db import connection
 
-from apps.payments.models import MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
+from apps.payments.mirror.models import MirrorRecord, MirrorState
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from config.celery import app as celery_app
 from tests.celery_worker import ProductionWorkers
 from tests.smtp_sink import SmtpSink

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from apps.mail.models import MessageKind, OutgoingMessage
 from apps.mail.services import message_queue
-from apps.payments.models import Order, OrderRefund, OrderStatus
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus
 from apps.users.services import email_verification_token
 from config.days import moment
 

@@ -1,4 +1,4 @@
-"""The admin's dashboard: how the business did over the last days, and how the machinery is doing now.
+"""The admin's dashboard: how the business did over the last days, and how keeping Stripe in step is doing now.
 
 Every number comes from the selectors the API's stats and `/health/` use, as aggregates in the database (a
 fixed number of queries however many orders there are); the charts are SVG drawn here.
@@ -15,8 +15,9 @@ from django.utils import timezone
 from apps.mail.money import money_format
 from apps.mail.selectors import outbox_health
 from apps.operations import charts
-from apps.payments import selectors as payments_selectors
-from apps.payments.models import OrderStatus
+from apps.payments.orders.models import OrderStatus
+from apps.payments.orders.selectors import payment_stats
+from apps.payments.webhooks.selectors import sync_health
 
 RANGES = (7, 30, 90)
 DEFAULT_RANGE = 30
@@ -83,13 +84,13 @@ def dashboard_context(*, days_back: int) -> dict:
     date_to = timezone.localdate()
     date_from = date_to - timedelta(days=days_back - 1)
     days = _days(date_from, date_to)
-    stats = payments_selectors.payment_stats(date_from=date_from, date_to=date_to, granularity="day")
+    stats = payment_stats(date_from=date_from, date_to=date_to, granularity="day")
     by_status: dict[str, int] = defaultdict(int)
     for row in stats["by_status"]:
         by_status[row["status"]] += row["count"]
-    machinery = payments_selectors.machinery()
+    health = sync_health()
     outbox = outbox_health()
-    stripe = machinery["stripe"]
+    stripe = health["stripe"]
     return {
         "days_back": days_back,
         "ranges": RANGES,
@@ -113,10 +114,10 @@ def dashboard_context(*, days_back: int) -> dict:
         "failures": stats["failures_by_reason"][:5],
         "in_review": stats["in_review"],
         "books": stats["books"],
-        "mirror": machinery["mirror"]["by_state"],
-        "mirror_oldest_pending": _duration(machinery["mirror"]["oldest_pending_age_seconds"]),
-        "webhooks": machinery["webhooks"],
-        "webhook_lag": _duration(machinery["webhooks"]["oldest_waiting_age_seconds"]),
+        "mirror": health["mirror"]["by_state"],
+        "mirror_oldest_pending": _duration(health["mirror"]["oldest_pending_age_seconds"]),
+        "webhooks": health["webhooks"],
+        "webhook_lag": _duration(health["webhooks"]["oldest_waiting_age_seconds"]),
         "outbox": outbox["by_state"],
         "outbox_overdue": _duration(outbox["overdue_seconds"]),
         "stripe_rate": f"{stripe['requests_per_second']:.1f} / {stripe['limit_per_second']:g} per s",

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import config.metrics  # noqa: F401 - the counters exist (and know their directory) before the first scrape
 from apps.mail.selectors import outbox_health
-from apps.payments import selectors as payments_selectors
+from apps.payments.webhooks.selectors import sync_health
 
 log = logging.getLogger("apps.operations.metrics")
 
@@ -28,7 +28,7 @@ class StateCollector:
 
     def collect(self):
         try:
-            machinery = payments_selectors.machinery()
+            health = sync_health()
             outbox = outbox_health()
         except Exception:
             log.exception("metrics: the state could not be read")
@@ -37,15 +37,15 @@ class StateCollector:
         yield GaugeMetricFamily("state_up", "1 when the database and Redis state below could be read.", value=1)
 
         mirror = GaugeMetricFamily("mirror_rows", "Mirror rows (users, products, prices) by state.", labels=["state"])
-        for state, count in machinery["mirror"]["by_state"].items():
+        for state, count in health["mirror"]["by_state"].items():
             mirror.add_metric([state], count)
         yield mirror
         yield GaugeMetricFamily(
             "mirror_oldest_pending_age_seconds",
             "How long the oldest change still waiting for Stripe has waited (0 when none waits).",
-            value=machinery["mirror"]["oldest_pending_age_seconds"],
+            value=health["mirror"]["oldest_pending_age_seconds"],
         )
-        webhooks = machinery["webhooks"]
+        webhooks = health["webhooks"]
         yield GaugeMetricFamily("webhook_events_waiting", "Stored events not processed yet.", value=webhooks["waiting"])
         yield GaugeMetricFamily(
             "webhook_oldest_waiting_age_seconds",
@@ -68,7 +68,7 @@ class StateCollector:
             "How overdue the oldest queued message is.",
             value=outbox["overdue_seconds"],
         )
-        stripe = machinery["stripe"]
+        stripe = health["stripe"]
         yield GaugeMetricFamily(
             "stripe_budget_in_use_ratio",
             "Share of the Stripe request budget (STRIPE_RATE_LIMIT_PER_SECOND) spent over the last 10 s.",

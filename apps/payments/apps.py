@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class PaymentsConfig(AppConfig):
-    """The one app that talks to Stripe (mirror, checkout, orders, refunds, webhooks)."""
+    """The one app that talks to Stripe, in slices, lowest first: gateway, mirror, orders, billing, webhooks."""
 
     name = "apps.payments"
     label = "payments"
@@ -12,9 +12,10 @@ class PaymentsConfig(AppConfig):
         import stripe
         from django.conf import settings
 
-        from apps.payments import checks, receivers  # noqa: F401 - registers the deploy checks, connects receivers
+        from apps.payments import checks  # noqa: F401 - registers the deploy checks
+        from apps.payments.billing.serializers import ActivePlansField
         from apps.payments.gateway.client import install_for_module_level_calls
-        from apps.payments.serializers import ActivePlansField
+        from apps.payments.mirror import receivers  # noqa: F401 - connects the mirror to users' and the catalog's signals
         from apps.users.serializers import ME_EXTRA_FIELDS
 
         ME_EXTRA_FIELDS["active_plans"] = ActivePlansField

@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "config.metrics.RequestMetricsMiddleware",
     "config.request_id.RequestIdMiddleware",
     "config.logs.LogContextMiddleware",
+    # Stripe calls made while a request is served never wait (apps/payments/gateway/policies.py).
+    "apps.payments.gateway.policies.WebRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -217,8 +219,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Fields of one name (`status`) with different choices each get their model's name in the schema.
     "ENUM_NAME_OVERRIDES": {
-        "OrderStatusEnum": "apps.payments.models.OrderStatus",
-        "PaymentStatusEnum": "apps.payments.models.PaymentStatus",
+        "OrderStatusEnum": "apps.payments.orders.models.OrderStatus",
+        "PaymentStatusEnum": "apps.payments.orders.models.PaymentStatus",
     },
 }
 
@@ -393,6 +395,11 @@ BOOKS_SETTLE_SECONDS = env.int("BOOKS_SETTLE_SECONDS", default=15 * 60)
 CELERY_BEAT_SCHEDULE["books-check"] = {
     "task": "apps.payments.tasks.books_check_task",
     "schedule": crontab(hour=env.int("BOOKS_CHECK_HOUR", default=3), minute=15),
+}
+# A refund asked for here whose answer was lost (its process died after asking Stripe) is finished by a worker.
+CELERY_BEAT_SCHEDULE["refund-requests-finish"] = {
+    "task": "apps.payments.orders.tasks.refund_requests_finish_task",
+    "schedule": 60.0,
 }
 # An owner may cancel a paid order (a full refund) this many days after paying; 0 leaves refunds to staff.
 ORDER_SELF_REFUND_DAYS = env.int("ORDER_SELF_REFUND_DAYS", default=14)

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.payments.models import MirrorState, Order, OrderStatus
+from apps.payments.mirror.models import MirrorState
+from apps.payments.orders.models import Order, OrderStatus
 from tests.browser.admin_pages import AdminPages
 from tests.browser.helpers import keep_for_readme
 from tests.payments.factories import MirrorRecordFactory, OrderFactory, OrderRefundFactory, PaymentFactory
@@ -48,8 +49,8 @@ def test_the_dashboard_draws_its_charts(browser, live_server):
     assert "EUR" in admin.text("#revenue")
     assert "USD" in admin.text("#revenue")
     assert admin.find_all("#orders svg.chart rect")
-    assert "1 failed" in admin.text("#machinery")
+    assert "1 failed" in admin.text("#sync")
     keep_for_readme(browser, "dashboard", height=1500)
 
-    admin.click("#machinery a.warn")  # the failed mirror row, one click away
+    admin.click("#sync a.warn")  # the failed mirror row, one click away
     assert "No such price" in admin.text("#result_list")

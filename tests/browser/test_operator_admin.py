@@ -5,15 +5,9 @@ from django.db import transaction
 
 from apps.catalog import services as catalog
 from apps.mail.models import OutgoingMessage
-from apps.payments.models import (
-    MirrorKind,
-    MirrorRecord,
-    MirrorState,
-    Order,
-    OrderStatus,
-    WebhookEvent,
-    WebhookEventState,
-)
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.orders.models import Order, OrderStatus
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from tests.browser.admin_pages import AdminPages
 from tests.browser.helpers import keep_for_readme
 from tests.payments.helpers import PASSWORD, checkout_started, order_settles, settled, webhooks_quiet

@@ -2,7 +2,7 @@ import pytest
 from django.db import transaction
 
 from apps.catalog import services as catalog
-from apps.payments import services as payments
+from apps.payments.orders.lifecycle import CartLine
 from tests.users.factories import UserFactory
 
 
@@ -19,4 +19,4 @@ def cart(db):
             product=catalog.product_create(name="Mug & Saucer <b>"), unit_amount=1250, currency="eur"
         )
         tea = catalog.price_create(product=catalog.product_create(name="Tea"), unit_amount=699, currency="eur")
-    return [payments.CartLine(price=mugs, quantity=2), payments.CartLine(price=tea, quantity=1)]
+    return [CartLine(price=mugs, quantity=2), CartLine(price=tea, quantity=1)]

@@ -4,10 +4,11 @@ import pytest
 from django.db import transaction
 
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
-from apps.payments import services as payments
 from apps.payments import signals as payment_signals
-from apps.payments.models import Order, OrderStatus
-from apps.payments.orders.subscriptions import SubscriptionNews
+from apps.payments.billing.selectors import SubscriptionNews
+from apps.payments.orders.lifecycle import CartLine, order_create, order_transition
+from apps.payments.orders.models import Order, OrderStatus
+from apps.payments.orders.refunds import order_apply_refund
 from apps.users import services as users
 from tests.mail.helpers import paid_order
 
@@ -52,7 +53,7 @@ def test_receipt_in_a_zero_decimal_currency(customer):
 
     with transaction.atomic():
         price = catalog.price_create(product=catalog.product_create(name="Sencha"), unit_amount=1500, currency="jpy")
-    paid_order(user=customer, lines=[payments.CartLine(price=price, quantity=3)])
+    paid_order(user=customer, lines=[CartLine(price=price, quantity=3)])
 
     assert "Total: ¥4,500" in only_message(MessageKind.RECEIPT).body_text
 
@@ -68,10 +69,10 @@ def test_the_receipt_keeps_what_was_bought_when_the_catalog_changes_later(custom
 
 
 def test_payment_failed_links_to_the_open_checkout_to_try_again(customer, cart):
-    order = payments.order_create(user=customer, lines=cart)
+    order = order_create(user=customer, lines=cart)
     Order.objects.filter(pk=order.pk).update(checkout_url="https://checkout.stripe.com/c/pay/cs_test_1")
 
-    payments.order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause="test")
+    order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause="test")
 
     message = only_message(MessageKind.PAYMENT_FAILED)
     assert message.subject == f"Payment for order #{order.pk} did not go through"
@@ -84,8 +85,8 @@ def test_payment_failed_links_to_the_open_checkout_to_try_again(customer, cart):
 def test_refund_says_how_much_and_what_remains(customer, cart):
     order = paid_order(user=customer, lines=cart)
 
-    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="test")
-    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_2", amount=2199, cause="test")
+    order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=1000, cause="test")
+    order_apply_refund(order_id=order.pk, stripe_refund_id="re_2", amount=2199, cause="test")
 
     partial, full = OutgoingMessage.objects.filter(kind=MessageKind.REFUND).order_by("id")
     assert partial.subject == f"Refund of €10.00 for order #{order.pk}"
@@ -98,9 +99,9 @@ def test_refund_says_how_much_and_what_remains(customer, cart):
 
 
 def test_order_canceled_lists_what_was_not_bought(customer, cart):
-    order = payments.order_create(user=customer, lines=cart)
+    order = order_create(user=customer, lines=cart)
 
-    payments.order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause="test")
+    order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause="test")
 
     message = only_message(MessageKind.ORDER_CANCELED)
     assert message.subject == f"Order #{order.pk} canceled"
@@ -118,7 +119,7 @@ SUBSCRIPTION_SIGNALS = (
 
 
 def subscription_news(user, **changes) -> SubscriptionNews:
-    """What payments tells of a subscription (its own journey is in tests/payments/test_subscriptions.py)."""
+    """What payments tells of a subscription (its own journey is in tests/payments/billing/test_subscriptions.py)."""
     fields = {
         "subscription_id": "sub_1",
         "user": user,
@@ -168,10 +169,10 @@ def test_every_message_has_a_text_and_an_html_body(customer, cart):
     newcomer = users.user_create(email="new@example.com", password=PASSWORD)
     users.user_request_email_verification(user=newcomer)
     order = paid_order(user=customer, lines=cart)
-    payments.order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=100, cause="test")
-    other = payments.order_create(user=customer, lines=cart)
-    payments.order_transition(order_id=other.pk, to=OrderStatus.FAILED, cause="test")
-    payments.order_transition(order_id=other.pk, to=OrderStatus.CANCELED, cause="test")
+    order_apply_refund(order_id=order.pk, stripe_refund_id="re_1", amount=100, cause="test")
+    other = order_create(user=customer, lines=cart)
+    order_transition(order_id=other.pk, to=OrderStatus.FAILED, cause="test")
+    order_transition(order_id=other.pk, to=OrderStatus.CANCELED, cause="test")
     news = subscription_news(customer)
     for signal in SUBSCRIPTION_SIGNALS:
         signal.send(sender=None, news=news)
@@ -189,9 +190,9 @@ def test_every_message_has_a_text_and_an_html_body(customer, cart):
 
 
 def test_a_guest_order_is_mailed_to_the_address_stripe_gave(cart):
-    order = payments.order_create(user=None, lines=cart, email="guest@example.com")
+    order = order_create(user=None, lines=cart, email="guest@example.com")
 
-    payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
+    order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
 
     message = only_message(MessageKind.RECEIPT)
     assert message.recipient == "guest@example.com"

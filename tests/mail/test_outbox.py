@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from apps.mail import services
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
-from apps.payments import services as payments
-from apps.payments.models import Order, OrderStatus
+from apps.payments.orders.lifecycle import order_create, order_transition
+from apps.payments.orders.models import Order, OrderStatus
 from apps.payments.signals import order_paid
 from tests.mail.helpers import paid_order
 
@@ -20,7 +20,7 @@ class TestWrittenOnce:
     def test_a_duplicated_signal_writes_and_queues_one_message(
         self, customer, cart, django_capture_on_commit_callbacks
     ):
-        order = payments.order_create(user=customer, lines=cart)
+        order = order_create(user=customer, lines=cart)
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
 
         with django_capture_on_commit_callbacks() as first:
@@ -34,17 +34,17 @@ class TestWrittenOnce:
     def test_a_transition_applied_twice_mails_once(self, customer, cart):
         order = paid_order(user=customer, lines=cart)
 
-        again = payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="replayed event")
+        again = order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="replayed event")
 
         assert again is False
         assert OutgoingMessage.objects.filter(idempotency_key=f"receipt:order:{order.pk}").count() == 1
 
     def test_a_rolled_back_cause_leaves_no_message(self, customer, cart):
-        order = payments.order_create(user=customer, lines=cart)
+        order = order_create(user=customer, lines=cart)
 
         def pay_then_fail() -> None:
             with transaction.atomic():
-                payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
+                order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
                 raise RuntimeError("the webhook handler failed after the transition")
 
         with pytest.raises(RuntimeError):
@@ -56,10 +56,10 @@ class TestWrittenOnce:
     def test_a_guest_address_mail_cannot_reach_is_kept_as_failed_and_never_tried(
         self, cart, django_capture_on_commit_callbacks
     ):
-        order = payments.order_create(user=None, lines=cart, email="guest@shop.invalid")
+        order = order_create(user=None, lines=cart, email="guest@shop.invalid")
 
         with django_capture_on_commit_callbacks() as callbacks:
-            payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
+            order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
 
         message = OutgoingMessage.objects.get()
         assert (message.state, message.attempts) == (MessageState.FAILED, 0)
@@ -70,16 +70,16 @@ class TestWrittenOnce:
         assert callbacks == []
 
     def test_an_order_without_any_address_is_kept_as_failed(self, cart):
-        order = payments.order_create(user=None, lines=cart, email="")
+        order = order_create(user=None, lines=cart, email="")
 
-        payments.order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
+        order_transition(order_id=order.pk, to=OrderStatus.PAID, cause="test")
 
         assert OutgoingMessage.objects.get().last_error == "no address to send to"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_signal_in_two_concurrent_transactions_writes_one_message(customer, cart):
-    order = payments.order_create(user=customer, lines=cart)
+    order = order_create(user=customer, lines=cart)
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
     start = threading.Barrier(2)
     errors: list[BaseException] = []

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from apps.mail import services
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
 from apps.mail.tasks import messages_send_due_task
-from apps.payments import services as payments
-from apps.payments.models import OrderStatus, WebhookEvent
+from apps.payments.orders.models import OrderStatus
+from apps.payments.webhooks.drain import replay
+from apps.payments.webhooks.models import WebhookEvent
 from apps.users import services as users
 from tests.payments.helpers import (
     PASSWORD,
@@ -150,7 +151,7 @@ class TestOrderMail:
         webhooks_quiet(emulator)
         with transaction.atomic():
             for event in WebhookEvent.objects.filter(type="checkout.session.completed"):
-                payments.webhook_event_replay(webhook_event=event)
+                replay(webhook_event=event)
         webhooks_quiet(emulator)
 
         receipt = settles("ada@example.com", MessageState.SENT, kind=MessageKind.RECEIPT)

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import override_settings
 
-from apps.payments.models import OrderRefund, OrderStatus
+from apps.payments.orders.models import OrderRefund, OrderStatus
 from tests.payments.factories import OrderFactory, OrderRefundFactory
 from tests.users.factories import UserFactory, grant, operator
 
@@ -124,7 +124,7 @@ def test_an_order_charged_in_another_currency_refunds_what_stripe_took(operator_
 def test_a_refund_refused_under_the_lock_is_an_error_on_the_page_not_a_500(operator_client, monkeypatch):
     from django.core.exceptions import ValidationError
 
-    from apps.payments import services
+    from apps.payments.orders import admin as orders_admin
 
     order = OrderFactory(paid=True)
 
@@ -132,7 +132,7 @@ def test_a_refund_refused_under_the_lock_is_an_error_on_the_page_not_a_500(opera
         # What the service says when another refund took the rest between the form's check and the order's lock.
         raise ValidationError("only 0 of 5000 remains to refund")
 
-    monkeypatch.setattr(services, "order_refund", refund_landed_meanwhile)
+    monkeypatch.setattr(orders_admin, "order_refund", refund_landed_meanwhile)
     answer = operator_client.post(
         f"/admin/payments/order/{order.pk}/refund/", {"amount": 5000, "reason": "requested_by_customer"}
     )

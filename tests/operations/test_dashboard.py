@@ -11,7 +11,9 @@ from django.utils import timezone
 from apps.mail.models import MessageState, OutgoingMessage
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeUnavailable
-from apps.payments.models import MirrorState, OrderStatus, PaymentStatus, WebhookEvent, WebhookEventState
+from apps.payments.mirror.models import MirrorState
+from apps.payments.orders.models import OrderStatus, PaymentStatus
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from tests.payments.factories import MirrorRecordFactory, OrderFactory, OrderRefundFactory, PaymentFactory
 from tests.users.factories import UserFactory, grant, operator
 
@@ -34,8 +36,8 @@ def _section(page: str, name: str) -> str:
 
 
 def _row(page: str, heading: str) -> str:
-    """The machinery's row under `heading`, its whitespace folded."""
-    match = re.search(rf"<tr><th>{heading}</th>(.*?)</tr>", _section(page, "machinery"))
+    """The sync section's row under `heading`, its whitespace folded."""
+    match = re.search(rf"<tr><th>{heading}</th>(.*?)</tr>", _section(page, "sync"))
     assert match, f"no row {heading!r} on the page"
     return match.group(1)
 
@@ -65,7 +67,7 @@ def test_a_customer_is_sent_to_the_login_page(client):
     assert answer["Location"].startswith("/admin/login/")
 
 
-def test_the_dashboard_shows_revenue_orders_and_the_machinery(operator_client):
+def test_the_dashboard_shows_revenue_orders_and_how_stripe_is_kept_in_step(operator_client):
     _shop_history(orders=4)
     declined = OrderFactory(status=OrderStatus.FAILED)
     PaymentFactory(

@@ -20,7 +20,7 @@ body = {"email": "ada@example.com", "password": "hunter2-passphrase"}
 answer = Client(raise_request_exception=False).post("/fail/", body, HTTP_AUTHORIZATION="Bearer secret-bearer-token")
 assert answer.status_code == 500, answer.status_code
 from config.celery import app  # noqa: F401 - the worker's application, with its signals
-from apps.payments.tasks import mirror_sync_task
+from apps.payments.mirror.tasks import mirror_sync_task
 assert mirror_sync_task.apply(args=["not-a-record-id"]).failed()  # a message the task cannot make sense of
 sentry_sdk.flush(timeout=5)
 """

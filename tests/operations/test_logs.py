@@ -47,7 +47,7 @@ def test_an_error_in_a_task_is_one_line_with_its_traceback():
     script = (
         "import django; django.setup()\n"
         "from config.celery import app\n"
-        "from apps.payments.tasks import mirror_sync_task\n"
+        "from apps.payments.mirror.tasks import mirror_sync_task\n"
         "mirror_sync_task.apply(args=['not-a-record-id'], task_id='task-that-fails')\n"
     )
     result = subprocess.run(

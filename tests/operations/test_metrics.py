@@ -13,8 +13,9 @@ from apps.catalog import services as catalog
 from apps.mail.models import MessageState, OutgoingMessage
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeUnavailable
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
-from apps.payments.tasks import mirror_sync_task
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.mirror.tasks import mirror_sync_task
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from tests.payments.helpers import settled, webhooks_quiet
 from tests.worker_fixtures import wait_until
 
@@ -117,14 +118,14 @@ def test_the_numbers_move_when_a_product_is_mirrored_and_a_webhook_processed(web
 
 @pytest.mark.django_db
 def test_the_counters_still_answer_when_the_state_cannot_be_read(client, settings, monkeypatch):
-    from apps.payments import selectors
+    from apps.operations import metrics
 
     settings.METRICS_TOKEN = TOKEN
 
     def redis_down():
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(selectors, "machinery", redis_down)
+    monkeypatch.setattr(metrics, "sync_health", redis_down)
     samples = _scrape(client)
 
     assert _value(samples, "state_up") == 0

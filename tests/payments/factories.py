@@ -1,16 +1,8 @@
 import factory
 from django.utils import timezone
 
-from apps.payments.models import (
-    MirrorKind,
-    MirrorRecord,
-    MirrorState,
-    Order,
-    OrderRefund,
-    OrderStatus,
-    Payment,
-    PaymentStatus,
-)
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus, Payment, PaymentStatus
 from tests.users.factories import UserFactory
 
 

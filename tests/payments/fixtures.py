@@ -6,7 +6,7 @@ import stripe
 from django.db import transaction
 
 from apps.catalog import services as catalog
-from apps.payments.models import MirrorKind, MirrorRecord
+from apps.payments.mirror.models import MirrorKind, MirrorRecord
 from apps.users import services as users
 from tests.payments.helpers import PASSWORD, settled
 from tests.users.factories import OPERATOR_PERMISSIONS, grant

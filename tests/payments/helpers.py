@@ -6,7 +6,8 @@ import stripe
 from django.conf import settings as django_settings
 from kombu import pools
 
-from apps.payments.models import MirrorRecord, MirrorState, Order
+from apps.payments.mirror.models import MirrorRecord, MirrorState
+from apps.payments.orders.models import Order
 from config.celery import app as celery_app
 from tests.helpers import client_for
 from tests.worker_fixtures import wait_until
@@ -68,7 +69,7 @@ def stripe_objects_by_ref(emulator, resource: str) -> dict[str, list[str]]:
 
 def events_settled() -> bool:
     """Stripe delivered everything and every stored event is processed, ignored or failed."""
-    from apps.payments.models import WebhookEvent, WebhookEventState
+    from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     return not WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists()
 

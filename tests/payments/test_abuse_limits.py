@@ -4,7 +4,7 @@ answer about money names a request id instead of repeating Stripe's words."""
 import pytest
 
 from apps.catalog import services as catalog
-from apps.payments.models import Order, OrderStatus
+from apps.payments.orders.models import Order, OrderStatus
 from tests.helpers import client_for
 from tests.payments.helpers import CHECKOUT, URLS
 from tests.users.factories import UserFactory, operator

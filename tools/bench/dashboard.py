@@ -42,7 +42,7 @@ def _fill(orders: int, seed: int) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from apps.payments.models import Order, OrderRefund, OrderStatus, Payment, PaymentStatus
+    from apps.payments.orders.models import Order, OrderRefund, OrderStatus, Payment, PaymentStatus
     from apps.users.models import User
 
     rng = random.Random(seed)  # noqa: S311 - reproducible data, not secrets

@@ -188,7 +188,7 @@ def main() -> int:
     from django.db import transaction
 
     from apps.catalog import services as catalog
-    from apps.payments.models import MirrorRecord, MirrorState
+    from apps.payments.mirror.models import MirrorRecord, MirrorState
     from apps.users import services as users
 
     # All the work is queued first (workers not yet running), then drained: the

@@ -430,7 +430,7 @@ def _reconcile_command(env: dict, *extra: str, kill_when: float = 0.0, count: in
     (SIGKILL) once that share of the Stripe objects has been read."""
     from django.utils import timezone
 
-    from apps.payments.models import ReconcileRun
+    from apps.payments.mirror.models import ReconcileRun
 
     command = [sys.executable, "manage.py", "stripe_reconcile", "--dry-run", "--model", "catalog.product"]
     command += ["--model", "catalog.price", *extra]

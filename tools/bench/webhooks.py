@@ -160,7 +160,7 @@ def start_workers(env: dict[str, str], count: int, concurrency: int = 1, queues:
 
 def processing_of(prefix: str) -> dict:
     """How the events whose ids start with `prefix` were stored and processed (once processing is over)."""
-    from apps.payments.models import WebhookEvent, WebhookEventState
+    from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     rows = WebhookEvent.objects.filter(stripe_id__startswith=prefix)
     first_received = min(row.received_at for row in rows)
@@ -177,7 +177,7 @@ def processing_of(prefix: str) -> dict:
 
 
 def wait_processed(timeout: float = 600) -> None:
-    from apps.payments.models import WebhookEvent, WebhookEventState
+    from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     deadline = time.time() + timeout
     while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists() and time.time() < deadline:

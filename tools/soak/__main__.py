@@ -177,7 +177,8 @@ def settle(timeout: float, emulator_url: str) -> dict:
     """Wait until nothing is in flight: webhooks delivered and processed, mirror rows pushed, mail sent.
     Says how long that took and, per kind of work, for how long it was what was still going on."""
     from apps.mail.models import MessageState, OutgoingMessage
-    from apps.payments.models import MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
+    from apps.payments.mirror.models import MirrorRecord, MirrorState
+    from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     still_going = {
         "webhook deliveries": lambda: not _control(emulator_url, "POST", "webhooks/wait", {"timeout": 1})["idle"],

@@ -10,18 +10,11 @@ from email.message import EmailMessage
 import stripe
 
 from apps.mail.models import MessageState, OutgoingMessage
-from apps.payments.mirror.installation import APP_REF_KEY, is_ours
+from apps.payments.gateway.installation import APP_REF_KEY, is_ours
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.specs import SPECS
-from apps.payments.models import (
-    MirrorKind,
-    MirrorRecord,
-    MirrorState,
-    Order,
-    OrderRefund,
-    OrderStatus,
-    WebhookEvent,
-    WebhookEventState,
-)
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
 PAID = {OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}
 RESOURCES = {MirrorKind.USER: "customers", MirrorKind.PRODUCT: "products", MirrorKind.PRICE: "prices"}

@@ -1,37 +1,49 @@
-"""Stripe events about subscriptions and their invoices: each is applied by asking Stripe for the object
-as it is now (`orders.subscriptions`), so duplicates and events out of order change nothing more."""
+"""Stripe events about subscriptions and their invoices, and the Checkout Sessions that sell plans: each is
+applied by asking Stripe for the object as it is now (`store`), so duplicates and events out of order change
+nothing more."""
 
-from apps.payments.orders import subscriptions
+from apps.payments.billing.checkout import subscription_session_apply
+from apps.payments.billing.outcomes import BillingOutcome
+from apps.payments.billing.store import (
+    invoice_apply,
+    invoice_subscription_id,
+    subscription_refresh,
+    subscription_trial_ending,
+)
+from config.outcomes import Outcome
 
 
 def _cause(event: dict) -> str:
     return f"{event['type']} {event['id']}"
 
 
-def on_subscription(event: dict) -> str:
+def on_session(event: dict) -> Outcome:
+    """A subscription-mode Checkout Session completed or expired."""
+    return subscription_session_apply(event["data"]["object"], cause=_cause(event))
+
+
+def on_subscription(event: dict) -> Outcome:
     """Created, updated, deleted, or its trial ends in three days."""
     subscription_id = event["data"]["object"]["id"]
     if event["type"] == "customer.subscription.trial_will_end":
-        return subscriptions.subscription_trial_ending(subscription_id, cause=_cause(event))
-    stored = subscriptions.subscription_refresh(subscription_id, cause=_cause(event))
+        return subscription_trial_ending(subscription_id, cause=_cause(event))
+    stored = subscription_refresh(subscription_id, cause=_cause(event))
     if stored is None:
-        return "ignored: a subscription of another installation"
-    return f"subscription {subscription_id} {stored.stripe_data['status']}"
+        return BillingOutcome.OTHER_INSTALLATION.of()
+    return BillingOutcome.SUBSCRIPTION_STORED.of(subscription=subscription_id, status=stored.stripe_data["status"])
 
 
-def on_invoice(event: dict) -> str:
+def on_invoice(event: dict) -> Outcome:
     """Paid, failed, waiting for the customer (3D Secure), or announced ahead of a renewal."""
     invoice = event["data"]["object"]
-    subscription_id = subscriptions.invoice_subscription_id(invoice)
+    subscription_id = invoice_subscription_id(invoice)
     if not subscription_id:
-        return "ignored: not the invoice of a subscription"
+        return BillingOutcome.NOT_A_SUBSCRIPTION_INVOICE.of()
     if event["type"] == "invoice.upcoming":  # a preview, with no id: the subscription is brought up to date
-        stored = subscriptions.subscription_refresh(subscription_id, cause=_cause(event))
-        return (
-            f"subscription {subscription_id} renews on {invoice.get('next_payment_attempt')}"
-            if stored
-            else ("ignored: a subscription of another installation")
+        stored = subscription_refresh(subscription_id, cause=_cause(event))
+        if stored is None:
+            return BillingOutcome.OTHER_INSTALLATION.of()
+        return BillingOutcome.RENEWS.of(
+            subscription=subscription_id, next_payment_attempt=invoice.get("next_payment_attempt")
         )
-    return subscriptions.invoice_apply(
-        invoice["id"], event["type"], subscription_id=subscription_id, cause=_cause(event)
-    )
+    return invoice_apply(invoice["id"], event["type"], subscription_id=subscription_id, cause=_cause(event))

@@ -1,6 +1,6 @@
 """Access that follows a subscription, for any app's views.
 
-    from apps.payments.permissions import plan_required
+    from apps.payments.billing.permissions import plan_required
 
     class ReportsApi(APIView):
         permission_classes = (IsAuthenticated, plan_required(product_id=7))
@@ -12,7 +12,7 @@ A user passes while a subscription to one of the product's plans is trialing, ac
 from rest_framework.permissions import BasePermission
 
 from apps.catalog.models import Product
-from apps.payments.plans import user_has_active_plan
+from apps.payments.billing.selectors import user_has_active_plan
 
 
 def plan_required(*, product_id: int) -> type[BasePermission]:

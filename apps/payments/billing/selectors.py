@@ -1,12 +1,13 @@
-"""The selectors of plans: subscriptions and invoices as dj-stripe stores them, and who may use what.
+"""Reads of billing: subscriptions and invoices as dj-stripe stores them, who may use what, and what a message
+about a subscription tells its user.
 
-They are kept apart from `selectors` because that module is read by operations and the health check, which
-must not import Stripe's libraries (the import contract "only payments talks to Stripe"); these reads need
-dj-stripe's models. Like `selectors`, this module only reads. `user_has_active_plan(user, product)` is the
-helper other apps call (or `permissions.plan_required` on a DRF view); the rest serves the subscriptions API,
-`/users/me`, the stats and mail.
+These reads need dj-stripe's models, so operations and the health check (which the contract "only payments
+talks to Stripe" keeps free of Stripe's libraries) do not import this module. `user_has_active_plan(user,
+product)` is the helper other apps call (or `permissions.plan_required` on a DRF view); the rest serves the
+subscriptions API, `/users/me`, the stats and mail.
 """
 
+from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Count, QuerySet
@@ -14,14 +15,79 @@ from django.db.models.fields.json import KeyTextTransform
 from djstripe import models as djstripe_models
 
 from apps.catalog.models import Product
-from apps.payments.orders import subscriptions
-from apps.payments.orders.subscriptions import CatalogRefs
+from apps.payments.billing.models import ACCESS_STATUSES
+from apps.payments.mirror.models import MirrorKind
+from apps.payments.mirror.refs import catalog_refs, stripe_id_of
+from apps.users.models import User
 from config.days import day_end, day_start
 
 
-def catalog_refs(stripe_ids: set[str]) -> CatalogRefs:
-    """The catalog's products and prices (ids and names) these Stripe ids mirror."""
-    return subscriptions.catalog_refs(stripe_ids)
+def subscriptions_of(user: User):
+    """The user's subscriptions: those billing their mirrored customer."""
+    return djstripe_models.Subscription.objects.filter(customer__subscriber=user)
+
+
+def live_subscription_of(user: User, product, statuses=ACCESS_STATUSES) -> djstripe_models.Subscription | None:
+    """The user's subscription to a plan of this product that is in one of `statuses`, if any."""
+    stripe_id = stripe_id_of(MirrorKind.PRODUCT, product.pk)
+    if not stripe_id or not getattr(user, "pk", None):
+        return None
+    return (
+        subscriptions_of(user)
+        .filter(stripe_data__status__in=list(statuses), items__price__product__id=stripe_id)
+        .order_by("-created")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class SubscriptionNews:
+    """What a message about a subscription (or one of its invoices) tells its user."""
+
+    subscription_id: str
+    user: object
+    plan_names: list[str]
+    status: str
+    currency: str
+    amount: int
+    current_period_end: int | None
+    trial_end: int | None
+    invoice_id: str = ""
+    invoice_number: str = ""
+    invoice_url: str = ""
+    # Where the customer saves another card (the portal's login page), for a payment that failed.
+    portal_url: str = ""
+    # The bank asks the customer to confirm the payment (3D Secure): nothing is wrong with the card.
+    action_required: bool = False
+
+
+def subscription_news(*, subscription_id: str, invoice_id: str = "") -> SubscriptionNews | None:
+    """A subscription's (and an invoice's) state for mail; None unless one of our users holds it."""
+    found = djstripe_models.Subscription.objects.select_related("customer__subscriber")
+    sub = found.filter(id=subscription_id).first()
+    if sub is None or sub.customer.subscriber is None:
+        return None
+    data = sub.stripe_data
+    items = data["items"]["data"]
+    refs = catalog_refs({item["price"]["product"] for item in items})
+    invoice = djstripe_models.Invoice.objects.filter(id=invoice_id).first() if invoice_id else None
+    invoice_data = invoice.stripe_data if invoice else {}
+    return SubscriptionNews(
+        subscription_id=sub.id,
+        user=sub.customer.subscriber,
+        plan_names=[
+            refs.product_names.get(refs.products.get(item["price"]["product"]), item["price"]["product"])
+            for item in items
+        ],
+        status=data["status"],
+        currency=data["currency"],
+        amount=invoice_data.get("amount_due") or sum(item["price"]["unit_amount"] * item["quantity"] for item in items),
+        current_period_end=items[0].get("current_period_end") if items else None,
+        trial_end=data.get("trial_end"),
+        invoice_id=invoice_id,
+        invoice_number=invoice_data.get("number") or "",
+        invoice_url=invoice_data.get("hosted_invoice_url") or "",
+    )
 
 
 def subscription_list(*, user, everyone: bool = False) -> QuerySet:
@@ -29,9 +95,7 @@ def subscription_list(*, user, everyone: bool = False) -> QuerySet:
     if everyone:
         found = djstripe_models.Subscription.objects.all()
     else:
-        found = (
-            subscriptions.subscriptions_of(user) if user is not None else djstripe_models.Subscription.objects.none()
-        )
+        found = subscriptions_of(user) if user is not None else djstripe_models.Subscription.objects.none()
     return found.select_related("customer").order_by("-created", "-djstripe_id")
 
 
@@ -42,23 +106,21 @@ def subscriptions_of_email(subs: QuerySet, *, email: str) -> QuerySet:
 
 def subscriptions_of_product(subs: QuerySet, *, product_id: int) -> QuerySet:
     """Of `subs`, those with a plan of this catalog product (none if the product never reached Stripe)."""
-    stripe_id = subscriptions.stripe_product_id(product_id)
+    stripe_id = stripe_id_of(MirrorKind.PRODUCT, product_id)
     return subs.filter(items__price__product__id=stripe_id).distinct() if stripe_id else subs.none()
 
 
 def user_has_active_plan(user, product: Product) -> bool:
     """Whether the user may use what `product` sells now: a subscription to one of its plans that is
     trialing, active, or past due while Stripe retries the card. Use it from any app (or `plan_required`)."""
-    return subscriptions.live_subscription_of(user, product) is not None
+    return live_subscription_of(user, product) is not None
 
 
 def active_plans(user) -> list[dict]:
     """The plans the user has access to now, for `/users/me`."""
-    subs = list(subscription_list(user=user).filter(stripe_data__status__in=list(subscriptions.ACCESS_STATUSES)))
+    subs = list(subscription_list(user=user).filter(stripe_data__status__in=list(ACCESS_STATUSES)))
     items = [(sub, item) for sub in subs for item in sub.stripe_data["items"]["data"]]
-    refs = subscriptions.catalog_refs(
-        {item["price"]["product"] for _, item in items} | {item["price"]["id"] for _, item in items}
-    )
+    refs = catalog_refs({item["price"]["product"] for _, item in items} | {item["price"]["id"] for _, item in items})
     return [
         {
             "product": refs.products.get(item["price"]["product"]),
@@ -77,10 +139,6 @@ def invoices_by_id(invoice_ids: list[str]) -> dict[str, dict]:
     """Stored invoices (as Stripe told them) by id."""
     rows = djstripe_models.Invoice.objects.filter(id__in=invoice_ids).values_list("id", "stripe_data")
     return dict(rows)
-
-
-def stripe_product_id_of(*, product_id: int) -> str | None:
-    return subscriptions.stripe_product_id(product_id)
 
 
 # A month of each billing interval: what one period of a plan is worth per month (MRR).

@@ -1,11 +1,13 @@
 """The client every Stripe call goes through.
 
-Every request, ours and dj-stripe's, goes through `BudgetedHTTPClient`: it waits for
-the shared rate budget and feeds the circuit breaker. `StripeGateway.call` adds
+Every request, ours and dj-stripe's, goes through `BudgetedHTTPClient`: it takes its
+turn in the shared rate budget and feeds the circuit breaker. `StripeGateway.call` adds
 what the SDK does not do: retries of what Stripe marks retryable (429 including
 `lock_timeout`, 409, 5xx, connection errors) with exponential backoff and jitter,
 honouring `Stripe-Should-Retry`, always with the caller's own idempotency key (the
-SDK would make a fresh one per call, which a Celery retry must not).
+SDK would make a fresh one per call, which a Celery retry must not). How long a call
+may wait and how often it is tried is `policies.current_policy()`: a worker waits and
+retries, a web request never waits.
 """
 
 import logging
@@ -28,14 +30,13 @@ from apps.payments.gateway.errors import (
     classify,
     is_missing,
 )
+from apps.payments.gateway.policies import RETRY_AFTER_SECONDS, current_policy, spend_call
 from apps.payments.gateway.rate_budget import endpoint_of, rate_budget
 from config import logs, metrics
 
 log = logging.getLogger("apps.payments.stripe")
 T = TypeVar("T")
 
-# How long one request may wait for the shared budget before the task is retried instead.
-BUDGET_MAX_WAIT_SECONDS = 10.0
 # A take from the budget costs a Redis round trip; a wait longer than that is the budget holding a request back.
 BUDGET_WAIT_NOTICED_SECONDS = 0.005
 BACKOFF_BASE_SECONDS = 0.25
@@ -50,11 +51,12 @@ class BudgetedHTTPClient(stripe.RequestsClient):
         except CircuitOpen:
             metrics.STRIPE_CIRCUIT_REFUSED.inc()
             raise
+        spend_call()
         endpoint = endpoint_of(method, urlsplit(url).path)
         waited_from = time.perf_counter()
-        if not rate_budget().acquire(endpoint, max_wait=BUDGET_MAX_WAIT_SECONDS):
+        if not rate_budget().acquire(endpoint, max_wait=current_policy().budget_wait_seconds):
             metrics.STRIPE_BUDGET_SPENT.inc()
-            raise StripeUnavailable(f"the Stripe request budget for {endpoint} is spent", retry_after=1.0)
+            raise StripeUnavailable(f"the Stripe request budget for {endpoint} is spent", RETRY_AFTER_SECONDS)
         waited = time.perf_counter() - waited_from
         if waited > BUDGET_WAIT_NOTICED_SECONDS:
             metrics.STRIPE_BUDGET_WAITS.inc()
@@ -79,8 +81,7 @@ def _backoff(attempt: int) -> float:
 
 
 class StripeGateway:
-    def __init__(self, api_key: str, api_base: str, timeout: float, max_retries: int):
-        self.max_retries = max_retries
+    def __init__(self, api_key: str, api_base: str, timeout: float):
         self.client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -91,9 +92,11 @@ class StripeGateway:
         self.v1 = self.client.v1
 
     def call(self, operation: Callable[[dict], T], *, idempotency_key: str | None = None) -> T:
-        """Run `operation(request_options)`, retrying what Stripe says may be retried."""
+        """Run `operation(request_options)`, retrying what Stripe says may be retried (in a worker: a web
+        request tries once and leaves the retrying to a worker)."""
         options = {"idempotency_key": idempotency_key} if idempotency_key else {}
-        for attempt in range(self.max_retries + 1):
+        attempts = current_policy().attempts
+        for attempt in range(attempts):
             try:
                 return operation(options)
             except CircuitOpen as error:
@@ -105,7 +108,7 @@ class StripeGateway:
                     raise
                 if decision == ErrorClass.NEW_KEY:
                     raise StripeKeySpent(f"{error.user_message or error} (request {request_id})") from error
-                if attempt == self.max_retries:
+                if attempt == attempts - 1:
                     answer = error.http_status or "nothing"
                     raise StripeUnavailable(
                         f"Stripe answered {answer} {attempt + 1} times: {error.user_message or error}",
@@ -141,8 +144,8 @@ class StripeGateway:
 
 
 @cache
-def _gateway(api_key: str, api_base: str, timeout: float, max_retries: int) -> StripeGateway:
-    return StripeGateway(api_key, api_base, timeout, max_retries)
+def _gateway(api_key: str, api_base: str, timeout: float) -> StripeGateway:
+    return StripeGateway(api_key, api_base, timeout)
 
 
 def gateway() -> StripeGateway:
@@ -153,7 +156,6 @@ def gateway() -> StripeGateway:
         settings.STRIPE_SECRET_KEY,
         settings.STRIPE_API_BASE,
         settings.STRIPE_TIMEOUT_SECONDS,
-        settings.STRIPE_MAX_RETRIES,
     )
 
 

@@ -40,8 +40,7 @@ class StripeUnavailable(Unavailable):
     public_detail = "The payment provider cannot be reached; nothing was charged. Try again shortly."
 
     def __init__(self, message: str, retry_after: float = 1.0):
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after)
 
 
 class StripeRefused(UpstreamRefused):

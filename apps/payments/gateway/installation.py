@@ -12,7 +12,7 @@ from functools import cache
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from apps.payments.models import Installation
+from apps.payments.gateway.models import Installation
 
 INSTALLATION_PK = 1  # one row, ever
 NAMESPACE_KEY = "app_namespace"
@@ -45,6 +45,12 @@ def stripe_refs(app_ref: str) -> dict[str, str]:
 def is_ours(metadata: dict | None) -> bool:
     """The object was written by this installation (it carries our namespace)."""
     return (metadata or {}).get(NAMESPACE_KEY) == installation_namespace()
+
+
+def of_another_installation(metadata: dict | None) -> bool:
+    """The object carries another installation's namespace (one with none may still be ours to match)."""
+    namespace = (metadata or {}).get(NAMESPACE_KEY)
+    return bool(namespace) and namespace != installation_namespace()
 
 
 def foreign_ref(metadata: dict | None) -> bool:

@@ -1,2 +1,2 @@
 """Local -> Stripe: the outbox of changes, the lease engine that pushes them, one spec per mirrored kind,
-and the reconciler that compares the two sides."""
+the reconciler that compares the two sides, and the catalog events that bring dashboard edits back."""

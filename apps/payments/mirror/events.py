@@ -23,10 +23,12 @@ from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import is_missing
+from apps.payments.gateway.installation import APP_REF_KEY, foreign_ref, is_ours
 from apps.payments.mirror import djstripe_copies, specs
-from apps.payments.mirror.installation import APP_REF_KEY, foreign_ref, is_ours
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 from apps.payments.mirror.outbox import changes_from_stripe, mirror_record_change
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
+from apps.payments.mirror.outcomes import CatalogOutcome
+from config.outcomes import Outcome
 
 
 def _watermark(stripe_id: str) -> StripeWatermark:
@@ -68,9 +70,6 @@ def _of_another_installation(obj: dict, record: MirrorRecord | None) -> bool:
     return record is None and foreign_ref(obj.get("metadata"))
 
 
-OTHER_INSTALLATION = "ignored: it mirrors a row of another installation"
-
-
 def _local_change_pending(record: MirrorRecord | None) -> bool:
     return record is not None and record.version > record.synced_version and record.state == MirrorState.PENDING
 
@@ -80,15 +79,15 @@ def _superseded(record: MirrorRecord | None, obj: dict) -> bool:
     return record is not None and bool(record.stripe_id) and record.stripe_id != obj["id"]
 
 
-def _not_ours_to_apply(record: MirrorRecord | None, obj: dict, *, superseded: str) -> str | None:
+def _not_ours_to_apply(record: MirrorRecord | None, obj: dict, *, superseded: Outcome) -> Outcome | None:
     """Why an event about a catalog object changes nothing here, if it does not: the object is another
     installation's, another Stripe object stands for the local one now, or a local change is on its way."""
     if _of_another_installation(obj, record):
-        return OTHER_INSTALLATION
+        return CatalogOutcome.OTHER_INSTALLATION.of()
     if _superseded(record, obj):
         return superseded
     if _local_change_pending(record):
-        return "skipped: a local change is on its way to Stripe"
+        return CatalogOutcome.LOCAL_CHANGE_PENDING.of()
     return None
 
 
@@ -100,24 +99,24 @@ def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None
 # --- products -----------------------------------------------------------------------------------------
 
 
-def on_product(event: dict) -> str:
+def on_product(event: dict) -> Outcome:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
     if watermark.deleted:
-        return "stale: the product was deleted in Stripe"
+        return CatalogOutcome.PRODUCT_DELETED.of()
     if event["type"] == "product.deleted":
         _mark_deleted(watermark)
         return _archive_product(obj)
     if watermark.updated is not None and obj["updated"] < watermark.updated:
-        return "stale: a newer state of this product was applied already"
+        return CatalogOutcome.PRODUCT_STALE.of()
     record = _record_for(MirrorKind.PRODUCT, obj)
-    superseded = "ignored: another Stripe product mirrors this local product"
+    superseded = CatalogOutcome.PRODUCT_SUPERSEDED.of()
     if reason := _not_ours_to_apply(record, obj, superseded=superseded):
         return reason
     if watermark.updated is not None and obj["updated"] == watermark.updated:
         local = Product.objects.filter(pk=record.object_id).first() if record else None
         if local is not None and specs.PRODUCT.matches(local, obj):
-            return "unchanged (our own write, or already applied)"
+            return CatalogOutcome.UNCHANGED.of()
         # Two changes within one second: only Stripe knows which is last.
         obj = _fetch("products", obj["id"])
         if obj is None:
@@ -128,7 +127,7 @@ def on_product(event: dict) -> str:
     return outcome
 
 
-def _apply_product(obj: dict, record: MirrorRecord | None) -> str:
+def _apply_product(obj: dict, record: MirrorRecord | None) -> Outcome:
     product = Product.objects.filter(pk=record.object_id).first() if record else None
     djstripe_copies.store(djstripe_models.Product, obj)
     try:
@@ -137,27 +136,24 @@ def _apply_product(obj: dict, record: MirrorRecord | None) -> str:
                 product = catalog.product_create(**specs.PRODUCT.held(obj))
             _adopt(MirrorKind.PRODUCT, product.pk, obj["id"])
             _push_app_ref(MirrorKind.PRODUCT, product.pk)
-            return f"created local product {product.pk} from the dashboard"
+            return CatalogOutcome.PRODUCT_CREATED.of(product=product.pk)
         with changes_from_stripe():
             before = product.updated_at
             product = catalog.product_update(product=product, data=specs.PRODUCT.held(obj))
-        return (
-            "updated the local product"
-            if product.updated_at != before
-            else "unchanged (our own write, or already applied)"
-        )
+        updated = product.updated_at != before
+        return (CatalogOutcome.PRODUCT_UPDATED if updated else CatalogOutcome.UNCHANGED).of()
     except ValidationError as error:
-        return f"not applied, the catalog refuses it: {error.messages}"
+        return CatalogOutcome.CATALOG_REFUSES.of(messages=error.messages)
 
 
-def _archive_product(obj: dict) -> str:
+def _archive_product(obj: dict) -> Outcome:
     record = _record_for(MirrorKind.PRODUCT, obj)
     product = Product.objects.filter(pk=record.object_id).first() if record else None
     if product is None or not product.active:
-        return "unchanged (no active local product)"
+        return CatalogOutcome.NO_ACTIVE_PRODUCT.of()
     with changes_from_stripe():
         catalog.product_archive(product=product)
-    return "archived the local product"
+    return CatalogOutcome.PRODUCT_ARCHIVED.of()
 
 
 def _push_app_ref(kind: str, object_id: int) -> None:
@@ -168,13 +164,13 @@ def _push_app_ref(kind: str, object_id: int) -> None:
 # --- prices -----------------------------------------------------------------------------------------------
 
 
-def on_price(event: dict) -> str:
+def on_price(event: dict) -> Outcome:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
     if watermark.deleted:
-        return "stale: the price was deleted in Stripe"
+        return CatalogOutcome.PRICE_DELETED.of()
     record = _record_for(MirrorKind.PRICE, obj)
-    superseded = "ignored: an earlier Stripe price of this local price"
+    superseded = CatalogOutcome.PRICE_SUPERSEDED.of()
     if reason := _not_ours_to_apply(record, obj, superseded=superseded):
         return reason
     price = Price.objects.filter(pk=record.object_id).first() if record else None
@@ -182,7 +178,7 @@ def on_price(event: dict) -> str:
         _mark_deleted(watermark)
         return _archive_price(price)
     if price is not None and _catalog_holds(price, obj) and _djstripe_copy_holds(obj):
-        return "unchanged (our own write, or already applied)"
+        return CatalogOutcome.UNCHANGED.of()
     # Prices carry no `updated`: an event that differs from what we hold (the catalog, or dj-stripe's copy of a
     # nickname or metadata edited in the dashboard) may be old. Ask Stripe.
     current = _fetch("prices", obj["id"])
@@ -193,13 +189,13 @@ def on_price(event: dict) -> str:
         return _create_price(current)
     djstripe_copies.store(djstripe_models.Price, current)
     if _catalog_holds(price, current):
-        return "unchanged (Stripe holds what we hold)"
+        return CatalogOutcome.STRIPE_HOLDS_OURS.of()
     with changes_from_stripe():
         if current["active"]:
             catalog.price_update(price=price, data={"active": True})
         else:
             catalog.price_archive(price=price)
-    return f"{'re-activated' if current['active'] else 'archived'} the local price"
+    return (CatalogOutcome.PRICE_REACTIVATED if current["active"] else CatalogOutcome.PRICE_ARCHIVED).of()
 
 
 def _catalog_holds(price: Price, obj: dict) -> bool:
@@ -220,21 +216,21 @@ def _djstripe_copy_holds(obj: dict) -> bool:
     return all((copy.get(name) or None) == (obj.get(name) or None) for name in DJSTRIPE_ONLY_PRICE_FIELDS)
 
 
-def _create_price(obj: dict) -> str:
+def _create_price(obj: dict) -> Outcome:
     if obj.get("unit_amount") is None or obj.get("billing_scheme") != "per_unit":
-        return "not applied: the catalog has no tiered or customer-chosen prices"
+        return CatalogOutcome.PRICE_NOT_PER_UNIT.of()
     product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, stripe_id=obj["product"]).first()
     if product_record is None:
         stripe_product = _fetch("products", obj["product"])
         if stripe_product is None:
-            return "not applied: its product is gone from Stripe"
+            return CatalogOutcome.PRICE_PRODUCT_GONE.of()
         if foreign_ref(stripe_product.get("metadata")):
-            return "ignored: its product mirrors a row of another installation"
+            return CatalogOutcome.PRICE_PRODUCT_OTHER_INSTALLATION.of()
         _apply_product(stripe_product, None)
         product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, stripe_id=obj["product"]).first()
     product = Product.objects.filter(pk=product_record.object_id).first() if product_record else None
     if product is None:
-        return "not applied: its product could not be made locally"
+        return CatalogOutcome.PRICE_PRODUCT_NOT_MADE.of()
     try:
         with changes_from_stripe():
             held = specs.PRICE.held(obj)
@@ -247,48 +243,48 @@ def _create_price(obj: dict) -> str:
                 active=held["active"] and product.active,
             )
     except ValidationError as error:
-        return f"not applied, the catalog refuses it: {error.messages}"
+        return CatalogOutcome.CATALOG_REFUSES.of(messages=error.messages)
     _adopt(MirrorKind.PRICE, price.pk, obj["id"], {"immutable": specs.price_immutable(price)})
     djstripe_copies.store(djstripe_models.Price, obj)
     _push_app_ref(MirrorKind.PRICE, price.pk)
-    return f"created local price {price.pk} from the dashboard"
+    return CatalogOutcome.PRICE_CREATED.of(price=price.pk)
 
 
-def _archive_price(price: Price | None) -> str:
+def _archive_price(price: Price | None) -> Outcome:
     if price is None or not price.active:
-        return "unchanged (no active local price)"
+        return CatalogOutcome.NO_ACTIVE_PRICE.of()
     with changes_from_stripe():
         catalog.price_archive(price=price)
-    return "archived the local price"
+    return CatalogOutcome.PRICE_ARCHIVED.of()
 
 
 # --- customers ------------------------------------------------------------------------------------------
 
 
-def on_customer_updated(event: dict) -> str:
+def on_customer_updated(event: dict) -> Outcome:
     obj = event["data"]["object"]
     record = _record_for(MirrorKind.USER, obj)
     if _of_another_installation(obj, record):
-        return OTHER_INSTALLATION
+        return CatalogOutcome.OTHER_INSTALLATION.of()
     if record is None:
-        return "ignored: no local user for this customer"
+        return CatalogOutcome.NO_USER.of()
     if record.deleted:
-        return "ignored: the user was deleted"
+        return CatalogOutcome.USER_DELETED.of()
     if _superseded(record, obj):
-        return "ignored: the user has another customer"
+        return CatalogOutcome.USER_HAS_ANOTHER_CUSTOMER.of()
     customer = djstripe_models.Customer.sync_from_stripe_data(obj)
     linked = not record.stripe_id
     if linked:
         MirrorRecord.objects.filter(pk=record.pk).update(stripe_id=obj["id"])
     djstripe_models.Customer.objects.filter(pk=customer.pk).update(subscriber_id=record.object_id)
-    return "linked the customer to its user" if linked else "the customer is linked to its user"
+    return (CatalogOutcome.CUSTOMER_LINKED if linked else CatalogOutcome.CUSTOMER_ALREADY_LINKED).of()
 
 
-def on_customer_deleted(event: dict) -> str:
+def on_customer_deleted(event: dict) -> Outcome:
     obj = event["data"]["object"]
     watermark = _watermark(obj["id"])
     _mark_deleted(watermark)
     djstripe_models.Customer.objects.filter(id=obj["id"]).update(subscriber=None, date_purged=timezone.now())
     unlinked = MirrorRecord.objects.filter(kind=MirrorKind.USER, stripe_id=obj["id"]).update(stripe_id="")
     # A user who still exists gets a new customer the next time the mirror runs for them.
-    return "unlinked the deleted customer from its user" if unlinked else "unchanged (no user had this customer)"
+    return (CatalogOutcome.CUSTOMER_UNLINKED if unlinked else CatalogOutcome.NO_USER_HAD_CUSTOMER).of()

@@ -83,7 +83,7 @@ class Heartbeat:
 
 @cache
 def _heartbeat(url: str) -> Heartbeat | None:
-    # Short timeouts: `holder_alive` is asked while a row lock is held.
+    # Short timeouts: `is_alive` is asked while a row lock is held.
     return Heartbeat(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)) if url else None
 
 
@@ -92,7 +92,7 @@ def heartbeat() -> Heartbeat | None:
 
 
 @contextmanager
-def holding(owner: str) -> Iterator[None]:
+def keep_alive(owner: str) -> Iterator[None]:
     """While inside, `owner` (the pusher running here) counts as alive to everyone."""
     beat = heartbeat()
     if beat is None:
@@ -105,7 +105,7 @@ def holding(owner: str) -> Iterator[None]:
         beat.release(owner)
 
 
-def holder_alive(owner: str) -> bool:
+def is_alive(owner: str) -> bool:
     """Whether the process that took a lease for `owner` still runs (when unsure: yes, the lease stands)."""
     beat = heartbeat()
     if beat is None:

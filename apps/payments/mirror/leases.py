@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.errors import StripeKeySpent
-from apps.payments.mirror.holders import holder_alive
+from apps.payments.mirror import lease_heartbeats
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.outcomes import Completion, Pushed
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 
 log = logging.getLogger("apps.payments.mirror")
 
@@ -34,7 +34,7 @@ def _held_by_another(record: MirrorRecord, owner: str, now) -> bool:
     """Another pusher holds the row's lease and still runs (a killed worker's lease is free at once)."""
     if not record.lease_owner or record.lease_owner == owner or not record.lease_until or record.lease_until <= now:
         return False
-    if holder_alive(record.lease_owner):
+    if lease_heartbeats.is_alive(record.lease_owner):
         return True
     log.warning("mirror lease taken over app_ref=%s from=%s (its process is gone)", record.app_ref, record.lease_owner)
     return False

@@ -11,11 +11,11 @@ from djstripe import models as djstripe_models
 from apps.catalog.models import Price, Product
 from apps.payments.gateway.client import StripeGateway, gateway
 from apps.payments.gateway.errors import is_missing
+from apps.payments.gateway.installation import APP_REF_KEY, is_ours, ref_search_query, stripe_refs
 from apps.payments.mirror import djstripe_copies, leases, specs
-from apps.payments.mirror.installation import APP_REF_KEY, is_ours, ref_search_query, stripe_refs
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 from apps.payments.mirror.outbox import enqueue
 from apps.payments.mirror.outcomes import WAITING, Completion, MirrorRejected, Pushed, Waiting
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
 from apps.users.models import User
 
 log = logging.getLogger("apps.payments.mirror")

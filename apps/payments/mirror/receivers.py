@@ -3,8 +3,8 @@
 from django.dispatch import receiver
 
 from apps.catalog.signals import price_changed, price_deleted, product_changed, product_deleted
+from apps.payments.mirror.models import MirrorKind
 from apps.payments.mirror.outbox import mirror_record_change
-from apps.payments.models import MirrorKind
 from apps.users.signals import user_changed, user_deleted, user_registered
 
 # The customer fields Stripe holds; other profile changes need no Stripe call.

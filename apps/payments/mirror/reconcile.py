@@ -29,11 +29,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
+from apps.payments.gateway.installation import APP_REF_KEY, NAMESPACE_KEY, is_ours
 from apps.payments.mirror import outbox, sync
-from apps.payments.mirror.installation import APP_REF_KEY, NAMESPACE_KEY, is_ours
+from apps.payments.mirror.models import MirrorRecord, MirrorState, ReconcilePhase, ReconcileRun
 from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.mirror.specs import SPECS
-from apps.payments.models import MirrorRecord, MirrorState, ReconcilePhase, ReconcileRun
 
 PAGE = 100  # Stripe's largest list page
 LOCAL_CHUNK = 1000

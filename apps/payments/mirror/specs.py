@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from django.db import models
 
 from apps.catalog.models import Price, Product
-from apps.payments.mirror.installation import APP_REF_KEY, NAMESPACE_KEY
-from apps.payments.models import MirrorKind
+from apps.payments.gateway.installation import APP_REF_KEY, NAMESPACE_KEY
+from apps.payments.mirror.models import MirrorKind
 from apps.users.models import User
 
 

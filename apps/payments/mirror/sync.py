@@ -14,11 +14,11 @@ import stripe
 
 from apps.catalog.models import Price
 from apps.payments.gateway.errors import ErrorClass, StripeUnavailable, classify
-from apps.payments.mirror import holders, leases
+from apps.payments.mirror import lease_heartbeats, leases
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.outbox import mirror_record_change, release_waiting_prices
 from apps.payments.mirror.outcomes import Completion, MirrorRejected, SyncOutcome, Waiting
 from apps.payments.mirror.pushers import PUSHERS
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from config import metrics
 
 log = logging.getLogger("apps.payments.mirror")
@@ -33,7 +33,7 @@ COMPLETIONS = {
 def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
     """Bring one object's Stripe side up to its latest version."""
     owner = owner or f"inline:{uuid.uuid4().hex}"
-    with holders.holding(owner):  # so that a lease of ours is not taken over while we push
+    with lease_heartbeats.keep_alive(owner):  # so that a lease of ours is not taken over while we push
         outcome = _sync(record_id, owner)
     metrics.MIRROR_SYNCS.labels(outcome).inc()
     return outcome

@@ -7,10 +7,9 @@ another amount than the order says. A Payment Link must name Stripe prices: it i
 only while Stripe holds each price as the catalog has it now (409 otherwise).
 
 What Stripe needs and the mirror has not brought yet (the user's customer, a product,
-a link's price) is mirrored here, inside the request, rather than refusing the cart.
+a link's price) is mirrored here (`mirror.refs`), rather than refusing the cart.
 """
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -20,78 +19,31 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.catalog.models import Price
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
-from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
-from apps.payments.mirror.outbox import mirror_record_change
-from apps.payments.mirror.specs import price_immutable
-from apps.payments.mirror.sync import mirror_sync
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, Order, OrderStatus, PaymentLink
-from apps.payments.orders.errors import CheckoutUnavailable, PriceNotInStripe
+from apps.payments.gateway.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.mirror.models import MirrorKind
+from apps.payments.mirror.refs import NotInStripe, ensure_in_stripe, ensure_price_in_stripe
+from apps.payments.orders.errors import CheckoutUnavailable
 from apps.payments.orders.idempotency import request_fingerprint
 from apps.payments.orders.lifecycle import CartLine, order_create, order_transition
+from apps.payments.orders.locks import user_lock
+from apps.payments.orders.models import Order, OrderStatus, PaymentLink
 from apps.users.models import User
 
-# A worker may be mirroring the same object right now; its result is waited for this long.
-WAIT_FOR_MIRROR_SECONDS = 10.0
+
+def stripe_products_of(lines: list[CartLine]) -> dict[int, str]:
+    """The Stripe product of each product in the cart, pushed now if the mirror has not brought it yet (else
+    `NotInStripe`: the client comes back, and nothing is made meanwhile)."""
+    return {
+        product_id: ensure_in_stripe(MirrorKind.PRODUCT, product_id)
+        for product_id in {line.price.product_id for line in lines}
+    }
 
 
-def _mirrored(kind: str, object_id: int, is_current=lambda record: bool(record.stripe_id)) -> MirrorRecord | None:
-    """The object's mirror row once Stripe holds it as wanted, mirroring it now if need be; None if it cannot."""
-    if not settings.STRIPE_MIRROR_ENABLED:
-        raise CheckoutUnavailable("Stripe is not configured here (no STRIPE_SECRET_KEY, or STRIPE_MIRROR_ENABLED off).")
-    record = MirrorRecord.objects.filter(kind=kind, object_id=object_id).first()
-    if record is not None and is_current(record):
-        return record
-    if record is None or record.state == MirrorState.FAILED or record.synced_version >= record.version:
-        mirror_record_change(kind=kind, object_id=object_id, queue=False)
-    record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-    mirror_sync(record_id=record.pk)
-    deadline = time.monotonic() + WAIT_FOR_MIRROR_SECONDS
-    next_try = time.monotonic() + 1
-    while True:
-        record.refresh_from_db()
-        if is_current(record):
-            return record
-        if record.state == MirrorState.FAILED or time.monotonic() > deadline:
-            return None
-        time.sleep(0.1)  # a worker holds the lease and is writing it to Stripe
-        if time.monotonic() >= next_try:  # or it was killed: its lease is then free, and the push is ours
-            mirror_sync(record_id=record.pk)
-            next_try = time.monotonic() + 1
-
-
-def stripe_id_of(kind: str, object_id: int) -> str:
-    record = _mirrored(kind, object_id)
-    if record is None:
-        record = MirrorRecord.objects.get(kind=kind, object_id=object_id)
-        raise CheckoutUnavailable(f"{record.app_ref} could not be put in Stripe: {record.last_error or 'timed out'}")
-    return record.stripe_id
-
-
-def current_stripe_price(price: Price) -> str:
-    """The Stripe price that charges what the catalog says now (amount, currency, recurrence)."""
-    wanted = price_immutable(price)
-
-    def holds_current_amount(record: MirrorRecord) -> bool:
-        return bool(record.stripe_id) and record.pushed.get("immutable") == wanted
-
-    stripe_id_of(MirrorKind.PRODUCT, price.product_id)  # a price needs its product, which may carry it
-    record = _mirrored(MirrorKind.PRICE, price.pk, holds_current_amount)
-    if record is None:
-        raise PriceNotInStripe(
-            f"Stripe does not hold the current price of {price.product.name} ({price.unit_amount} "
-            f"{price.currency}) yet; try again in a moment."
-        )
-    return record.stripe_id
-
-
-def _line_items(order: Order) -> list[dict]:
+def _line_items(order: Order, stripe_products: dict[int, str]) -> list[dict]:
     """The order's own lines: what it says is exactly what Stripe charges."""
     lines = order.lines.select_related("price")
-    products = {line.price.product_id for line in lines}
-    stripe_products = {product_id: stripe_id_of(MirrorKind.PRODUCT, product_id) for product_id in products}
     return [
         {
             "price_data": {
@@ -114,7 +66,7 @@ def order_for_cart(*, user: User, lines: list[CartLine], fingerprint: str, settl
     order its twin made instead of making a second (and a higher id is a later order).
     """
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
+        user_lock(user.pk)
         candidates = Order.objects.filter(
             user=user,
             cart_fingerprint=fingerprint,
@@ -137,6 +89,9 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
     `CHECKOUT_REUSE_SECONDS` gets the same open session back, not a second order; a session is made
     once per order."""
     fingerprint = cart_fingerprint(lines, success_url=success_url, cancel_url=cancel_url)
+    # What the session names in Stripe comes first: a cart Stripe cannot take yet leaves no order behind.
+    customer = ensure_in_stripe(MirrorKind.USER, user.pk)
+    stripe_products = stripe_products_of(lines)
     order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
     if order.checkout_session_id:
         if _session_open(order.checkout_session_id):
@@ -146,7 +101,9 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
         order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint, settled=order)
         if order.checkout_session_id:
             return order  # a twin request made it a moment ago
-    return checkout_start(order=order, success_url=success_url, cancel_url=cancel_url)
+    return checkout_start(
+        order=order, success_url=success_url, cancel_url=cancel_url, customer=customer, stripe_products=stripe_products
+    )
 
 
 def _session_open(session_id: str) -> bool:
@@ -166,9 +123,9 @@ def canceled_unless_started(order: Order, what: str) -> Iterator[None]:
     without its session or intent. The client is told which (503, or 502 with Stripe's words)."""
     try:
         yield
-    except (StripeUnavailable, CheckoutUnavailable) as error:
+    except (StripeUnavailable, CheckoutUnavailable, NotInStripe) as error:
         _cancel_unless_a_twin_started(order, f"{what} not started: {error}")
-        raise CheckoutUnavailable(str(error)) from error
+        raise CheckoutUnavailable(str(error), error.retry_after) from error
     except stripe.StripeError as error:
         refused = StripeRefused(error)
         _cancel_unless_a_twin_started(order, f"Stripe refused: {refused}")
@@ -183,8 +140,11 @@ def _cancel_unless_a_twin_started(order: Order, cause: str) -> None:
     order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=cause)
 
 
-def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
-    """Create the order's Checkout Session (once: the key is the order's) and keep its id and URL.
+def checkout_start(
+    *, order: Order, success_url: str, cancel_url: str, customer: str, stripe_products: dict[int, str]
+) -> Order:
+    """Create the order's Checkout Session (once: the key is the order's) for the user's Stripe customer,
+    and keep its id and URL.
 
     If Stripe cannot be reached, or refuses, the order is canceled: none is left pending without a session.
     """
@@ -192,25 +152,22 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
         reference = {"order": str(order.pk), NAMESPACE_KEY: installation_namespace()}
         params = {
             "mode": "payment",
-            "line_items": _line_items(order),
+            "line_items": _line_items(order, stripe_products),
             "success_url": success_url,
             "cancel_url": cancel_url,
             # For people reading the dashboard; events find the order through the session's id only.
             "client_reference_id": str(order.pk),
             "metadata": reference,
             "payment_intent_data": {"metadata": reference},
+            "customer": customer,
         }
-        if order.user_id:
-            params["customer"] = stripe_id_of(MirrorKind.USER, order.user_id)
-        else:
-            params["customer_email"] = order.email
         gw = gateway()
         session = gw.call(
             lambda options: gw.v1.checkout.sessions.create(params=params, options=options),
             idempotency_key=f"order:{order.pk}:checkout",
         )
     Order.objects.filter(pk=order.pk).update(
-        checkout_session_id=session.id, checkout_url=session.url, stripe_customer_id=params.get("customer", "")
+        checkout_session_id=session.id, checkout_url=session.url, stripe_customer_id=customer
     )
     order.refresh_from_db()
     return order
@@ -219,7 +176,7 @@ def checkout_start(*, order: Order, success_url: str, cancel_url: str) -> Order:
 def payment_link_create(*, lines: list[CartLine], created_by) -> PaymentLink:
     """A reusable link; each payment through it becomes an order of its own (see the webhooks)."""
     try:
-        line_items = [{"price": current_stripe_price(line.price), "quantity": line.quantity} for line in lines]
+        line_items = [{"price": ensure_price_in_stripe(line.price), "quantity": line.quantity} for line in lines]
         gw = gateway()
         metadata = {"created_by": str(created_by.pk), NAMESPACE_KEY: installation_namespace()}
         # Its payments (or the subscriptions it starts) carry our namespace too, so their events are known
@@ -232,8 +189,8 @@ def payment_link_create(*, lines: list[CartLine], created_by) -> PaymentLink:
         else:
             params["payment_intent_data"] = ours
         link = gw.call(lambda options: gw.v1.payment_links.create(params=params, options=options))
-    except (StripeUnavailable, CheckoutUnavailable) as error:
-        raise CheckoutUnavailable(str(error)) from error
+    except (StripeUnavailable, CheckoutUnavailable, NotInStripe) as error:
+        raise CheckoutUnavailable(str(error), error.retry_after) from error
     except stripe.StripeError as error:
         raise StripeRefused(error) from error
     return PaymentLink.objects.create(

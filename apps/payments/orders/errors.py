@@ -17,14 +17,14 @@ class CheckoutUnavailable(Unavailable):
     public_detail = "The payment provider cannot be reached; nothing was charged."
 
 
-class PriceNotInStripe(Conflict):
-    """Stripe does not hold a price as the catalog has it now (its mirror is behind or failed)."""
-
-
 class AppPaymentsNotConfigured(Unavailable):
     """No publishable key is configured, so an app could not pay an intent; none is made."""
 
     public_detail = "Paying from an app is not set up here: the shop has no Stripe publishable key configured."
+
+
+class EventNotReady(Exception):
+    """A Stripe event cannot apply yet (a refund whose payment is not recorded here yet): retried, never dropped."""
 
 
 class SubscriptionActionRefused(Conflict):

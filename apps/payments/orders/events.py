@@ -1,8 +1,8 @@
 """Stripe events that move orders and their payments: a checkout completed, paid later, failed, expired; an
 app's intent paid, declined, canceled; the card of each charge; refunds from anywhere.
 
-How an event finds its order, and how a session's state moves it, is the orders room's
-(`orders.sessions`): nothing a payer can type names an order.
+How an event finds its order, and how a session's state moves it, is `orders.sessions`: nothing a payer
+can type names an order.
 
 Each move goes through `order_transition`, so a duplicate or a late event changes
 nothing more. An expiry is confirmed with Stripe before it is applied: an expired order
@@ -10,37 +10,40 @@ is final, and only Stripe knows whether the session was paid after all. A refund
 arrives before its payment is recorded waits (`EventNotReady`) and is tried again.
 """
 
-from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
-from apps.payments.models import Order, OrderStatus, Payment
+from apps.payments.gateway.installation import is_ours
 from apps.payments.orders import intents, payments, sessions
-from apps.payments.orders.errors import RefundNotApplicable
+from apps.payments.orders.errors import EventNotReady, RefundNotApplicable
 from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.models import Order, OrderStatus, Payment
+from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.orders.refunds import order_apply_refund
-from apps.payments.webhooks.errors import EventNotReady
+from config.outcomes import Outcome
 
 
-def on_session_paid(event: dict) -> str:
-    return sessions.apply_session(event["data"]["object"], cause=f"{event['type']} {event['id']}")
+def _cause(event: dict) -> str:
+    return f"{event['type']} {event['id']}"
 
 
-def on_session_payment_failed(event: dict) -> str:
+def on_session_paid(event: dict) -> Outcome:
+    return sessions.apply_session(event["data"]["object"], cause=_cause(event))
+
+
+def on_session_payment_failed(event: dict) -> Outcome:
     order = sessions.order_for_session(event["data"]["object"])
     if order is None:
-        return "ignored: no order of ours for this session"
-    moved = order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause=f"{event['type']} {event['id']}")
-    return f"order {order.pk} failed" if moved else f"order {order.pk} unchanged ({order.status})"
+        return OrderOutcome.NO_ORDER_FOR_SESSION.of()
+    moved = order_transition(order_id=order.pk, to=OrderStatus.FAILED, cause=_cause(event))
+    if moved:
+        return OrderOutcome.FAILED.of(order=order.pk)
+    return OrderOutcome.UNCHANGED.of(order=order.pk, status=order.status)
 
 
-def on_session_expired(event: dict) -> str:
+def on_session_expired(event: dict) -> Outcome:
     session = event["data"]["object"]
-    if session.get("mode") == "subscription":
-        return sessions.apply_session(session, cause=f"{event['type']} {event['id']}")
     if sessions.order_for_session(session) is None:
-        return "ignored: no order of ours for this session"
+        return OrderOutcome.NO_ORDER_FOR_SESSION.of()
     # Expired is final: apply what Stripe holds now (a paid session wins over a stale expiry).
-    return sessions.apply_session(
-        sessions.session_now(session["id"]), cause=f"{event['type']} {event['id']} (checked with Stripe)"
-    )
+    return sessions.apply_session(sessions.session_now(session["id"]), cause=f"{_cause(event)} (checked with Stripe)")
 
 
 def _order_of_intent(payment_intent_id: str) -> Order | None:
@@ -51,13 +54,7 @@ def _order_of_intent(payment_intent_id: str) -> Order | None:
     return Order.objects.filter(payment_intent_id=payment_intent_id).first()
 
 
-def _ours(obj: dict) -> bool:
-    """Made by this installation (a session's, a link's or an app's intent, and their charges): its
-    order or payment will be recorded here, so an event about it waits rather than being dropped."""
-    return (obj.get("metadata") or {}).get(NAMESPACE_KEY) == installation_namespace()
-
-
-def on_intent(event: dict) -> str:
+def on_intent(event: dict) -> Outcome:
     """An intent paid, processing, waiting for 3D Secure, declined or canceled: its payment and order follow."""
     intent = event["data"]["object"]
     order, session_id = _order_of_intent(intent["id"]), ""
@@ -65,28 +62,30 @@ def on_intent(event: dict) -> str:
         # A card declined on a Checkout page: the session stays open, and Stripe says which session it was.
         order, session = sessions.order_for_payment(intent["id"])
         session_id = session["id"] if order is not None and session else ""
-    elif order is None and intent.get("status") in ("succeeded", "processing") and _ours(intent):
+    elif order is None and intent.get("status") in ("succeeded", "processing") and is_ours(intent.get("metadata")):
+        # Ours (a session's, a link's or an app's intent): its order will be recorded here, so the event waits.
         raise EventNotReady(f"the order of intent {intent['id']} is not recorded yet (its session comes next)")
     if order is None:
-        return "ignored: no order of ours for this payment"
+        return OrderOutcome.NO_ORDER_FOR_PAYMENT.of()
     return intents.intent_apply(
         order=order,
         intent=intent,
-        cause=f"{event['type']} {event['id']}",
+        cause=_cause(event),
         at=event.get("created") or 0,
         checkout_session_id=session_id,
     )
 
 
-def on_charge(event: dict) -> str:
+def on_charge(event: dict) -> Outcome:
     """A charge says which card paid (or was declined): stored on the payment of its intent."""
     charge = event["data"]["object"]
     payment = payments.payment_note_charge(charge=charge)
     if payment is not None:
-        return f"payment {payment.payment_intent_id}: {payment.card_brand} {payment.card_last4}".rstrip()
-    if charge.get("status") in ("succeeded", "pending") and _ours(charge):
+        card = f"{payment.card_brand} {payment.card_last4}".strip()
+        return OrderOutcome.CARD_NOTED.of(payment_intent=payment.payment_intent_id, card=card)
+    if charge.get("status") in ("succeeded", "pending") and is_ours(charge.get("metadata")):
         raise EventNotReady(f"the payment of intent {charge.get('payment_intent')} is not recorded yet")
-    return "ignored: no payment of ours for this charge"
+    return OrderOutcome.NO_PAYMENT_FOR_CHARGE.of()
 
 
 def _refund_order(payment_intent_id: str | None) -> Order | None:
@@ -111,22 +110,22 @@ def _apply_refund(order: Order, refund: dict, cause: str) -> bool:
         raise EventNotReady(str(error)) from error
 
 
-def on_charge_refunded(event: dict) -> str:
+def on_charge_refunded(event: dict) -> Outcome:
     charge = event["data"]["object"]
     order = _refund_order(charge.get("payment_intent"))
     if order is None:
-        return "ignored: no order of ours for this charge"
+        return OrderOutcome.NO_ORDER_FOR_CHARGE.of()
     refunds = [r for r in (charge.get("refunds") or {}).get("data", []) if r.get("status") in ("succeeded", "pending")]
-    applied = sum(_apply_refund(order, refund, f"{event['type']} {event['id']}") for refund in refunds)
-    return f"order {order.pk}: {applied} refund(s) recorded"
+    applied = sum(_apply_refund(order, refund, _cause(event)) for refund in refunds)
+    return OrderOutcome.REFUNDS_RECORDED.of(order=order.pk, count=applied)
 
 
-def on_refund(event: dict) -> str:
+def on_refund(event: dict) -> Outcome:
     refund = event["data"]["object"]
     if refund.get("status") not in ("succeeded", "pending"):
-        return f"ignored: refund {refund.get('status')}"
+        return OrderOutcome.REFUND_NOT_MADE.of(status=refund.get("status"))
     order = _refund_order(refund.get("payment_intent"))
     if order is None:
-        return "ignored: no order of ours for this refund"
-    recorded = _apply_refund(order, refund, f"{event['type']} {event['id']}")
-    return f"order {order.pk}: refund recorded" if recorded else f"order {order.pk}: refund known already"
+        return OrderOutcome.NO_ORDER_FOR_REFUND.of()
+    recorded = _apply_refund(order, refund, _cause(event))
+    return (OrderOutcome.REFUND_RECORDED if recorded else OrderOutcome.REFUND_KNOWN).of(order=order.pk)

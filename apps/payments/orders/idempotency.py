@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.payments.models import IdempotentRequest
+from apps.payments.orders.models import IdempotentRequest
 from config.errors import Conflict
 
 MAX_KEY_LENGTH = 255

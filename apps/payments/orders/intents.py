@@ -16,14 +16,18 @@ from django.db import transaction
 
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
-from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
-from apps.payments.models import MirrorKind, Order, OrderStatus, Payment, PaymentStatus
-from apps.payments.orders.checkout import canceled_unless_started, order_for_cart, stripe_id_of
+from apps.payments.gateway.installation import NAMESPACE_KEY, installation_namespace
+from apps.payments.mirror.models import MirrorKind
+from apps.payments.mirror.refs import ensure_in_stripe
+from apps.payments.orders.checkout import canceled_unless_started, order_for_cart
 from apps.payments.orders.errors import AppPaymentsNotConfigured, OrderActionRefused
 from apps.payments.orders.idempotency import request_fingerprint
 from apps.payments.orders.lifecycle import CartLine, order_payment_settle, order_transition
+from apps.payments.orders.models import Order, OrderStatus, Payment, PaymentStatus
+from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.orders.payments import payment_record, payment_status_of
 from apps.users.models import User
+from config.outcomes import Outcome
 
 # What Stripe lets the payer still do with an intent in these states: pay it, with a card or 3D Secure.
 STILL_PAYABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -52,6 +56,7 @@ def intent_for_cart(*, user: User, lines: list[CartLine]) -> IntentStarted:
     fingerprint = request_fingerprint(
         {"lines": [(line.price.pk, line.quantity) for line in lines], "paid_with": "payment_intent"}
     )
+    customer = ensure_in_stripe(MirrorKind.USER, user.pk)  # first: a cart Stripe cannot take leaves no order
     order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint)
     if order.payment_intent_id:
         intent = _payable_intent(order.payment_intent_id)
@@ -62,7 +67,7 @@ def intent_for_cart(*, user: User, lines: list[CartLine]) -> IntentStarted:
         order = order_for_cart(user=user, lines=lines, fingerprint=fingerprint, settled=order)
         if order.payment_intent_id:  # a twin request made it a moment ago
             return _started_before(order, client_secret=client_secret_of(order.payment_intent_id), key=key)
-    return intent_start(order=order, key=key)
+    return intent_start(order=order, key=key, customer=customer)
 
 
 def _started_before(order: Order, *, client_secret: str, key: str) -> IntentStarted:
@@ -83,8 +88,9 @@ def _payable_intent(payment_intent_id: str) -> stripe.PaymentIntent | None:
     return intent if intent is not None and intent.status in STILL_PAYABLE else None
 
 
-def intent_start(*, order: Order, key: str) -> IntentStarted:
-    """Create the order's payment intent (once: the key is the order's) for exactly the order's total.
+def intent_start(*, order: Order, key: str, customer: str) -> IntentStarted:
+    """Create the order's payment intent (once: the key is the order's) for exactly the order's total, for the
+    user's Stripe customer.
 
     If Stripe cannot be reached, or refuses, the order is canceled: none is left pending without an intent.
     """
@@ -95,9 +101,8 @@ def intent_start(*, order: Order, key: str) -> IntentStarted:
             "currency": order.currency,
             "metadata": reference,
             "description": f"Order {order.pk}",
+            "customer": customer,
         }
-        if order.user_id:
-            params["customer"] = stripe_id_of(MirrorKind.USER, order.user_id)
         gw = gateway()
         intent = gw.call(
             lambda options: gw.v1.payment_intents.create(params=params, options=options),
@@ -105,9 +110,7 @@ def intent_start(*, order: Order, key: str) -> IntentStarted:
         )
     # Together: a twin request that finds the order's intent id finds its payment too.
     with transaction.atomic():
-        Order.objects.filter(pk=order.pk).update(
-            payment_intent_id=intent.id, stripe_customer_id=params.get("customer", "")
-        )
+        Order.objects.filter(pk=order.pk).update(payment_intent_id=intent.id, stripe_customer_id=customer)
         order.refresh_from_db()
         payment = payment_record(order=order, intent=intent.to_dict())
     return IntentStarted(order=order, payment=payment, client_secret=intent.client_secret, publishable_key=key)
@@ -120,7 +123,7 @@ def client_secret_of(payment_intent_id: str) -> str:
     ).client_secret
 
 
-def intent_apply(*, order: Order, intent: dict, cause: str, at: int = 0, checkout_session_id: str = "") -> str:
+def intent_apply(*, order: Order, intent: dict, cause: str, at: int = 0, checkout_session_id: str = "") -> Outcome:
     """Bring an order and its payment in line with what Stripe says of the intent (an event, or a fetch).
 
     Succeeded: the order is paid if Stripe took exactly its total (else it goes to review). Failed: the
@@ -145,15 +148,15 @@ def intent_apply(*, order: Order, intent: dict, cause: str, at: int = 0, checkou
     if to is not None:
         moved = order_transition(order_id=order.pk, to=to, cause=cause)
     if moved:
-        return f"order {order.pk} {to}; payment {payment.status}"
-    return f"order {order.pk} unchanged; payment {payment.status} ({status})"
+        return OrderOutcome.MOVED_BY_INTENT.of(order=order.pk, status=to, payment_status=payment.status)
+    return OrderOutcome.UNCHANGED_BY_INTENT.of(order=order.pk, payment_status=payment.status, intent_status=status)
 
 
-def intent_cancel(*, order: Order, by) -> bool:
+def intent_cancel(*, order: Order, by: User) -> bool:
     """Cancel a pending order's intent in Stripe. False when Stripe holds it paid or processing: what
     Stripe holds is applied instead, and decides (a paid order is then refunded, not canceled)."""
     gw = gateway()
-    cause = f"cancel by user {getattr(by, 'pk', None)}"
+    cause = f"cancel by user {by.pk}"
     try:
         intent = gw.call(
             lambda options: gw.v1.payment_intents.cancel(
@@ -178,10 +181,10 @@ def intent_cancel(*, order: Order, by) -> bool:
     return True
 
 
-def intent_sync(*, order: Order, by) -> None:
+def intent_sync(*, order: Order, by: User) -> None:
     """Ask Stripe for the order's intent and apply it (an app's success screen need not wait for the webhook)."""
     gw = gateway()
     intent = gw.call_for_client(
         lambda options: gw.v1.payment_intents.retrieve(order.payment_intent_id, options=options)
     )
-    intent_apply(order=order, intent=intent.to_dict(), cause=f"sync requested by user {getattr(by, 'pk', None)}")
+    intent_apply(order=order, intent=intent.to_dict(), cause=f"sync requested by user {by.pk}")

@@ -14,16 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import Price
-from apps.payments.models import (
-    ORDER_TRANSITIONS,
-    Order,
-    OrderLine,
-    OrderRefund,
-    OrderStatus,
-    OrderTransition,
-)
 from apps.payments.orders.errors import OrderActionRefused
+from apps.payments.orders.locks import order_lock
+from apps.payments.orders.models import ORDER_TRANSITIONS, Order, OrderLine, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.signals import order_canceled, order_expired, order_paid, order_refunded, payment_failed
+from apps.users.models import User
+from config.outcomes import Outcome
 
 log = logging.getLogger("apps.payments.orders")
 
@@ -81,7 +78,7 @@ def order_create(
 @transaction.atomic
 def order_transition(*, order_id: int, to: str, cause: str, refund: OrderRefund | None = None, **changes) -> bool:
     """Move an order to `to` if that is a legal move; False (and nothing changes) otherwise."""
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = order_lock(order_id)
     if order.status == to and to != OrderStatus.PARTIALLY_REFUNDED:
         return False
     if to not in ORDER_TRANSITIONS[order.status]:
@@ -106,7 +103,7 @@ def order_transition(*, order_id: int, to: str, cause: str, refund: OrderRefund 
 
 def order_payment_settle(
     *, order_id: int, amount: int | None, currency: str | None, payment_intent_id: str, cause: str, email: str = ""
-) -> str:
+) -> Outcome:
     """Stripe took `amount` of `currency` for the order. The order is paid only when that is exactly its
     total; any other amount parks it in `review` (both amounts kept) for an operator, with no receipt,
     and so does money taken for an order that was canceled or expired meanwhile."""
@@ -122,7 +119,11 @@ def order_payment_settle(
     closed = order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
     if amount == order.amount_total and currency == order.currency and not closed:
         moved = order_transition(order_id=order.pk, to=OrderStatus.PAID, cause=cause, **changes)
-        return f"order {order.pk} paid" if moved else f"order {order.pk} unchanged ({order.status})"
+        return (
+            OrderOutcome.PAID.of(order=order.pk)
+            if moved
+            else OrderOutcome.UNCHANGED.of(order=order.pk, status=order.status)
+        )
     moved = order_transition(order_id=order.pk, to=OrderStatus.REVIEW, cause=cause, **changes)
     if moved:
         log.error(
@@ -136,19 +137,21 @@ def order_payment_settle(
             payment_intent_id,
             cause,
         )
-        return (
-            f"order {order.pk} in review: Stripe took {amount} {currency} for an order of {order.amount_total} "
-            f"{order.currency} that was {order.status}"
+        return OrderOutcome.IN_REVIEW.of(
+            order=order.pk,
+            charged=amount,
+            charged_currency=currency,
+            total=order.amount_total,
+            currency=order.currency,
+            status=order.status,
         )
-    return f"order {order.pk} unchanged ({order.status})"
+    return OrderOutcome.UNCHANGED.of(order=order.pk, status=order.status)
 
 
-def order_accept_payment(*, order: Order, by) -> Order:
+def order_accept_payment(*, order: Order, by: User) -> Order:
     """An operator accepts what Stripe took for an order in review: it becomes paid (and its receipt goes)."""
     if order.status != OrderStatus.REVIEW:
         raise OrderActionRefused(f"Only an order in review can be accepted; this one is {order.status}.")
-    order_transition(
-        order_id=order.pk, to=OrderStatus.PAID, cause=f"payment accepted by user {getattr(by, 'pk', None)}"
-    )
+    order_transition(order_id=order.pk, to=OrderStatus.PAID, cause=f"payment accepted by user {by.pk}")
     order.refresh_from_db()
     return order

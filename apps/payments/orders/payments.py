@@ -12,7 +12,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from apps.payments.models import PAYMENT_SETTLED, Order, Payment, PaymentStatus
+from apps.payments.orders.locks import order_lock
+from apps.payments.orders.models import PAYMENT_SETTLED, Order, Payment, PaymentStatus
 
 log = logging.getLogger("apps.payments.orders")
 
@@ -35,14 +36,8 @@ def payment_status_of(intent: dict) -> str:
     return INTENT_STATUS.get(intent.get("status") or "", PaymentStatus.PENDING)
 
 
-def _lock_order(order_id: int) -> None:
-    """Locks are taken order first, then payment, everywhere (a refund does so too): a late event about a
-    payment and a refund of its order at the same moment wait for each other instead of deadlocking."""
-    Order.objects.select_for_update().filter(pk=order_id).first()
-
-
 def _locked_payment(*, order: Order, payment_intent_id: str, amount: int, currency: str, session_id: str) -> Payment:
-    _lock_order(order.pk)
+    order_lock(order.pk)  # the order first, then its payment (`locks`)
     payment, _ = Payment.objects.select_for_update().get_or_create(
         payment_intent_id=payment_intent_id,
         defaults={"order": order, "amount": amount, "currency": currency, "checkout_session_id": session_id},
@@ -137,7 +132,7 @@ def payment_note_charge(*, charge: dict) -> Payment | None:
     found = Payment.objects.filter(payment_intent_id=charge.get("payment_intent") or "").first()
     if found is None:
         return None
-    _lock_order(found.order_id)
+    order_lock(found.order_id)
     payment = Payment.objects.select_for_update().get(pk=found.pk)
     if payment.status in PAYMENT_SETTLED and charge.get("status") != "succeeded":
         return payment  # a late word about an earlier card: the card that paid stays on record

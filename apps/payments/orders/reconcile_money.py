@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
-from apps.payments.mirror.installation import NAMESPACE_KEY, installation_namespace
-from apps.payments.models import (
+from apps.payments.gateway.installation import of_another_installation
+from apps.payments.orders.models import (
     BooksCheck,
     BooksDrift,
     DriftKind,
@@ -75,13 +75,7 @@ def _range(since: datetime, until: datetime) -> dict:
     return {"created": {"gte": math.floor(since.timestamp()), "lt": math.ceil(until.timestamp())}}
 
 
-def _foreign(obj: dict) -> bool:
-    """Made by another installation sharing the account: theirs to check, not ours."""
-    namespace = (obj.get("metadata") or {}).get(NAMESPACE_KEY)
-    return bool(namespace) and namespace != installation_namespace()
-
-
-def books_check(*, since: datetime, until: datetime | None = None) -> BooksCheck:
+def reconcile_money(*, since: datetime, until: datetime | None = None) -> BooksCheck:
     """Compare the books over [since, until) and store what disagrees; the check itself says how far it got."""
     # What Stripe did a moment ago may still be on its way here as an event: not drift yet.
     settled = timezone.now() - timedelta(seconds=settings.BOOKS_SETTLE_SECONDS)
@@ -132,7 +126,7 @@ def _check_charges(findings: _Findings, since: datetime, until: datetime) -> Non
         order = orders.pop(charge.get("payment_intent") or "", None)
         if order is not None:
             _compare_charge(findings, order, charge, payments.get(order.payment_intent_id))
-        elif not _foreign(charge):
+        elif not of_another_installation(charge.get("metadata")):
             strangers.append(charge)
     _charges_without_order(findings, strangers)
     # Paid in the range by a charge made just before it, or by none at all: asked one by one.

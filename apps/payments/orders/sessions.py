@@ -13,13 +13,16 @@ from django.db import IntegrityError, transaction
 from apps.catalog.models import Price
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
-from apps.payments.models import REFUNDABLE_STATUSES, MirrorKind, MirrorRecord, Order, OrderStatus, PaymentLink
-from apps.payments.orders import intents, subscriptions
+from apps.payments.mirror.models import MirrorKind, MirrorRecord
+from apps.payments.orders import intents
 from apps.payments.orders.errors import OrderActionRefused
 from apps.payments.orders.lifecycle import CartLine, order_create, order_payment_settle, order_transition
+from apps.payments.orders.models import REFUNDABLE_STATUSES, Order, OrderStatus, PaymentLink
+from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.orders.payments import payment_record_session
 from apps.payments.orders.refunds import order_refund, order_self_refund_check
 from apps.users.models import User
+from config.outcomes import Outcome
 
 
 def session_now(session_id: str) -> dict:
@@ -36,17 +39,15 @@ def our_link(session: dict) -> PaymentLink | None:
     return PaymentLink.objects.filter(stripe_id=link_id).first() if link_id else None
 
 
-def apply_session(session: dict, cause: str) -> str:
-    """Bring the order of a Checkout Session in line with the session (from an event or a fresh fetch);
-    a subscription-mode session starts a subscription instead, and makes no order."""
-    if session.get("mode") == "subscription":
-        return subscriptions.subscription_session_apply(session, cause)
+def apply_session(session: dict, cause: str) -> Outcome:
+    """Bring the order of a Checkout Session in line with the session (from an event or a fresh fetch). A
+    subscription-mode session is billing's (`webhooks.handlers` routes it there) and makes no order."""
     order = order_for_session(session)
     if order is None and session.get("status") == "complete":
         link = our_link(session)
         order = _order_from_payment_link(session, link) if link is not None else None
     if order is None:
-        return "ignored: no order of ours for this session"
+        return OrderOutcome.NO_ORDER_FOR_SESSION.of()
     email = ((session.get("customer_details") or {}).get("email")) or ""
     paid = session.get("status") == "complete" and session.get("payment_status") in ("paid", "no_payment_required")
     if session.get("status") == "complete":
@@ -62,10 +63,14 @@ def apply_session(session: dict, cause: str) -> str:
         )
     if session.get("status") == "expired":
         moved = order_transition(order_id=order.pk, to=OrderStatus.EXPIRED, cause=cause)
-        return f"order {order.pk} expired" if moved else f"order {order.pk} unchanged ({order.status})"
+        return (
+            OrderOutcome.EXPIRED.of(order=order.pk)
+            if moved
+            else OrderOutcome.UNCHANGED.of(order=order.pk, status=order.status)
+        )
     if session.get("status") == "complete":
-        return f"order {order.pk} awaits its delayed payment"
-    return f"order {order.pk} unchanged (session still open)"
+        return OrderOutcome.AWAITS_DELAYED_PAYMENT.of(order=order.pk)
+    return OrderOutcome.SESSION_STILL_OPEN.of(order=order.pk)
 
 
 def _order_from_payment_link(session: dict, link: PaymentLink) -> Order:
@@ -121,11 +126,11 @@ def order_for_payment(payment_intent_id: str | None) -> tuple[Order | None, dict
     return (order_for_session(session) if session else None), session
 
 
-def order_cancel(*, order: Order, by) -> Order:
+def order_cancel(*, order: Order, by: User) -> Order:
     """Cancel a pending order (its Checkout Session is expired in Stripe) or refund a paid one in full
     (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff with `refund_order` at any time)."""
     order.refresh_from_db()
-    by_id = getattr(by, "pk", None)
+    by_id = by.pk
     if order.status in REFUNDABLE_STATUSES:
         order_self_refund_check(order=order, by=by)
         order_refund(order=order, amount=None, by=by)
@@ -158,7 +163,7 @@ def order_cancel(*, order: Order, by) -> Order:
     return order
 
 
-def order_sync(*, order: Order, by) -> Order:
+def order_sync(*, order: Order, by: User) -> Order:
     """Ask Stripe for the order's Checkout Session or intent and apply it (the success page, or an app's
     success screen, does not wait for the webhook)."""
     if order.status not in (OrderStatus.PENDING, OrderStatus.FAILED):
@@ -171,6 +176,6 @@ def order_sync(*, order: Order, by) -> Order:
         session = gw.call_for_client(
             lambda options: gw.v1.checkout.sessions.retrieve(order.checkout_session_id, options=options)
         )
-        apply_session(session.to_dict(), cause=f"sync requested by user {getattr(by, 'pk', None)}")
+        apply_session(session.to_dict(), cause=f"sync requested by user {by.pk}")
         order.refresh_from_db()
     return order

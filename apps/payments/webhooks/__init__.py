@@ -1,2 +1,2 @@
-"""Stripe -> local: ingest (verify, store, answer at once), the drain that processes stored events, the
-processing loop with its one event-type -> handler table, and the handlers for catalog and order events."""
+"""Stripe -> local: ingest (verify, store, answer at once), the drain that processes stored events, and the
+one event-type -> handler table (the handlers live in the slice whose data they change). The top slice."""

@@ -1,11 +1,27 @@
 """Which handler each Stripe event type has: the whole list, in one table. A type not listed here is
-stored and marked ignored; adding a handler means adding its line here."""
+stored and marked ignored; adding a handler means adding its line here. The handlers live in the slice whose
+data they change (`mirror.events`, `orders.events`, `billing.events`)."""
 
 from collections.abc import Callable
 
-from apps.payments.webhooks import catalog_events, order_events, subscription_events
+from apps.payments.billing import events as billing_events
+from apps.payments.mirror import events as catalog_events
+from apps.payments.orders import events as order_events
+from config.outcomes import Outcome
 
-Handler = Callable[[dict], str]
+Handler = Callable[[dict], Outcome]
+
+
+def by_session_mode(*, payment: Handler, subscription: Handler) -> Handler:
+    """A Checkout Session's events go to orders (`mode: payment`) or to billing (`mode: subscription`)."""
+
+    def handle(event: dict) -> Outcome:
+        if event["data"]["object"].get("mode") == "subscription":
+            return subscription(event)
+        return payment(event)
+
+    return handle
+
 
 HANDLERS: dict[str, Handler] = {
     # The catalog: dashboard edits come back; our own writes echo and change nothing.
@@ -17,11 +33,17 @@ HANDLERS: dict[str, Handler] = {
     "price.deleted": catalog_events.on_price,
     "customer.updated": catalog_events.on_customer_updated,
     "customer.deleted": catalog_events.on_customer_deleted,
-    # Orders: paid, failed, expired, refunded.
-    "checkout.session.completed": order_events.on_session_paid,
-    "checkout.session.async_payment_succeeded": order_events.on_session_paid,
+    # Checkouts: an order paid, failed or expired; a subscription started (or its checkout expired).
+    "checkout.session.completed": by_session_mode(
+        payment=order_events.on_session_paid, subscription=billing_events.on_session
+    ),
+    "checkout.session.async_payment_succeeded": by_session_mode(
+        payment=order_events.on_session_paid, subscription=billing_events.on_session
+    ),
     "checkout.session.async_payment_failed": order_events.on_session_payment_failed,
-    "checkout.session.expired": order_events.on_session_expired,
+    "checkout.session.expired": by_session_mode(
+        payment=order_events.on_session_expired, subscription=billing_events.on_session
+    ),
     # Payments: each intent (a session's or an app's) and the card of each of its charges.
     "payment_intent.succeeded": order_events.on_intent,
     "payment_intent.processing": order_events.on_intent,
@@ -34,13 +56,13 @@ HANDLERS: dict[str, Handler] = {
     "charge.refunded": order_events.on_charge_refunded,
     "refund.created": order_events.on_refund,
     "refund.updated": order_events.on_refund,
-    # Subscriptions and their invoices (a subscription-mode checkout completes through the session lines above).
-    "customer.subscription.created": subscription_events.on_subscription,
-    "customer.subscription.updated": subscription_events.on_subscription,
-    "customer.subscription.deleted": subscription_events.on_subscription,
-    "customer.subscription.trial_will_end": subscription_events.on_subscription,
-    "invoice.paid": subscription_events.on_invoice,
-    "invoice.payment_failed": subscription_events.on_invoice,
-    "invoice.payment_action_required": subscription_events.on_invoice,
-    "invoice.upcoming": subscription_events.on_invoice,
+    # Subscriptions and their invoices.
+    "customer.subscription.created": billing_events.on_subscription,
+    "customer.subscription.updated": billing_events.on_subscription,
+    "customer.subscription.deleted": billing_events.on_subscription,
+    "customer.subscription.trial_will_end": billing_events.on_subscription,
+    "invoice.paid": billing_events.on_invoice,
+    "invoice.payment_failed": billing_events.on_invoice,
+    "invoice.payment_action_required": billing_events.on_invoice,
+    "invoice.upcoming": billing_events.on_invoice,
 }

@@ -20,8 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from djstripe import models as djstripe_models
 
-from apps.payments.models import WebhookEvent, WebhookEventState
 from apps.payments.webhooks.drain import schedule_drain_on_commit
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from config import logs, metrics
 from config import request_id as request_ids
 

@@ -15,24 +15,26 @@ from django.db.models import Q
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
-from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.webhooks.errors import EventNotReady
+from apps.payments.orders.errors import EventNotReady
 from apps.payments.webhooks.handlers import HANDLERS
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.outcomes import EventOutcome
 from config import metrics
+from config.outcomes import Outcome
 
 log = logging.getLogger("apps.payments.webhooks")
 
 
-def process_event(*, webhook_event_id: int) -> str:
+def process_event(*, webhook_event_id: int) -> Outcome:
     """Process one stored event, whatever its retry time (replays, tests); raises when the handler fails."""
     with transaction.atomic():
         record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
         if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
-            return "already done"
+            return EventOutcome.ALREADY_DONE.of()
         return _process(record)
 
 
-def process_next() -> tuple[int, str] | None:
+def process_next() -> tuple[int, Outcome] | None:
     """Take the next event ready for processing (none another drain holds) and process it.
 
     Returns (event id, what happened), or None when no event is ready. A handler that
@@ -57,10 +59,10 @@ def process_next() -> tuple[int, str] | None:
         return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
 
 
-def _process(record: WebhookEvent) -> str:
+def _process(record: WebhookEvent) -> Outcome:
     handler = HANDLERS.get(record.type)
     if handler is None:
-        outcome, state = "not a type this app handles", WebhookEventState.IGNORED
+        outcome, state = EventOutcome.NOT_HANDLED.of(), WebhookEventState.IGNORED
     else:
         event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
         if bool(event.get("livemode")) != settings.STRIPE_LIVE_MODE:
@@ -70,7 +72,7 @@ def _process(record: WebhookEvent) -> str:
         else:
             outcome, state = handler(event), WebhookEventState.PROCESSED
     record.attempts += 1
-    record.state, record.outcome, record.processed_at = state, outcome[:255], timezone.now()
+    record.state, record.outcome, record.processed_at = state, str(outcome)[:255], timezone.now()
     metrics.WEBHOOKS_PROCESSED.labels(record.type, state).inc()
     metrics.WEBHOOK_LAG.observe((record.processed_at - record.received_at).total_seconds())
     record.last_error = record.traceback = ""
@@ -79,13 +81,13 @@ def _process(record: WebhookEvent) -> str:
     return outcome
 
 
-def _mode_refusal(event: dict) -> str:
+def _mode_refusal(event: dict) -> Outcome:
     ours = "live" if settings.STRIPE_LIVE_MODE else "test"
     theirs = "live" if event.get("livemode") else "test"
-    return f"refused: a {theirs}-mode event, but this installation uses a {ours}-mode key"
+    return EventOutcome.OTHER_MODE.of(theirs=theirs, ours=ours)
 
 
-def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str) -> str:
+def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str) -> Outcome:
     """Count a failed attempt. Stripe was told 200 and will not send the event again, so it is retried
     after 2, 4, 8 ... s (at most `WEBHOOK_RETRY_MAX_SECONDS` apart) until `WEBHOOK_RETRY_HORIZON_SECONDS`
     after it arrived (three days, as long as Stripe itself retries); only then is it parked as failed."""
@@ -101,19 +103,19 @@ def note_failure(*, webhook_event_id: int, error: BaseException, traceback: str)
         traceback="" if waiting else traceback,
         state=WebhookEventState.FAILED if park else WebhookEventState.RECEIVED,
         retry_at=None if park else now + timedelta(seconds=delay),
-        outcome=f"waiting: {error}"[:255] if waiting else record.outcome,
+        outcome=str(EventOutcome.WAITING.of(reason=error))[:255] if waiting else record.outcome,
     )
     metrics.WEBHOOKS_PROCESSED.labels(record.type, "parked" if park else "retry").inc()
     if park:
         log.error(
             "webhook event parked event=%s type=%s attempts=%s error=%s", record.stripe_id, record.type, attempts, error
         )
-        return "failed, parked"
+        return EventOutcome.PARKED.of()
     level = logging.INFO if waiting else logging.WARNING
     log.log(
         level, "webhook event retried event=%s attempt=%s in=%.1fs error=%s", record.stripe_id, attempts, delay, error
     )
-    return f"{'waiting' if waiting else 'failed'}, retried in {delay:g}s"
+    return (EventOutcome.WAITS_AND_RETRIED if waiting else EventOutcome.RETRIED).of(delay=delay)
 
 
 def retry_delay(attempts: int) -> float:

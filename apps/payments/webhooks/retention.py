@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
-from apps.payments.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
 # What is settled: processed, ignored (a type we do not handle) or refused (the other mode's).
 SETTLED = (WebhookEventState.PROCESSED, WebhookEventState.IGNORED, WebhookEventState.REFUSED)

@@ -2,7 +2,7 @@
 
 from djstripe.models import Invoice, Subscription
 
-from apps.payments.models import MirrorKind, MirrorRecord
+from apps.payments.mirror.models import MirrorKind, MirrorRecord
 from tests.helpers import client_for
 from tests.payments.helpers import checkout_cart, webhooks_quiet
 from tests.users.factories import UserFactory

@@ -19,10 +19,14 @@ from rest_framework.views import APIView
 from apps.catalog import services as catalog
 from apps.catalog.models import Product
 from apps.mail.models import MessageKind, OutgoingMessage
-from apps.payments.models import MirrorKind, MirrorRecord, Order, WebhookEvent, WebhookEventState
-from apps.payments.orders import subscriptions
-from apps.payments.permissions import plan_required
-from apps.payments.plans import user_has_active_plan
+from apps.payments.billing import store
+from apps.payments.billing.locks import storing_state
+from apps.payments.billing.outcomes import BillingOutcome
+from apps.payments.billing.permissions import plan_required
+from apps.payments.billing.selectors import user_has_active_plan
+from apps.payments.mirror.models import MirrorKind, MirrorRecord
+from apps.payments.orders.models import Order
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from apps.users import services as users
 from tests.helpers import client_for
 from tests.payments.helpers import PASSWORD, URLS, checkout_cart, settled, wait_until, webhooks_quiet
@@ -233,8 +237,8 @@ def test_a_stale_answer_never_revives_a_canceled_subscription(plans):
     live = plans["stripe"].v1.subscriptions.retrieve(sub_id).to_dict()
     client_for(plans["staff"]).post(f"{SUBSCRIPTIONS}/{sub_id}/cancel", {"at_once": True}, format="json")
 
-    with subscriptions.one_at_a_time(sub_id):
-        kept = subscriptions.subscription_store(
+    with storing_state(sub_id):
+        kept = store.subscription_store(
             stripe.Subscription.construct_from(live, plans["emulator"].api_key), cause="a drain that fetched earlier"
         )
 
@@ -461,7 +465,7 @@ def test_an_invoice_fetched_while_open_is_never_stored_over_its_payment(plans):
     def failed_payment_drain():
         try:
             outcomes.append(
-                subscriptions.invoice_apply(
+                store.invoice_apply(
                     invoice_id, "invoice.payment_failed", subscription_id=sub_id, cause="a late payment_failed"
                 )
             )
@@ -469,15 +473,15 @@ def test_an_invoice_fetched_while_open_is_never_stored_over_its_payment(plans):
             connection.close()
 
     late = threading.Thread(target=failed_payment_drain)
-    with subscriptions.one_at_a_time(sub_id):  # the drain of invoice.paid holds the subscription
+    with storing_state(sub_id):  # the drain of invoice.paid is storing the subscription
         late.start()
         time.sleep(1)  # the other drain has started and waits
         paid = requests.post(portal, data={"action": "card", "payment_method": "pm_card_visa"}, timeout=5)
         assert paid.status_code == 200
-        subscriptions.invoice_refresh(invoice_id, subscription_id=sub_id, cause="invoice.paid", subscription_too=True)
+        store.invoice_refresh(invoice_id, subscription_id=sub_id, cause="invoice.paid", subscription_too=True)
     late.join(30)
 
-    assert outcomes == [f"invoice {invoice_id} paid"]
+    assert outcomes == [BillingOutcome.INVOICE_STORED.of(invoice=invoice_id, status="paid")]
     assert the_subscription(client)["latest_invoice"]["status"] == "paid"
     assert the_subscription(client)["status"] == "active"
     emulator.control("POST", "webhooks", {"paused": False})
@@ -496,11 +500,11 @@ def test_an_older_open_answer_about_a_paid_invoice_tells_nobody_their_payment_fa
     assert the_subscription(client)["latest_invoice"]["status"] == "paid"
     monkeypatch.setattr(stripe.InvoiceService, "retrieve", lambda *args, **kwargs: open_answer)
 
-    outcome = subscriptions.invoice_apply(
+    outcome = store.invoice_apply(
         invoice_id, "invoice.payment_failed", subscription_id=sub_id, cause="a payment_failed read from a lagging copy"
     )
 
-    assert outcome == f"invoice {invoice_id} paid"
+    assert outcome == BillingOutcome.INVOICE_STORED.of(invoice=invoice_id, status="paid")  # not asked to pay again
     assert the_subscription(client)["latest_invoice"]["status"] == "paid"
 
 

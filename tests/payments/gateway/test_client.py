@@ -147,7 +147,7 @@ def gateway_on_emulator(emulator, settings, budget_redis):
     settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = 1000
     settings.STRIPE_CIRCUIT_FAILURES = 5
     settings.STRIPE_CIRCUIT_COOLDOWN_SECONDS = 2
-    return StripeGateway(emulator.api_key, emulator.url, timeout=5, max_retries=3)
+    return StripeGateway(emulator.api_key, emulator.url, timeout=5)
 
 
 def test_retryable_errors_are_retried_with_the_same_key(emulator, gateway_on_emulator):

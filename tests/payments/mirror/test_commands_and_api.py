@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import transaction
 
 from apps.catalog import services as catalog
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.outcomes import SyncOutcome
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
 from tests.payments.helpers import stripe_objects_by_ref
 
@@ -113,11 +113,11 @@ class TestStripeMirror:
             _run("stripe_mirror", "--all")
 
     def test_a_lost_lease_or_a_conflict_is_not_counted_as_mirrored(self, mirror_on, existing_data, monkeypatch):
-        from apps.payments import services
+        from apps.payments.mirror.management.commands import stripe_mirror
 
         lost, conflict = SyncOutcome.LEASE_LOST, SyncOutcome.CONFLICT
         outcomes = {MirrorKind.PRODUCT: lost, MirrorKind.PRICE: lost, MirrorKind.USER: conflict}
-        monkeypatch.setattr(services, "mirror_sync", _outcome_by_kind(outcomes))
+        monkeypatch.setattr(stripe_mirror, "mirror_sync", _outcome_by_kind(outcomes))
 
         output = _run("stripe_mirror", "--all")
 
@@ -317,7 +317,7 @@ class TestStripeReconcile:
         assert len(stripe_objects_by_ref(mirror_on, "customers")) == 2
 
     def test_a_run_stopped_after_adopting_does_not_retire_what_it_adopted(self, mirror_on, existing_data):
-        from apps.payments.models import ReconcileRun
+        from apps.payments.mirror.models import ReconcileRun
 
         products, _ = existing_data
         client = _client(mirror_on)
@@ -341,7 +341,7 @@ class TestStripeReconcile:
         self, mirror_on, existing_data, monkeypatch
     ):
         from apps.payments.mirror import reconcile
-        from apps.payments.services import mirror_sync
+        from apps.payments.mirror.sync import mirror_sync
 
         monkeypatch.setattr(reconcile, "PAGE", 1)
         _run("stripe_mirror", "--all")

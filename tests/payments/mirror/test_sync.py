@@ -10,8 +10,8 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.selectors import stripe_price_id
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.mirror.refs import stripe_id_of
 from apps.users import services as users
 from apps.users.models import User
 from tests.payments.helpers import settled, stripe_objects_by_ref, wait_until
@@ -145,7 +145,7 @@ class TestCatalog:
         }
         assert (stripe_price.unit_amount, stripe_price.currency) == (4500, "eur")
         assert stripe_price.metadata.app_ref == f"catalog.price:{price.pk}"
-        assert stripe_price_id(price_id=price.pk) == stripe_price.id
+        assert stripe_id_of(MirrorKind.PRICE, price.pk) == stripe_price.id
         writes = [r for r in mirror.requests_seen(method="POST") if r["status"] == 200]
         assert [w["endpoint"] for w in writes] == ["/v1/products"]
         assert djstripe_models.Price.objects.get(id=stripe_price.id).product.id == stripe_product.id
@@ -157,19 +157,19 @@ class TestCatalog:
         usd = catalog.price_create(product=product, unit_amount=5000, currency="usd")
         wait_until(settled)
 
-        stripe_price = _client(mirror).v1.prices.retrieve(stripe_price_id(price_id=usd.pk))
+        stripe_price = _client(mirror).v1.prices.retrieve(stripe_id_of(MirrorKind.PRICE, usd.pk))
         assert (stripe_price.unit_amount, stripe_price.currency) == (5000, "usd")
         assert stripe_price.product == _record(MirrorKind.PRODUCT, product.pk).stripe_id
 
     def test_a_new_amount_is_a_new_stripe_price_made_default_and_the_old_one_archived(self, mirror):
         product, price = _product_with_price(amount=4500)
         wait_until(settled)
-        old_id = stripe_price_id(price_id=price.pk)
+        old_id = stripe_id_of(MirrorKind.PRICE, price.pk)
 
         catalog.price_update(price=price, data={"unit_amount": 3900})
         wait_until(settled)
 
-        new_id = stripe_price_id(price_id=price.pk)
+        new_id = stripe_id_of(MirrorKind.PRICE, price.pk)
         client = _client(mirror)
         assert new_id != old_id
         assert client.v1.prices.retrieve(new_id).unit_amount == 3900
@@ -193,7 +193,7 @@ class TestCatalog:
             "app_ref": f"catalog.product:{product.pk}",
             "app_namespace": "testsuite",
         }
-        assert client.v1.prices.retrieve(stripe_price_id(price_id=price.pk)).active is False
+        assert client.v1.prices.retrieve(stripe_id_of(MirrorKind.PRICE, price.pk)).active is False
 
     def test_dj_stripe_copies_follow_from_stripe_answers_without_asking_for_features(self, mirror):
         product, price = _product_with_price(amount=4500)
@@ -204,7 +204,7 @@ class TestCatalog:
 
         stripe_product_id = _record(MirrorKind.PRODUCT, product.pk).stripe_id
         copy = djstripe_models.Product.objects.get(id=stripe_product_id)
-        new_price_id = stripe_price_id(price_id=price.pk)
+        new_price_id = stripe_id_of(MirrorKind.PRICE, price.pk)
         assert (copy.name, copy.active, copy.stripe_data["name"]) == ("Kettle", True, "Kettle")
         assert copy.stripe_data["default_price"] == new_price_id
         copies = {p.id: (p.active, p.stripe_data["unit_amount"]) for p in djstripe_models.Price.objects.all()}

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from apps.catalog import services as catalog
 from apps.payments.mirror import outbox, sync
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
 from tests.payments.helpers import broker_unreachable, settled, stripe_objects_by_ref, wait_until
 

@@ -12,9 +12,9 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog import services as catalog
-from apps.payments.mirror import holders, leases, sync
+from apps.payments.mirror import lease_heartbeats, leases, sync
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.outcomes import Completion, Pushed, SyncOutcome
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
 from tests.payments.factories import MirrorRecordFactory
 from tests.payments.helpers import PASSWORD, broker_unreachable, events_settled, settled, wait_until
@@ -143,7 +143,7 @@ def test_a_dashboard_edit_of_a_prices_nickname_or_metadata_refreshes_djstripes_c
 @pytest.mark.django_db
 def test_a_task_that_gives_up_answers_the_failed_outcome_and_fails_the_row(settings, monkeypatch):
     from apps.payments.gateway.errors import StripeUnavailable
-    from apps.payments.tasks import mirror_sync_task
+    from apps.payments.mirror.tasks import mirror_sync_task
 
     record = MirrorRecordFactory()
 
@@ -188,8 +188,8 @@ def test_a_lease_whose_holder_still_pushes_is_left_to_it(mirror_on):
         lease_owner=alive, lease_until=timezone.now() + leases.lease_length()
     )
 
-    with holders.holding(alive):
-        time.sleep(holders.REFRESH_SECONDS + 1)  # its heartbeat outlives a beat
+    with lease_heartbeats.keep_alive(alive):
+        time.sleep(lease_heartbeats.REFRESH_SECONDS + 1)  # its heartbeat outlives a beat
         outcome = sync.mirror_sync(record_id=record.pk)
 
     record.refresh_from_db()

@@ -11,7 +11,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.payments.models import Order, OrderLine, OrderRefund, OrderStatus, OrderTransition, Payment, PaymentStatus
+from apps.payments.orders.models import (
+    Order,
+    OrderLine,
+    OrderRefund,
+    OrderStatus,
+    OrderTransition,
+    Payment,
+    PaymentStatus,
+)
 from tests.catalog.factories import PriceFactory
 from tests.helpers import client_for
 from tests.payments.factories import OrderFactory, OrderRefundFactory, PaymentFactory

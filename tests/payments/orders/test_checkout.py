@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog import services as catalog
-from apps.payments.models import MirrorKind, MirrorRecord, Order, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.mirror.models import MirrorKind, MirrorRecord
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus, OrderTransition
 from apps.users import services as users
 from apps.users.models import User
 from tests.helpers import client_for
@@ -21,6 +22,7 @@ from tests.payments.helpers import (
     checkout_cart,
     checkout_started,
     order_settles,
+    stripe_objects_by_ref,
     wait_until,
     webhooks_quiet,
 )
@@ -477,3 +479,47 @@ def test_a_checkout_does_not_wait_out_the_lease_of_a_worker_killed_while_mirrori
         answer.json()["session_id"]
     )
     assert session.customer == MirrorRecord.objects.get(kind=MirrorKind.USER, object_id=grace.pk).stripe_id != ""
+
+
+# --- a request never waits for the mirror --------------------------------------------------------------------
+
+
+def _timed_checkout(client, price):
+    started = time.monotonic()
+    answer = checkout_cart(client, [{"price": price.pk, "quantity": 1}])
+    return answer, time.monotonic() - started
+
+
+def test_a_product_stripe_will_not_take_yet_is_a_quick_503_then_a_201_once_it_is_in_stripe(shop):
+    emulator = shop["emulator"]
+    emulator.add_fault(status=429, path_prefix="/v1/products", method="POST")  # every product write
+    with transaction.atomic():
+        kettle = catalog.product_create(name="Kettle")
+        price = catalog.price_create(product=kettle, unit_amount=3000, currency="eur")
+    client = client_for(shop["customer"])
+    orders_before = Order.objects.count()
+
+    refused = [_timed_checkout(client, price) for _ in range(3)]  # the customer tries again, and again
+
+    for answer, seconds in refused:
+        assert answer.status_code == 503, answer.content
+        assert int(answer["Retry-After"]) >= 1
+        assert seconds < 2
+    assert Order.objects.count() == orders_before  # no order left behind, pending or otherwise
+
+    emulator.control("DELETE", "faults")
+    answers = []
+
+    def paid_for() -> bool:
+        answer, seconds = _timed_checkout(client, price)
+        answers.append((answer.status_code, seconds))
+        if answer.status_code != 201:
+            time.sleep(int(answer["Retry-After"]))  # as the client is told
+        return answer.status_code == 201
+
+    wait_until(paid_for, timeout=30, message="a checkout once the product is in Stripe")
+
+    assert all(seconds < 2 for _, seconds in answers), answers
+    assert {status for status, _ in answers} <= {201, 503}
+    assert Order.objects.count() == orders_before + 1
+    assert len(stripe_objects_by_ref(emulator, "products")[f"catalog.product:{kettle.pk}"]) == 1

@@ -15,7 +15,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.catalog import services as catalog
 from apps.mail.models import MessageKind, OutgoingMessage
-from apps.payments.models import IdempotentRequest, Order, OrderStatus, Payment, PaymentStatus, WebhookEvent
+from apps.payments.orders.models import IdempotentRequest, Order, OrderStatus, Payment, PaymentStatus
+from apps.payments.webhooks.models import WebhookEvent
 from apps.users import services as users
 from tests.helpers import client_for
 from tests.payments.helpers import PASSWORD, order_settles, settled, wait_until, webhooks_quiet

@@ -12,7 +12,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.payments.gateway.errors import StripeUnavailable
-from apps.payments.models import (
+from apps.payments.orders.checkout import canceled_unless_started
+from apps.payments.orders.errors import CheckoutUnavailable, OrderActionRefused, RefundNotApplicable
+from apps.payments.orders.intents import intent_apply
+from apps.payments.orders.lifecycle import order_payment_settle, order_transition
+from apps.payments.orders.models import (
     ORDER_TRANSITIONS,
     Order,
     OrderRefund,
@@ -20,11 +24,10 @@ from apps.payments.models import (
     OrderTransition,
     Payment,
     PaymentStatus,
+    RefundRequest,
+    RefundRequestState,
 )
-from apps.payments.orders.checkout import canceled_unless_started
-from apps.payments.orders.errors import CheckoutUnavailable, OrderActionRefused, RefundNotApplicable
-from apps.payments.orders.intents import intent_apply
-from apps.payments.orders.lifecycle import order_payment_settle, order_transition
+from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.orders.payments import payment_note_charge, payment_note_refunds, payment_record_session
 from apps.payments.orders.refunds import DOUBLE_CLICK_SECONDS, order_apply_refund, order_refund
 from apps.payments.signals import order_paid
@@ -76,8 +79,13 @@ def test_a_payment_of_another_amount_goes_to_review_and_logs_an_error(caplog):
 
     short.refresh_from_db()
     assert (short.status, short.amount_charged, short.currency_charged) == (OrderStatus.REVIEW, 4999, "eur")
-    assert parked.startswith(f"order {short.pk} in review: Stripe took 4999 eur")
-    assert paid == f"order {exact.pk} paid"
+    assert (parked.kind, parked.facts["charged"], parked.facts["charged_currency"]) == (
+        OrderOutcome.IN_REVIEW,
+        4999,
+        "eur",
+    )
+    assert str(parked).startswith(f"order {short.pk} in review: Stripe took 4999 eur")
+    assert paid == OrderOutcome.PAID.of(order=exact.pk)
     errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
     assert len(errors) == 1  # the exact payment logs no error
     assert errors[0].startswith(f"order payment needs review order={short.pk} status=pending expected=5000 eur")
@@ -136,12 +144,22 @@ class TestDoubleClick:
     else, or the same person later, asks Stripe (which this test has none of: `StripeUnavailable`)."""
 
     def _refund_just_made(self, by, seconds_ago: float = 1) -> OrderRefund:
+        key = "order:{}:refund:0:rest"
         refund = OrderRefundFactory(created_by=by, amount=1000, idempotency_key=None)
         order = refund.order
-        OrderRefund.objects.filter(pk=refund.pk).update(
-            idempotency_key=f"order:{order.pk}:refund:0:rest",
-            created_at=timezone.now() - timedelta(seconds=seconds_ago),
+        OrderRefund.objects.filter(pk=refund.pk).update(idempotency_key=key.format(order.pk))
+        # The first click's request, settled with its refund.
+        request = RefundRequest.objects.create(
+            order=order,
+            amount=1000,
+            amount_asked=None,
+            reason="requested_by_customer",
+            idempotency_key=key.format(order.pk),
+            created_by=by,
+            state=RefundRequestState.SETTLED,
+            refund=refund,
         )
+        RefundRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - timedelta(seconds=seconds_ago))
         # What the first click left: a part refunded, the rest still refundable.
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.PARTIALLY_REFUNDED, amount_refunded=1000)
         return OrderRefund.objects.get(pk=refund.pk)

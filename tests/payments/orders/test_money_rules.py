@@ -2,6 +2,7 @@
 the real stack (the API over HTTP, a Celery worker, the Stripe emulator, signed webhooks)."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,16 +15,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from apps.catalog import services as catalog
 from apps.catalog.models import Product
 from apps.mail.models import MessageKind, OutgoingMessage
-from apps.payments.models import (
-    IdempotentRequest,
-    MirrorKind,
-    MirrorRecord,
-    MirrorState,
-    Order,
-    OrderStatus,
-    WebhookEvent,
-)
-from apps.payments.models import WebhookEventState as EventState
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.orders.models import IdempotentRequest, Order, OrderStatus
+from apps.payments.webhooks.models import WebhookEvent
+from apps.payments.webhooks.models import WebhookEventState as EventState
 from apps.users import services as users
 from apps.users.models import User
 from tests.helpers import client_for, project_log
@@ -269,17 +264,38 @@ class TestAmountsAreChecked:
         emulator.complete_checkout(session.id, "paid")
         order_settles(order.pk, OrderStatus.PAID)
 
-    def test_a_payment_link_waits_until_stripe_holds_the_current_price(self, shop):
+    def test_a_payment_link_is_refused_while_stripe_refuses_the_current_price(self, shop):
         shop["emulator"].add_fault(
             status=400, message="Prices are frozen today", path_prefix="/v1/prices", method="POST"
         )
         catalog.price_update(price=shop["teapot"], data={"unit_amount": 4999})
+        record = MirrorRecord.objects.filter(kind=MirrorKind.PRICE, object_id=shop["teapot"].pk)
+        wait_until(lambda: record.filter(state=MirrorState.FAILED).exists(), message="Stripe to refuse the price")
 
         answer = _link(shop, [{"price": shop["teapot"].pk, "quantity": 1}])
 
         assert answer.status_code == 409
         assert "does not hold the current price of Teapot" in answer.json()["detail"]
         assert not shop["emulator"].requests_seen(method="POST", path_prefix="/v1/payment_links")
+
+    def test_a_payment_link_does_not_wait_for_the_worker_pushing_its_price(self, shop):
+        """The worker holds the price's lease while Stripe is slow to answer: the request is told to come back
+        (at once, not after the worker), and makes the link once Stripe holds the price."""
+        shop["emulator"].add_fault(latency_ms=3000, count=1, path_prefix="/v1/prices", method="POST")
+        catalog.price_update(price=shop["teapot"], data={"unit_amount": 4999})
+        record = MirrorRecord.objects.filter(kind=MirrorKind.PRICE, object_id=shop["teapot"].pk)
+        wait_until(lambda: record.exclude(lease_owner="").exists(), message="the worker to take the lease")
+
+        started = time.monotonic()
+        behind = _link(shop, [{"price": shop["teapot"].pk, "quantity": 1}])
+        answered_in = time.monotonic() - started
+        wait_until(settled, message="the worker to push the price")
+        made = _link(shop, [{"price": shop["teapot"].pk, "quantity": 1}])
+
+        assert (behind.status_code, answered_in < 2, int(behind["Retry-After"]) >= 1) == (503, True, True)
+        assert made.status_code == 201, made.content
+        link = _stripe(shop["emulator"]).v1.payment_links.line_items.list(made.json()["payment_link_id"]).data
+        assert [item.price.unit_amount for item in link] == [4999]
 
     @pytest.mark.parametrize(
         ("unit_amount", "quantity"),
@@ -631,17 +647,16 @@ def test_existing_rows_are_carried_over_by_the_data_migration(db):
     from django.apps import apps as registry
     from django.db import connection
 
-    from apps.payments.models import Installation, PaymentLink
+    from apps.payments.gateway.models import Installation
+    from apps.payments.orders.models import PaymentLink
 
     migration = importlib.import_module("apps.payments.migrations.0005_money_path")
     customer = User.objects.create_user("old@example.com", PASSWORD)
     with transaction.atomic():
         price = catalog.price_create(product=catalog.product_create(name="Old"), unit_amount=700, currency="usd")
-    from apps.payments import services as payments
+    from apps.payments.orders.lifecycle import CartLine, order_create
 
-    paid = payments.order_create(
-        user=customer, lines=[payments.CartLine(price=price, quantity=2)], payment_link_id="plink_1"
-    )
+    paid = order_create(user=customer, lines=[CartLine(price=price, quantity=2)], payment_link_id="plink_1")
     Order.objects.filter(pk=paid.pk).update(status=OrderStatus.PAID, amount_charged=0, currency_charged="")
     Installation.objects.all().delete()
 

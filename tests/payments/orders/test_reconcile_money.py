@@ -9,9 +9,9 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from apps.payments.models import BooksCheck, DriftKind, Order, OrderRefund, OrderStatus, Payment, PaymentStatus
-from apps.payments.orders import books
-from apps.payments.tasks import books_check_task
+from apps.payments.orders import reconcile_money
+from apps.payments.orders.models import BooksCheck, DriftKind, Order, OrderRefund, OrderStatus, Payment, PaymentStatus
+from apps.payments.orders.tasks import reconcile_money_task
 from tests.helpers import client_for
 from tests.payments.factories import OrderFactory
 from tests.payments.helpers import checkout_started, order_settles, webhooks_quiet
@@ -116,7 +116,7 @@ def _latest_charge(shop, order: Order) -> str:
 
 
 def test_stripe_is_read_page_by_page(shop, monkeypatch):
-    monkeypatch.setattr(books, "PAGE", 1)
+    monkeypatch.setattr(reconcile_money, "PAGE", 1)
     for _ in range(3):
         _paid_by_app(shop)
     webhooks_quiet(shop["emulator"])
@@ -132,7 +132,7 @@ def test_the_nightly_task_checks_the_last_days(shop, settings):
     _paid_by_checkout(shop)
     webhooks_quiet(shop["emulator"])
 
-    assert books_check_task() == 0
+    assert reconcile_money_task() == 0
 
     check = BooksCheck.objects.get()
     assert (check.orders_checked, check.drift_count) == (1, 0)
@@ -227,10 +227,12 @@ def test_a_charge_whose_balance_transaction_says_another_amount_is_drift(db):
         "currency": "eur",
         "balance_transaction": {"id": "txn_1", "amount": 2000, "currency": "eur"},
     }
-    findings = books._Findings()
+    findings = reconcile_money._Findings()
 
-    books._compare_charge(findings, order, charge, None)
-    books._compare_charge(findings, order, {**charge, "balance_transaction": {"amount": 2400, "currency": "eur"}}, None)
+    reconcile_money._compare_charge(findings, order, charge, None)
+    reconcile_money._compare_charge(
+        findings, order, {**charge, "balance_transaction": {"amount": 2400, "currency": "eur"}}, None
+    )
 
     assert [(d.kind, d.stripe_id, d.ours, d.stripes) for d in findings.drifts] == [
         (DriftKind.BALANCE_MISMATCH, "ch_1", 2400, 2000)

@@ -9,7 +9,7 @@ import pytest
 import requests
 from djstripe import models as djstripe_models
 
-from apps.payments.models import WebhookEvent
+from apps.payments.webhooks.models import WebhookEvent
 from config.celery import app as celery_app
 from tests.payments.webhook_signing import SECRET, body, event, signature
 from tests.worker_fixtures import wait_until, worker_idle

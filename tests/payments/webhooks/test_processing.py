@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState, WebhookEvent, WebhookEventState
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from apps.users import services as users
 from tests.payments.helpers import events_settled, settled, wait_until
 from tests.payments.webhook_signing import body, event, signature

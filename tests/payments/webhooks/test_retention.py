@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
-from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.tasks import webhook_events_prune_task
 from apps.payments.webhooks.ingest import webhook_receive
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.tasks import webhook_events_prune_task
 from tests.payments.webhook_signing import event
 from tests.test_settings import _boot
 

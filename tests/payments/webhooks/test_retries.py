@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.payments.models import WebhookEvent, WebhookEventState
-from apps.payments.webhooks.errors import EventNotReady
+from apps.payments.orders.errors import EventNotReady
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from apps.payments.webhooks.processing import note_failure, retry_delay
 
 pytestmark = pytest.mark.django_db
@@ -100,8 +100,8 @@ def test_the_admin_warns_about_parked_events(client):
 
 
 def test_the_namespace_is_generated_once_and_kept(settings):
-    from apps.payments.mirror import installation
-    from apps.payments.models import Installation
+    from apps.payments.gateway import installation
+    from apps.payments.gateway.models import Installation
 
     settings.STRIPE_APP_NAMESPACE = ""
     Installation.objects.all().delete()

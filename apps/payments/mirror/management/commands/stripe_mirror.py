@@ -8,11 +8,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.catalog.models import Price, Product
-from apps.payments import services
-from apps.payments.management.progress import Progress
-from apps.payments.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.services import SyncOutcome
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+from apps.payments.mirror.outbox import enqueue, mirror_again, mirror_record_change
+from apps.payments.mirror.outcomes import SyncOutcome
+from apps.payments.mirror.sync import mirror_sync
 from apps.users.models import User
+from config.progress import Progress
 
 # Products before their prices (a price needs its product), customers last.
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         known = set(MirrorRecord.objects.filter(kind=kind).values_list("object_id", flat=True))
         for object_id in MODELS[kind].objects.order_by("pk").values_list("pk", flat=True):
             if force or object_id not in known:
-                services.mirror_record_change(kind=kind, object_id=object_id, queue=queue)
+                mirror_record_change(kind=kind, object_id=object_id, queue=queue)
 
     def _mirror_kind(self, kind: MirrorKind, queue: bool, totals: dict) -> None:
         records = MirrorRecord.objects.filter(kind=kind).order_by("object_id")
@@ -71,12 +72,12 @@ class Command(BaseCommand):
             if record.state == MirrorState.SYNCED and record.synced_version >= record.version:
                 totals["already"] += 1
             elif queue:
-                services.mirror_enqueue(record_id)
+                enqueue(record_id)
                 totals["queued"] += 1
             else:
                 if record.state == MirrorState.FAILED:
-                    services.mirror_again(record=record, queue=False)
-                outcome = services.mirror_sync(record_id=record_id)
+                    mirror_again(record=record, queue=False)
+                outcome = mirror_sync(record_id=record_id)
                 totals[TOTALS[outcome]] += 1
             progress.advance()
         progress.close()

@@ -13,11 +13,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.payments import selectors
-from apps.payments.management.progress import Progress
-from apps.payments.models import MirrorKind
-from apps.payments.services import ReconcileBusy, books_check, reconcile
+from apps.payments.mirror.models import MirrorKind
+from apps.payments.mirror.reconcile import ReconcileBusy, reconcile
+from apps.payments.mirror.selectors import mirrored_object_count
+from apps.payments.orders.reconcile_money import reconcile_money
 from config.days import day_end, day_start
+from config.progress import Progress
 
 ORDER = (MirrorKind.PRODUCT, MirrorKind.PRICE, MirrorKind.USER)
 
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         try:
             for kind in kinds:
                 # Stripe's objects, then the local ones: about twice the local count.
-                total = 2 * selectors.mirrored_object_count(kind=kind)
+                total = 2 * mirrored_object_count(kind=kind)
                 progress = Progress(total, f"{kind.label:<22}", stream=self.stderr)
                 drift = reconcile(
                     kind, repair=not options["dry_run"], restart=options["restart"], on_step=progress.reach
@@ -90,7 +91,7 @@ class Command(BaseCommand):
         until = until or today
         if since > until:
             raise CommandError("--since is after --until.")
-        check = books_check(since=day_start(since), until=day_end(until))
+        check = reconcile_money(since=day_start(since), until=day_end(until))
         self.stdout.write(
             f"Books {since}..{until}: {check.orders_checked} paid orders, {check.charges_checked} charges, "
             f"{check.refunds_checked} refunds compared with Stripe."

@@ -8,9 +8,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.payments import selectors, services
-from apps.payments.management.progress import Progress
-from apps.payments.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.drain import replay
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.processing import process_event
+from apps.payments.webhooks.retention import PruneRefused, default_cutoff, prunable, prune
+from apps.payments.webhooks.selectors import webhook_events_before_count
+from config.progress import Progress
 
 DEFAULT = "retention"
 
@@ -20,7 +23,7 @@ def _cutoff(value: str) -> datetime:
     if value == DEFAULT:
         if not settings.WEBHOOK_EVENT_RETENTION_DAYS:
             raise CommandError("WEBHOOK_EVENT_RETENTION_DAYS is 0 (keep every event): give a date or a number of days")
-        return services.webhook_retention_cutoff()
+        return default_cutoff()
     if days := re.fullmatch(r"(\d+)d", value):
         return timezone.now() - timedelta(days=int(days[1]))
     try:
@@ -71,12 +74,12 @@ class Command(BaseCommand):
         replayed = failed = 0
         for event in events:
             if options["queue"]:
-                services.webhook_event_replay(webhook_event=event)
+                replay(webhook_event=event)
                 replayed += 1
                 continue
             WebhookEvent.objects.filter(pk=event.pk).update(state=WebhookEventState.RECEIVED, attempts=0, retry_at=None)
             try:
-                outcome = services.webhook_event_process(webhook_event_id=event.pk)
+                outcome = process_event(webhook_event_id=event.pk)
                 replayed += 1
                 self.stdout.write(f"  {event.stripe_id}: {outcome}")
             except Exception as error:  # noqa: BLE001 - reported, and the event stays parked
@@ -89,15 +92,15 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {replayed} event(s); {failed} failed again.")
 
     def _prune(self, before: datetime) -> None:
-        total = services.webhook_events_prunable(before).count()
+        total = prunable(before).count()
         progress = Progress(total, "pruning events", stream=self.stderr)
         try:
-            pruned = services.webhook_events_prune(before=before, on_batch=progress.advance)
-        except services.WebhookPruneRefused as refusal:
+            pruned = prune(before=before, on_batch=progress.advance)
+        except PruneRefused as refusal:
             raise CommandError(str(refusal)) from None
         finally:
             progress.close()
-        kept = selectors.webhook_events_before_count(before=before)  # what pruning left
+        kept = webhook_events_before_count(before=before)  # what pruning left
         self.stdout.write(
             f"Pruned {pruned} event(s) received before {timezone.localtime(before):%Y-%m-%d %H:%M}; "
             f"kept {kept} older one(s) still waiting or parked."

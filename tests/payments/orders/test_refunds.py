@@ -1,0 +1,80 @@
+"""Refunds asked for here: written down before Stripe is asked, settled once whatever dies in between."""
+
+import os
+import signal
+import threading
+
+import requests
+import stripe
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.payments.orders.models import Order, OrderRefund, OrderStatus, RefundRequest, RefundRequestState
+from apps.payments.orders.refunds import UNANSWERED_AFTER
+from apps.payments.orders.tasks import refund_requests_finish_task
+from config.celery import app as celery_app
+from tests.payments.helpers import checkout_started, order_settles, wait_until, webhooks_quiet
+from tests.web_process import WebProcess
+from tests.worker_fixtures import worker_environment
+
+
+def _paid_order(shop) -> Order:
+    _, started = checkout_started(shop)
+    shop["emulator"].complete_checkout(started["session_id"], "paid")
+    order = order_settles(started["order"], OrderStatus.PAID)
+    webhooks_quiet(shop["emulator"])
+    return order
+
+
+def test_a_refund_whose_web_worker_dies_between_stripe_and_the_record_is_settled_once(shop, smtp_sink):
+    emulator = shop["emulator"]
+    order = _paid_order(shop)
+    stripe_client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
+    # Stripe makes the refund at once and answers five seconds later: the process asking dies meanwhile.
+    emulator.add_fault(latency_ms=5000, count=1, path_prefix="/v1/refunds", method="POST", phase="answer")
+    web = WebProcess(worker_environment(emulator, smtp_sink)).start()
+    asked = []
+    try:
+        staff_token = AccessToken.for_user(shop["staff"])
+
+        def ask() -> None:
+            try:
+                requests.post(
+                    f"{web.url}/api/v1/orders/{order.pk}/refunds",
+                    json={"amount": 2000},
+                    headers={"Authorization": f"Bearer {staff_token}"},
+                    timeout=30,
+                )
+            except requests.RequestException as error:  # the connection dies with the process
+                asked.append(error)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        wait_until(
+            lambda: stripe_client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data,
+            message="Stripe to make the refund",
+        )
+        for pid in web.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        asking.join(timeout=30)
+    finally:
+        web.stop()
+
+    assert asked, "the client saw its request die"
+    request = RefundRequest.objects.get(order=order)
+    assert (request.state, request.amount) == (RefundRequestState.REQUESTED, 2000)  # asked, never recorded
+    # Stripe's own event may record the refund first; the worker finishes the request with the same key.
+    RefundRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - UNANSWERED_AFTER * 2)
+    celery_app.send_task(refund_requests_finish_task.name)
+    wait_until(
+        lambda: RefundRequest.objects.filter(pk=request.pk, state=RefundRequestState.SETTLED).exists(),
+        message="the worker to finish the refund",
+    )
+    celery_app.send_task(refund_requests_finish_task.name)  # again: nothing more to do
+    webhooks_quiet(emulator)
+
+    order.refresh_from_db()
+    assert (order.status, order.amount_refunded) == (OrderStatus.PARTIALLY_REFUNDED, 2000)
+    assert OrderRefund.objects.filter(order=order).count() == 1
+    assert RefundRequest.objects.get(pk=request.pk).refund == OrderRefund.objects.get(order=order)
+    assert len(stripe_client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
