@@ -1,0 +1,52 @@
+"""The docs describe the code as it is: every module the architecture page and the README's layout name in a
+slice of payments exists there, and every slice is described."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYMENTS = ROOT / "apps" / "payments"
+SLICES = sorted(
+    path.name
+    for path in PAYMENTS.iterdir()
+    if (path / "__init__.py").exists() and path.name not in ("management", "migrations")
+)
+MODULE = re.compile(r"(?<![\w/.])([a-z_]+(?:/[a-z_]+)*\.py)\b")
+
+
+def _readme_layout() -> dict[str, set[str]]:
+    """The modules the README's payments block names, by slice."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("apps/payments/\n") : readme.index("```", readme.index("apps/payments/\n"))]
+    named: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        if match := re.match(r"  (\w+)/ ", line):
+            current = match[1]
+        if current:
+            named.setdefault(current, set()).update(MODULE.findall(line))
+    return named
+
+
+def _architecture_table() -> dict[str, set[str]]:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    return {
+        match[1]: set(MODULE.findall(match[2]))
+        for match in re.finditer(r"^\| `(\w+)` \|[^|]*\|(.*)\|$", page, flags=re.MULTILINE)
+    }
+
+
+def test_the_readme_names_every_slice_and_only_modules_that_exist():
+    named = _readme_layout()
+
+    assert sorted(named) == SLICES
+    missing = [f"{name}/{module}" for name, modules in named.items() for module in modules]
+    assert [path for path in missing if not (PAYMENTS / path).exists()] == []
+
+
+def test_the_architecture_page_names_every_slice_and_only_modules_that_exist():
+    named = _architecture_table()
+
+    assert sorted(named) == SLICES
+    missing = [f"{name}/{module}" for name, modules in named.items() for module in modules]
+    assert [path for path in missing if not (PAYMENTS / path).exists()] == []
