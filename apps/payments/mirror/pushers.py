@@ -31,11 +31,16 @@ def _metadata(record: MirrorRecord, current: dict) -> dict:
     return {**removed, **current}
 
 
+# An object is made in the same transaction as its mirror row, but its own timestamp may be taken earlier (a new
+# user's, before their password is hashed: seconds on a busy machine).
+MADE_WITH_ITS_ROW = timedelta(minutes=1)
+
+
 def _may_be_in_stripe_already(record: MirrorRecord, created_at) -> bool:
     """Worth a search before creating: a day-old retry (Stripe forgot the key), or an object older
     than its mirror row (made before the mirror tracked it, so perhaps put in Stripe another way).
     A brand-new object has no twin to find; its own retries are covered by its idempotency key."""
-    return record.key_generation > 0 or created_at < record.created_at - timedelta(seconds=2)
+    return record.key_generation > 0 or created_at < record.created_at - MADE_WITH_ITS_ROW
 
 
 def _search_by_ref(resource, app_ref: str):
