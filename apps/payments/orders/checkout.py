@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
-from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
+from apps.payments.gateway.errors import StripeKeySpent, StripeRefused, StripeUnavailable
 from apps.payments.gateway.installation import NAMESPACE_KEY, installation_namespace
 from apps.payments.mirror.models import MirrorKind
 from apps.payments.mirror.refs import NotInStripe, ensure_in_stripe, ensure_price_in_stripe
@@ -119,16 +119,18 @@ def _session_open(session_id: str) -> bool:
 
 @contextmanager
 def canceled_unless_started(order: Order, what: str) -> Iterator[None]:
-    """A payment Stripe could not be reached for, or refused, cancels its order: none is left pending
-    without its session or intent. The client is told which (503, or 502 with Stripe's words)."""
+    """A payment Stripe refused cancels its order (502, with Stripe's words in the log): none is left pending
+    without its session or intent. One Stripe did not answer (busy, unreachable: 503 with `Retry-After`) may
+    have been made all the same, so its order stays pending: the client's retry gets the same order and asks
+    Stripe again with the same key, which answers with what it made; an order no retry comes for is closed by
+    a worker (`unstarted.unstarted_orders_close`)."""
     try:
         yield
-    except (StripeUnavailable, CheckoutUnavailable, NotInStripe) as error:
-        _cancel_unless_a_twin_started(order, f"{what} not started: {error}")
-        raise CheckoutUnavailable(str(error), error.retry_after) from error
-    except stripe.StripeError as error:
-        refused = StripeRefused(error)
-        _cancel_unless_a_twin_started(order, f"Stripe refused: {refused}")
+    except StripeUnavailable as error:
+        raise CheckoutUnavailable(f"{what} not started: {error}", error.retry_after) from error
+    except (stripe.StripeError, StripeKeySpent) as error:
+        refused = error if isinstance(error, StripeKeySpent) else StripeRefused(error)
+        _cancel_unless_a_twin_started(order, f"{what} refused by Stripe: {refused}")
         raise refused from error
 
 

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.payments.orders import reconcile_money, refunds
+from apps.payments.orders import reconcile_money, refunds, unstarted
 
 
 @shared_task(name="apps.payments.tasks.books_check_task", ignore_result=True)
@@ -23,3 +23,10 @@ def refund_requests_finish_task() -> int:
     """Beat: finish refunds asked for here whose answer never came (a process that died between asking Stripe
     and recording the refund, Stripe not answering); answers how many were settled."""
     return refunds.refund_requests_finish()
+
+
+@shared_task(ignore_result=True)
+def unstarted_orders_close_task() -> int:
+    """Beat: close orders whose session or intent Stripe never answered for and no retry came back to (or
+    apply what the payer paid meanwhile); answers how many were closed."""
+    return unstarted.unstarted_orders_close()

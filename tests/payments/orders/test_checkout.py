@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.catalog import services as catalog
 from apps.payments.mirror.models import MirrorKind, MirrorRecord
 from apps.payments.orders.models import Order, OrderRefund, OrderStatus, OrderTransition
+from apps.payments.orders.unstarted import unstarted_orders_close
 from apps.users import services as users
 from apps.users.models import User
 from tests.helpers import client_for
@@ -30,6 +31,10 @@ from tests.payments.webhook_signing import body, event, signature
 from tests.users.factories import operator
 
 pytestmark = pytest.mark.integration
+
+
+def _stripe(shop) -> stripe.StripeClient:
+    return stripe.StripeClient(shop["emulator"].api_key, base_addresses={"api": shop["emulator"].url})
 
 
 class TestJourney:
@@ -292,11 +297,20 @@ class TestBadCarts:
         assert "success_url" in answer.json()
 
     def test_stripe_down_at_checkout_is_a_503_and_no_order_is_left_pending(self, shop):
+        """Stripe may have made the session it did not answer for: the order waits for the client's retry, and
+        the worker closes it once no retry can come back to it."""
         shop["emulator"].add_fault(status=503, path_prefix="/v1/checkout/sessions")
 
         answer = checkout_cart(client_for(shop["customer"]), [{"price": shop["teapot"].pk, "quantity": 1}])
+        waiting = Order.objects.get()
+        Order.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(hours=1))
+        still_down = unstarted_orders_close()  # Stripe cannot say what it made: the order is left for later
+        shop["emulator"].control("DELETE", "faults")
+        closed = unstarted_orders_close()
 
-        assert answer.status_code == 503
+        assert (answer.status_code, int(answer["Retry-After"]) >= 1) == (503, True)
+        assert (waiting.status, waiting.checkout_session_id) == (OrderStatus.PENDING, None)
+        assert (still_down, closed) == (0, 1)
         assert Order.objects.get().status == OrderStatus.CANCELED
 
 
@@ -523,3 +537,47 @@ def test_a_product_stripe_will_not_take_yet_is_a_quick_503_then_a_201_once_it_is
     assert {status for status, _ in answers} <= {201, 503}
     assert Order.objects.count() == orders_before + 1
     assert len(stripe_objects_by_ref(emulator, "products")[f"catalog.product:{kettle.pk}"]) == 1
+
+
+class TestAnUnansweredStart:
+    """Stripe makes the Checkout Session and its answer is lost: the order waits for the client's retry, which
+    gets the session back; one no retry comes for is closed by the worker, or recorded if paid meanwhile."""
+
+    def _unanswered(self, shop) -> tuple[object, dict, Order]:
+        shop["emulator"].add_fault(
+            status=500, count=1, path_prefix="/v1/checkout/sessions", method="POST", phase="after"
+        )
+        client = client_for(shop["customer"])
+        answer = checkout_cart(client, [{"price": shop["teapot"].pk, "quantity": 1}])
+        assert (answer.status_code, int(answer["Retry-After"]) >= 1) == (503, True)
+        order = Order.objects.get(status=OrderStatus.PENDING, checkout_session_id=None)
+        [session] = _stripe(shop).v1.checkout.sessions.list(params={"limit": 100}).data
+        return client, session, order
+
+    def test_the_retry_gets_the_same_order_and_the_session_stripe_made(self, shop):
+        client, made, order = self._unanswered(shop)
+
+        retried = checkout_cart(client, [{"price": shop["teapot"].pk, "quantity": 1}])
+
+        assert retried.status_code == 201, retried.content
+        assert (retried.json()["order"], retried.json()["session_id"]) == (order.pk, made.id)
+        assert len(_stripe(shop).v1.checkout.sessions.list(params={"limit": 100}).data) == 1
+
+    def test_an_order_no_retry_came_for_is_closed_with_its_session(self, shop):
+        _, made, order = self._unanswered(shop)
+        Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+        assert unstarted_orders_close() == 1
+
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED
+        assert _stripe(shop).v1.checkout.sessions.retrieve(made.id).status == "expired"
+
+    def test_a_session_paid_before_the_worker_came_pays_its_order(self, shop):
+        _, made, order = self._unanswered(shop)
+        shop["emulator"].complete_checkout(made.id, "paid")
+        Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+        assert unstarted_orders_close() == 0
+
+        paid = order_settles(order.pk, OrderStatus.PAID)
+        assert (paid.checkout_session_id, paid.amount_charged) == (made.id, 4500)

@@ -7,11 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
+import stripe
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.payments.gateway.errors import StripeUnavailable
+from apps.payments.gateway.errors import StripeRefused, StripeUnavailable
 from apps.payments.orders.checkout import canceled_unless_started
 from apps.payments.orders.errors import CheckoutUnavailable, OrderActionRefused, RefundNotApplicable
 from apps.payments.orders.intents import intent_apply
@@ -267,18 +268,28 @@ class TestPaymentRecords:
         assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.FAILED
 
     def test_a_twin_request_that_started_the_payment_keeps_its_order(self, db):
-        """Two identical requests share an order; one's Stripe call fails after the other's succeeded."""
+        """Two identical requests share an order; Stripe refuses one's call after the other's succeeded."""
         order = OrderFactory(payment_intent_id="pi_made_by_the_twin")
 
-        with pytest.raises(CheckoutUnavailable), canceled_unless_started(order, "payment intent"):
-            raise StripeUnavailable("timed out")
+        with pytest.raises(StripeRefused), canceled_unless_started(order, "payment intent"):
+            raise stripe.InvalidRequestError("refused", param=None)
 
         assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
 
-    def test_without_a_twin_the_order_is_canceled(self, db):
+    def test_without_a_twin_a_refused_payment_cancels_its_order(self, db):
         order = OrderFactory()
 
-        with pytest.raises(CheckoutUnavailable), canceled_unless_started(order, "payment intent"):
-            raise StripeUnavailable("timed out")
+        with pytest.raises(StripeRefused), canceled_unless_started(order, "payment intent"):
+            raise stripe.InvalidRequestError("refused", param=None)
 
         assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED
+
+    def test_an_unanswered_start_keeps_its_order_for_the_retry(self, db):
+        """Stripe may have made the intent: the retry asks again with the order's key and gets it back."""
+        order = OrderFactory()
+
+        with pytest.raises(CheckoutUnavailable) as unanswered, canceled_unless_started(order, "payment intent"):
+            raise StripeUnavailable("timed out", retry_after=3)
+
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+        assert unanswered.value.retry_after == 3

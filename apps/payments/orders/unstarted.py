@@ -1,0 +1,94 @@
+"""Orders whose payment Stripe may have started without our hearing of it.
+
+A request that asks Stripe for an order's Checkout Session or payment intent and gets no answer (Stripe busy
+or unreachable: a 503 with `Retry-After`) leaves its order pending: the client's retry gets the same order
+and, asking again with the same key, what Stripe made. An order no retry comes for within
+`CHECKOUT_REUSE_SECONDS` is closed here: what Stripe made for it (found by the order its metadata names) is
+expired or canceled, and the order canceled; or, paid meanwhile, recorded and applied. Nothing is left open
+in Stripe that no order knows, and no order is left pending without its session or intent.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.payments.gateway.client import gateway
+from apps.payments.gateway.errors import StripeUnavailable
+from apps.payments.gateway.installation import is_ours
+from apps.payments.mirror.models import MirrorKind
+from apps.payments.mirror.refs import stripe_id_of
+from apps.payments.orders.intents import STILL_PAYABLE, intent_apply
+from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.models import Order, OrderStatus
+from apps.payments.orders.sessions import apply_session
+
+log = logging.getLogger("apps.payments.orders")
+
+# Past the reuse window, no retry can come back to the order; a minute more for a request still under way.
+GRACE = timedelta(seconds=60)
+CAUSE = "closed: its payment was never started here"
+
+
+def unstarted_orders_close(*, limit: int = 100) -> int:
+    """Worker: close the orders left pending with neither session nor intent; answers how many it closed."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CHECKOUT_REUSE_SECONDS) - GRACE
+    unstarted = Order.objects.filter(
+        status=OrderStatus.PENDING, checkout_session_id=None, payment_intent_id="", created_at__lt=cutoff
+    )
+    closed = 0
+    for order in unstarted.order_by("created_at")[:limit]:
+        try:
+            closed += _close(order)
+        except StripeUnavailable as error:  # the next run asks again
+            log.warning("unstarted order not closed yet order=%s error=%s", order.pk, error)
+    return closed
+
+
+def _close(order: Order) -> bool:
+    customer = order.stripe_customer_id or (stripe_id_of(MirrorKind.USER, order.user_id) if order.user_id else None)
+    if customer and (_settle_sessions(order, customer) or _settle_intents(order, customer)):
+        return False  # Stripe took (or is taking) the money: the order is paid, not closed
+    return order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=CAUSE)
+
+
+def _made_for(order: Order, listed) -> list:
+    """What Stripe made for the order, newest first, among the customer's objects made since the order."""
+    since = int(order.created_at.timestamp()) - 60
+    found = []
+    for obj in listed.auto_paging_iter():
+        if obj.created < since:
+            break
+        if is_ours(obj.metadata) and obj.metadata.get("order") == str(order.pk):
+            found.append(obj)
+    return found
+
+
+def _settle_sessions(order: Order, customer: str) -> bool:
+    gw = gateway()
+    listed = gw.call(lambda options: gw.v1.checkout.sessions.list(params={"customer": customer}, options=options))
+    for session in _made_for(order, listed):
+        if session.status == "complete":
+            Order.objects.filter(pk=order.pk, checkout_session_id=None).update(checkout_session_id=session.id)
+            apply_session(session.to_dict(), cause=f"{CAUSE}, but its session {session.id} was paid")
+            return True
+        if session.status == "open":
+            gw.call(lambda options, session=session: gw.v1.checkout.sessions.expire(session.id, options=options))
+            log.warning("unstarted order's session expired order=%s session=%s", order.pk, session.id)
+    return False
+
+
+def _settle_intents(order: Order, customer: str) -> bool:
+    gw = gateway()
+    listed = gw.call(lambda options: gw.v1.payment_intents.list(params={"customer": customer}, options=options))
+    for intent in _made_for(order, listed):
+        if intent.status in ("succeeded", "processing", "requires_capture"):
+            Order.objects.filter(pk=order.pk, payment_intent_id="").update(payment_intent_id=intent.id)
+            order.refresh_from_db()
+            intent_apply(order=order, intent=intent.to_dict(), cause=f"{CAUSE}, but its intent {intent.id} was paid")
+            return True
+        if intent.status in STILL_PAYABLE:
+            gw.call(lambda options, intent=intent: gw.v1.payment_intents.cancel(intent.id, options=options))
+            log.warning("unstarted order's intent canceled order=%s intent=%s", order.pk, intent.id)
+    return False
