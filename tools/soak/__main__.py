@@ -13,7 +13,8 @@ beat, against the Stripe emulator at Stripe's live rate limits and a real SMTP s
 When the load stops the faults are lifted and the system is given time to settle; then the checker
 (tools/soak/checker.py) compares the database with the emulator and the mail server. The JSON summary
 (stdout, and var/soak/summary.json beside every process's log) has the requests per endpoint (count,
-p50, p99, statuses), the faults and kills, and every mismatch. Exit status 1 on any 5xx, any request
+p50, p99, statuses), the faults and kills, and every mismatch. Exit status 1 on any 5xx (a 503 with
+`Retry-After`, which the simulated client tries again as told, is counted apart), any request
 left unanswered, any mismatch, or a system that did not settle.
 """
 
@@ -145,18 +146,21 @@ def requests_summary(results: dict, seconds: float) -> dict:
     by_endpoint = {}
     server_errors = unanswered = total = 0
     unexpected = results["unexpected"]
+    retried = results.get("retried_after_503", {})
     for name, statuses in sorted(results["statuses"].items()):
         times = results["timings"][name]
         counts = {int(status): count for status, count in statuses.items()}
         total += sum(counts.values())
         ours = not name.startswith("emulator")
-        server_errors += sum(count for status, count in counts.items() if status >= 500 and ours)
+        # A 503 with `Retry-After` that was tried again is the system asking a client to come back, not an error.
+        server_errors += sum(count for status, count in counts.items() if status >= 500 and ours) - retried.get(name, 0)
         unanswered += counts.get(0, 0) if ours else 0
         by_endpoint[name] = {
             "count": sum(counts.values()),
             "p50_ms": round(statistics.median(times), 1),
             "p99_ms": _percentile(times, 0.99),
             "statuses": dict(sorted(counts.items())),
+            **({"retried_after_503": retried[name]} if name in retried else {}),
             **({"unexpected": unexpected[name]} if name in unexpected else {}),
             **({"no_answer": results["no_answer"][name]} if name in results["no_answer"] else {}),
         }
@@ -164,6 +168,7 @@ def requests_summary(results: dict, seconds: float) -> dict:
         "total": total,
         "per_second": round(total / seconds, 1),
         "server_errors_5xx": server_errors,
+        "retried_after_503": sum(retried.values()),
         "unanswered": unanswered,
         # Answers a person would not expect (a 429 at their first login, a refused payment page...) and what
         # failed inside a simulated person's step: each with the first few answers.

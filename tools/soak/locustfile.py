@@ -9,6 +9,7 @@ deployment would count real people, not as one address.
 import json
 import os
 import random
+import time
 import uuid
 from collections import defaultdict
 
@@ -28,6 +29,10 @@ VISITS_PER_IDENTITY = 30
 statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
 timings: dict[str, list[float]] = defaultdict(list)
 no_answer: dict[str, list[str]] = defaultdict(list)  # what went wrong, for the first few requests left unanswered
+# 503s that said when to come back (`Retry-After`) and were tried again then, as a client should, per endpoint.
+retried_after_503: dict[str, int] = defaultdict(int)
+# How often a person tries again when told to come back; a request still refused after that is unexpected.
+RETRIES_AFTER_503 = 3
 # Answers outside what the step expects, per endpoint: how many, and the first few.
 unexpected: dict[str, dict] = defaultdict(lambda: {"count": 0, "first": []})
 task_errors: list[str] = []  # a step that raised (a simulated person's bug or an answer it could not read)
@@ -63,6 +68,7 @@ def _write_results(environment, **_):
                 "timings": timings,
                 "no_answer": no_answer,
                 "unexpected": unexpected,
+                "retried_after_503": retried_after_503,
                 "task_errors": task_errors,
             },
             out,
@@ -81,9 +87,16 @@ class Person(HttpUser):
         self.address = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
     def call(self, method: str, path: str, name: str, ok=(200, 201, 204), **kwargs):
-        """One API request as this person; an answer outside `ok` is unexpected (the soak fails on it)."""
+        """One API request as this person; an answer outside `ok` is unexpected (the soak fails on it). A 503
+        that says when to come back (Stripe busy, an object on its way to Stripe) is sent again then."""
         answer = self._send(method, path, name, **kwargs)
         if answer.status_code == 401 and self.access and self.log_in_again():  # the access token expired
+            answer = self._send(method, path, name, **kwargs)
+        for _ in range(RETRIES_AFTER_503):
+            if answer.status_code != 503 or "Retry-After" not in answer.headers:
+                break
+            retried_after_503[name] += 1
+            time.sleep(min(float(answer.headers["Retry-After"]), 10))
             answer = self._send(method, path, name, **kwargs)
         if answer.status_code and answer.status_code not in ok:
             _note_unexpected(name, answer)

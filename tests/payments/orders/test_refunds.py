@@ -4,15 +4,17 @@ import os
 import signal
 import threading
 
+import pytest
 import requests
 import stripe
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.payments.orders.models import Order, OrderRefund, OrderStatus, RefundRequest, RefundRequestState
-from apps.payments.orders.refunds import UNANSWERED_AFTER
+from apps.payments.orders.refunds import KEY_FORGOTTEN_AFTER, UNANSWERED_AFTER, refund_requests_finish
 from apps.payments.orders.tasks import refund_requests_finish_task
 from config.celery import app as celery_app
+from tests.payments.factories import OrderFactory
 from tests.payments.helpers import checkout_started, order_settles, wait_until, webhooks_quiet
 from tests.web_process import WebProcess
 from tests.worker_fixtures import worker_environment
@@ -78,3 +80,69 @@ def test_a_refund_whose_web_worker_dies_between_stripe_and_the_record_is_settled
     assert OrderRefund.objects.filter(order=order).count() == 1
     assert RefundRequest.objects.get(pk=request.pk).refund == OrderRefund.objects.get(order=order)
     assert len(stripe_client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
+
+
+@pytest.fixture
+def paid_in_stripe(mirror_on):
+    """An order Stripe took 5,000 eur for (a real intent in the emulator), with no worker about."""
+    client = stripe.StripeClient(mirror_on.api_key, base_addresses={"api": mirror_on.url})
+    intent = client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur"})
+    client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_visa"})
+    return OrderFactory(paid=True, payment_intent_id=intent.id), client
+
+
+@pytest.mark.django_db
+class TestFinishingLostAnswers:
+    def _request(self, order, *, age) -> RefundRequest:
+        request = RefundRequest.objects.create(
+            order=order, amount=1500, reason="requested_by_customer", idempotency_key=f"order:{order.pk}:lost"
+        )
+        RefundRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - age)
+        return RefundRequest.objects.get(pk=request.pk)
+
+    def test_a_request_left_unanswered_is_asked_again_with_its_key_and_settled_once(self, paid_in_stripe):
+        order, client = paid_in_stripe
+        request = self._request(order, age=UNANSWERED_AFTER * 2)
+        recent = self._request(OrderFactory(paid=True), age=UNANSWERED_AFTER / 2)  # perhaps still being answered
+
+        assert refund_requests_finish() == 1
+        assert refund_requests_finish() == 0
+
+        request.refresh_from_db()
+        assert (request.state, request.refund.amount) == (RefundRequestState.SETTLED, 1500)
+        assert RefundRequest.objects.get(pk=recent.pk).state == RefundRequestState.REQUESTED
+        assert len(client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
+        order.refresh_from_db()
+        assert (order.status, order.amount_refunded) == (OrderStatus.PARTIALLY_REFUNDED, 1500)
+
+    def test_a_request_older_than_stripes_memory_of_keys_finds_its_refund_instead_of_making_another(
+        self, paid_in_stripe
+    ):
+        order, client = paid_in_stripe
+        request = self._request(order, age=KEY_FORGOTTEN_AFTER + UNANSWERED_AFTER)
+        made = client.v1.refunds.create(
+            params={
+                "payment_intent": order.payment_intent_id,
+                "amount": 1500,
+                "metadata": {"order": str(order.pk), "refund_request": str(request.pk)},
+            }
+        )
+
+        assert refund_requests_finish() == 1
+
+        assert RefundRequest.objects.get(pk=request.pk).refund.stripe_refund_id == made.id
+        assert [refund.id for refund in client.v1.refunds.list().data] == [made.id]
+
+    def test_a_refund_stripe_refuses_fails_its_request_and_is_not_asked_again(self, paid_in_stripe):
+        order, client = paid_in_stripe
+        request = RefundRequest.objects.create(
+            order=order, amount=999_999, reason="requested_by_customer", idempotency_key=f"order:{order.pk}:too-much"
+        )
+        RefundRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - UNANSWERED_AFTER * 2)
+
+        assert refund_requests_finish() == 0
+
+        request.refresh_from_db()
+        assert request.state == RefundRequestState.FAILED
+        assert request.last_error
+        assert client.v1.refunds.list().data == []

@@ -139,7 +139,17 @@ class TestBadInput:
         assert client.get(URL).status_code == 405
 
 
+@pytest.fixture
+def no_worker_busy_at_the_flush():
+    """A stored event is queued for the session's worker, if one runs: the database is emptied after each
+    test, never while that worker is processing the event (the two would deadlock)."""
+    yield
+    celery_app.control.purge()
+    wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_worker_busy_at_the_flush")
 def test_concurrent_deliveries_of_one_event_store_it_once(live_server, settings):
     payload = body(event("product.updated", PRODUCT, event_id="evt_concurrent"))
     headers = {"Stripe-Signature": signature(payload), "Content-Type": "application/json"}
@@ -208,16 +218,9 @@ def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None, 
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_worker_busy_at_the_flush")
 class TestDeployedWsgiPath:
     """gunicorn serves /stripe/webhook/ outside Django's middleware: the same answers, the same storage."""
-
-    @pytest.fixture(autouse=True)
-    def no_worker_busy_at_the_flush(self):
-        """A stored event is queued for the session's worker, if one runs: the database is emptied after
-        each test, never while that worker is processing the event (the two would deadlock)."""
-        yield
-        celery_app.control.purge()
-        wait_until(worker_idle, timeout=60, message="the worker to finish its tasks")
 
     def test_stores_once_and_answers_like_the_view(self):
         payload = body(event("product.updated", PRODUCT, event_id="evt_wsgi"))
