@@ -8,12 +8,13 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeKeySpent, StripeRefused, StripeUnavailable
 from apps.payments.orders.errors import OrderActionRefused, RefundNotApplicable
+from apps.payments.orders.idempotency import IdempotencyConflict
 from apps.payments.orders.lifecycle import order_transition
 from apps.payments.orders.locks import order_lock
 from apps.payments.orders.models import (
@@ -93,8 +94,8 @@ class RefundPending(StripeUnavailable):
     """Stripe did not answer the refund (yet): it is recorded, and a worker finishes it with the same key."""
 
     public_detail = (
-        "The payment provider has not confirmed the refund yet; it is recorded and will be completed. "
-        "Sending the same request again is safe."
+        "The payment provider has not confirmed the refund yet; it is recorded and will be completed within "
+        "minutes. Sending the same request again soon (as Retry-After says) gets this refund, not another."
     )
 
 
@@ -136,20 +137,22 @@ def _refund_request(
     with transaction.atomic():
         locked = order_lock(order.pk)
         found = RefundRequest.objects.select_related("refund").filter(idempotency_key=key).first()
+        if found is not None and client_key and found.amount_asked != amount:
+            # Its first answer was a 5xx, which the client's key does not keep: still one refund per key.
+            raise IdempotencyConflict("This Idempotency-Key was used for a refund of another amount.")
         if found is None and not client_key:
+            # A double click, or a retry of a request still waiting for Stripe (whatever its age): the same one.
             found = (
                 RefundRequest.objects.select_related("refund")
+                .filter(order=locked, created_by=by, client_key="", amount_asked=amount)
                 .filter(
-                    order=locked,
-                    created_by=by,
-                    client_key="",
-                    amount_asked=amount,
-                    created_at__gte=timezone.now() - timedelta(seconds=DOUBLE_CLICK_SECONDS),
+                    Q(state=RefundRequestState.REQUESTED)
+                    | Q(created_at__gte=timezone.now() - timedelta(seconds=DOUBLE_CLICK_SECONDS))
                 )
                 .exclude(state=RefundRequestState.FAILED)
                 .first()
             )
-        if found is not None:
+        if found is not None and found.state != RefundRequestState.FAILED:
             return found
         if locked.status not in REFUNDABLE_STATUSES:
             raise OrderActionRefused(f"Only a paid order can be refunded; this one is {locked.status}.")
@@ -163,6 +166,12 @@ def _refund_request(
         wanted = amount if amount is not None else remaining
         if wanted <= 0 or wanted > remaining:
             raise ValidationError({"amount": [f"At most {max(remaining, 0)} (minor units) remain to be refunded."]})
+        if found is not None:  # refused before, asked again with its key: checked again, and waiting again
+            RefundRequest.objects.filter(pk=found.pk).update(
+                state=RefundRequestState.REQUESTED, amount=wanted, last_error=""
+            )
+            found.refresh_from_db()
+            return found
         return RefundRequest.objects.create(
             order=locked,
             amount=wanted,

@@ -3,19 +3,25 @@
 import os
 import signal
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
 import stripe
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
+from apps.payments.gateway.errors import StripeRefused
+from apps.payments.orders.idempotency import IdempotencyConflict
 from apps.payments.orders.models import Order, OrderRefund, OrderStatus, RefundRequest, RefundRequestState
-from apps.payments.orders.refunds import KEY_FORGOTTEN_AFTER, UNANSWERED_AFTER, refund_requests_finish
+from apps.payments.orders.refunds import KEY_FORGOTTEN_AFTER, UNANSWERED_AFTER, order_refund, refund_requests_finish
 from apps.payments.orders.tasks import refund_requests_finish_task
 from config.celery import app as celery_app
 from tests.payments.factories import OrderFactory
 from tests.payments.helpers import checkout_started, order_settles, wait_until, webhooks_quiet
+from tests.users.factories import operator
 from tests.web_process import WebProcess
 from tests.worker_fixtures import worker_environment
 
@@ -146,3 +152,81 @@ class TestFinishingLostAnswers:
         assert request.state == RefundRequestState.FAILED
         assert request.last_error
         assert client.v1.refunds.list().data == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_refunding_at_once_never_take_back_more_than_stripe_took(paid_in_stripe, mirror_on):
+    """The first refund is still waiting for Stripe when the second is asked: no lock is held across the call,
+    yet the first counts against what remains, so the second is refused rather than over-refunding."""
+    order, client = paid_in_stripe
+    mirror_on.add_fault(latency_ms=1500, count=1, path_prefix="/v1/refunds", method="POST")
+    outcomes = {}
+
+    def refund(name: str, amount: int) -> None:
+        try:
+            outcomes[name] = order_refund(order=order, amount=amount, by=operator(email=f"{name}@example.com")).amount
+        except ValidationError as refused:
+            outcomes[name] = refused.message_dict
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=refund, args=("first", 3000))
+    first.start()
+    wait_until(lambda: RefundRequest.objects.filter(order=order).exists(), message="the first refund asked")
+    refund("second", 2500)  # the same amount at the same moment would be the same refund (one key)
+    first.join(30)
+
+    assert outcomes["first"] == 3000
+    assert outcomes["second"] == {"amount": ["At most 2000 (minor units) remain to be refunded."]}
+    assert len(client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
+    order.refresh_from_db()
+    assert (order.amount_refunded, order.status) == (3000, OrderStatus.PARTIALLY_REFUNDED)
+
+
+@pytest.mark.django_db
+class TestAskingAgain:
+    def test_asking_again_while_stripe_has_not_answered_is_the_same_refund_whatever_its_age(self, paid_in_stripe):
+        """A staff member whose refund was answered 503 (Stripe made it, the answer was lost) asks again minutes
+        later: the request still waiting is the one asked, with its key, and Stripe gives back its refund."""
+        order, client = paid_in_stripe
+        staff = operator(email="patient@example.com")
+        lost = RefundRequest.objects.create(
+            order=order, amount=1500, amount_asked=1500, reason="requested_by_customer", created_by=staff,
+            idempotency_key=f"order:{order.pk}:refund:0:1500",
+        )  # fmt: skip
+        made = client.v1.refunds.create(
+            params={"payment_intent": order.payment_intent_id, "amount": 1500, "reason": "requested_by_customer",
+                    "metadata": {"order": str(order.pk), "refund_request": str(lost.pk)}},
+            options={"idempotency_key": lost.idempotency_key},
+        )  # fmt: skip
+        RefundRequest.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+        again = order_refund(order=order, amount=1500, by=staff)
+
+        assert again.stripe_refund_id == made.id
+        assert len(client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
+        assert RefundRequest.objects.get(pk=lost.pk).state == RefundRequestState.SETTLED
+
+    def test_a_client_key_reused_for_another_amount_is_a_conflict_even_after_a_5xx(self, paid_in_stripe):
+        order, _ = paid_in_stripe
+        staff = operator(email="keyed@example.com")
+        RefundRequest.objects.create(
+            order=order, amount=1500, amount_asked=1500, reason="requested_by_customer", created_by=staff,
+            client_key="k-1", idempotency_key=f"order:{order.pk}:refund:user:{staff.pk}:client:k-1",
+        )  # fmt: skip
+
+        with pytest.raises(IdempotencyConflict):
+            order_refund(order=order, amount=900, by=staff, client_key="k-1")
+
+    def test_a_refused_refund_asked_again_is_checked_again_and_made(self, paid_in_stripe, mirror_on):
+        order, client = paid_in_stripe
+        staff = operator(email="again@example.com")
+        mirror_on.add_fault(status=400, count=1, message="Try later", path_prefix="/v1/refunds", method="POST")
+
+        with pytest.raises(StripeRefused):
+            order_refund(order=order, amount=1500, by=staff)
+        made = order_refund(order=order, amount=1500, by=staff)
+
+        assert made.amount == 1500
+        assert RefundRequest.objects.get(order=order).state == RefundRequestState.SETTLED
+        assert len(client.v1.refunds.list(params={"payment_intent": order.payment_intent_id}).data) == 1
