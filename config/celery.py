@@ -11,7 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("commerce", task_cls="config.task_base:OnCommitTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(["apps.payments.mirror", "apps.payments.orders", "apps.payments.webhooks"])
+app.autodiscover_tasks(
+    ["apps.payments.billing", "apps.payments.mirror", "apps.payments.orders", "apps.payments.webhooks"]
+)
 
 
 @signals.worker_init.connect

@@ -89,10 +89,17 @@ class SubscriptionListSerializer(serializers.ListSerializer):
 def subscription_page_context(subs: list) -> dict:
     items = [item for sub in subs for item in sub.stripe_data["items"]["data"]]
     invoice_ids = [sub.stripe_data.get("latest_invoice") for sub in subs if sub.stripe_data.get("latest_invoice")]
+    invoices = invoices_by_id(invoice_ids)
+    # A change answered before a worker stored it carries Stripe's answer of its invoice (`changes._keep_answer`).
+    invoices.update({sub.invoice_as_answered["id"]: sub.invoice_as_answered for sub in subs if _answered(sub)})
     return {
         "catalog": catalog_refs({item["price"]["id"] for item in items} | {item["price"]["product"] for item in items}),
-        "invoices": invoices_by_id(invoice_ids),
+        "invoices": invoices,
     }
+
+
+def _answered(sub) -> bool:
+    return getattr(sub, "invoice_as_answered", None) is not None
 
 
 class SubscriptionSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import replace
 
+from django.db import connection
 from djstripe import models as djstripe_models
 
 from apps.payments import signals
@@ -43,13 +44,22 @@ def subscription_refresh(subscription_id: str, *, cause: str) -> djstripe_models
     """Fetch the subscription from Stripe and store it; tell what changed for its customer. A read that another
     store overtook is read again: what is stored last is never older than what was stored before."""
     gw = gateway()
+    in_transaction = connection.in_atomic_block  # an event's handler: its transaction keeps what it locks
     for _ in range(MAX_READS):
         seen = stored_version(subscription_id)
         fresh = gw.call(lambda options: gw.v1.subscriptions.retrieve(subscription_id, options=options))
         with storing_state(subscription_id, read_since=seen) as current:
             if current:
                 return subscription_store(fresh, cause=cause)
+        _not_again_in_this_transaction(subscription_id, in_transaction)
     raise EventNotReady(f"subscription {subscription_id} was stored {MAX_READS} times while it was read")
+
+
+def _not_again_in_this_transaction(key: str, in_transaction: bool) -> None:
+    """An event's handler runs in the event's transaction, which keeps the lock it just took until it commits:
+    Stripe must not be read again under it. The event is tried again later, in a transaction of its own."""
+    if in_transaction:
+        raise EventNotReady(f"{key} was stored by another process while this event read it")
 
 
 def subscription_store(stripe_subscription, *, cause: str) -> djstripe_models.Subscription | None:
@@ -134,6 +144,7 @@ def invoice_refresh(
     that read the invoice while it was open never stores it after another drain stored it paid."""
     gw = gateway()
     key = subscription_id or f"invoice:{invoice_id}"
+    in_transaction = connection.in_atomic_block  # an event's handler: its transaction keeps what it locks
     for _ in range(MAX_READS):
         seen = stored_version(key)
         stripe_invoice = gw.call(lambda options: gw.v1.invoices.retrieve(invoice_id, options=options))
@@ -151,6 +162,7 @@ def invoice_refresh(
             )
         with storing_state(key, read_since=seen) as current:
             if not current:
+                _not_again_in_this_transaction(key, in_transaction)
                 continue
             if stripe_subscription is not None:
                 subscription = subscription_store(stripe_subscription, cause=cause)

@@ -208,6 +208,40 @@ def test_changing_back_and_forth_is_never_a_replay_of_an_earlier_change(plans):
     assert the_subscription(client)["plans"][0]["price"] == plans["plus"].pk
 
 
+def test_a_change_never_waits_for_a_worker_storing_the_subscription(plans):
+    """A drain is storing the subscription (it holds its lock until its event commits, which may be after a
+    Stripe call): the plan change is made and answered at once, and a worker stores it once the drain is done."""
+    client, _ = subscribe(plans)
+    sub_id = the_subscription(client)["id"]
+    webhooks_quiet(plans["emulator"])
+    storing, done = threading.Event(), threading.Event()
+
+    def drain_storing() -> None:
+        try:
+            with storing_state(sub_id):
+                storing.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    drain = threading.Thread(target=drain_storing)
+    drain.start()
+    assert storing.wait(5)
+    started = time.monotonic()
+    answer = client.post(f"{SUBSCRIPTIONS}/{sub_id}/change", {"price": plans["plus"].pk}, format="json")
+    answered_in = time.monotonic() - started
+    done.set()
+    drain.join(10)
+
+    assert (answer.status_code, answered_in < 2) == (200, True), answer.content
+    assert [plan["price"] for plan in answer.json()["plans"]] == [plans["plus"].pk]  # Stripe's answer
+    assert answer.json()["latest_invoice"]["billing_reason"] == "subscription_update"  # the upgrade, charged now
+    wait_until(
+        lambda: the_subscription(client)["plans"][0]["price"] == plans["plus"].pk,
+        message="a worker to store the change",
+    )
+
+
 def test_a_trial_is_given_once_per_user_and_product(plans):
     client, _ = subscribe(plans, "team")
     first = the_subscription(client)
