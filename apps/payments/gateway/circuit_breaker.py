@@ -30,7 +30,8 @@ class CircuitBreaker:
     def __init__(self, threshold: int, cooldown: float, redis_url: str = ""):
         self.threshold = threshold
         self.cooldown = cooldown
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        # Short timeouts: it is asked before every Stripe call, a web request's too.
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) if redis_url else None
         self._lock = threading.Lock()
         self._failures: list[float] = []
         self._open_until = 0.0  # as last seen, on this process's monotonic clock

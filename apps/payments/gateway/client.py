@@ -18,6 +18,7 @@ from functools import cache
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import redis
 import stripe
 from django.conf import settings
 
@@ -46,15 +47,20 @@ BACKOFF_CAP_SECONDS = 4.0
 class BudgetedHTTPClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):
         breaker = circuit_breaker()
+        endpoint = endpoint_of(method, urlsplit(url).path)
+        waited_from = time.perf_counter()
         try:
             breaker.check()
+            spend_call()
+            allowed = rate_budget().acquire(endpoint, max_wait=current_policy().budget_wait_seconds)
         except CircuitOpen:
             metrics.STRIPE_CIRCUIT_REFUSED.inc()
             raise
-        spend_call()
-        endpoint = endpoint_of(method, urlsplit(url).path)
-        waited_from = time.perf_counter()
-        if not rate_budget().acquire(endpoint, max_wait=current_policy().budget_wait_seconds):
+        except redis.RedisError as error:  # the shared budget cannot be read: no call goes past it unmetered
+            raise StripeUnavailable(
+                f"the Stripe request budget cannot be read: {error}", RETRY_AFTER_SECONDS
+            ) from error
+        if not allowed:
             metrics.STRIPE_BUDGET_SPENT.inc()
             raise StripeUnavailable(f"the Stripe request budget for {endpoint} is spent", RETRY_AFTER_SECONDS)
         waited = time.perf_counter() - waited_from
@@ -65,15 +71,20 @@ class BudgetedHTTPClient(stripe.RequestsClient):
             content, status, response_headers = super().request(method, url, headers, post_data)
         except stripe.APIConnectionError:
             metrics.STRIPE_REQUESTS.labels(endpoint, "error").inc()
-            breaker.record_failure()
+            _record(breaker.record_failure)
             raise
         metrics.STRIPE_REQUESTS.labels(endpoint, str(status)).inc()
         logs.note_stripe_request(response_headers.get("Request-Id"))
-        if status == 429 or status >= 500:
-            breaker.record_failure()
-        else:
-            breaker.record_success()
+        _record(breaker.record_failure if status == 429 or status >= 500 else breaker.record_success)
         return content, status, response_headers
+
+
+def _record(outcome) -> None:
+    """Tell the circuit breaker how a call went; a breaker that cannot be told never loses Stripe's answer."""
+    try:
+        outcome()
+    except redis.RedisError as error:
+        log.warning("circuit breaker not told error=%s", error)
 
 
 def _backoff(attempt: int) -> float:

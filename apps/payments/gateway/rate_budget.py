@@ -97,7 +97,8 @@ class RateBudget:
         self.per_second = per_second
         self.per_endpoint = per_endpoint
         self._account, self._endpoint = _Bucket(per_second), _Bucket(per_endpoint)
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        # Short timeouts: it is asked before every Stripe call, a web request's too.
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) if redis_url else None
         self._script = self._redis.register_script(_BOOK) if self._redis else None
         self._lock = threading.Lock()
         self._due: dict[str, int] = {}  # bucket -> when its next request is due (microseconds), without Redis

@@ -18,10 +18,11 @@ from apps.catalog.models import Price, Product
 from apps.payments.gateway.errors import StripeKeySpent, StripeUnavailable
 from apps.payments.gateway.policies import RETRY_AFTER_SECONDS, calls_at_most, in_web_request
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.mirror.outbox import enqueue, mirror_record_change
+from apps.payments.mirror.outbox import MIRROR_SYNC_TASK, mirror_record_change
 from apps.payments.mirror.specs import price_immutable
 from apps.payments.mirror.sync import mirror_sync
 from config.errors import Conflict, Unavailable
+from config.task_base import queue_task_on_commit
 
 log = logging.getLogger("apps.payments.mirror")
 
@@ -85,7 +86,7 @@ def _in_stripe_now(kind: str, object_id: int, is_current: Callable[[MirrorRecord
     if is_current(record):
         return record
     if bumped:  # the version this request made goes to a worker, which waits and retries as need be
-        enqueue(record.pk, delay=RETRY_AFTER_SECONDS)
+        queue_task_on_commit(MIRROR_SYNC_TASK, record.pk, countdown=RETRY_AFTER_SECONDS)
     raise NotInStripe(
         f"{record.app_ref} is not in Stripe yet ({record.state}): {record.last_error or 'a worker is pushing it'}",
         retry_after=RETRY_AFTER_SECONDS,

@@ -85,3 +85,13 @@ def test_calls_beyond_the_allowance_are_refused_before_they_reach_stripe(emulato
     _create_customer(gateway_on_emulator)  # outside it, calls go again
 
     assert len(emulator.requests_seen(method="POST", path_prefix="/v1/customers")) == 2
+
+
+def test_a_budget_that_cannot_be_read_is_stripe_unavailable_not_a_crash(emulator, settings):
+    settings.COORDINATION_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    gw = StripeGateway(emulator.api_key, emulator.url, timeout=5)
+
+    with serving_web_request(), pytest.raises(StripeUnavailable, match="budget cannot be read"):
+        _create_customer(gw)
+
+    assert emulator.requests_seen(method="POST", path_prefix="/v1/customers") == []
