@@ -404,7 +404,7 @@ CELERY_BEAT_SCHEDULE["refund-requests-finish"] = {
 # An order whose session or intent Stripe did not answer for, and no retry came back to, is closed by a worker.
 CELERY_BEAT_SCHEDULE["unstarted-orders-close"] = {
     "task": "apps.payments.orders.tasks.unstarted_orders_close_task",
-    "schedule": 60.0,
+    "schedule": 30.0,
 }
 # An owner may cancel a paid order (a full refund) this many days after paying; 0 leaves refunds to staff.
 ORDER_SELF_REFUND_DAYS = env.int("ORDER_SELF_REFUND_DAYS", default=14)

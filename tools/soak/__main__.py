@@ -119,6 +119,9 @@ def environment(
         # Each simulated person sends their own address: the rate limits count people, as deployed.
         "DJANGO_NUM_PROXIES": "1",
         "CHECKOUT_REDIRECT_HOSTS": SHOP_HOST,
+        # An order whose session Stripe did not answer for waits this long for the client's retry before the
+        # worker closes it: short, so that the run settles (and the worker's closing is part of what is run).
+        "CHECKOUT_REUSE_SECONDS": "30",
         "SITE_URL": f"https://{SHOP_HOST}",
         "LOG_LEVEL": "WARNING",
     }
@@ -183,6 +186,7 @@ def settle(timeout: float, emulator_url: str) -> dict:
     Says how long that took and, per kind of work, for how long it was what was still going on."""
     from apps.mail.models import MessageState, OutgoingMessage
     from apps.payments.mirror.models import MirrorRecord, MirrorState
+    from apps.payments.orders.models import Order, OrderStatus
     from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     still_going = {
@@ -190,6 +194,10 @@ def settle(timeout: float, emulator_url: str) -> dict:
         "events to process": WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists,
         "mirror rows to push": MirrorRecord.objects.filter(state=MirrorState.PENDING).exists,
         "mail to send": OutgoingMessage.objects.filter(state__in=(MessageState.QUEUED, MessageState.SENDING)).exists,
+        # A session Stripe did not answer for, whose retry never came: the worker closes the order.
+        "orders to close": Order.objects.filter(
+            status=OrderStatus.PENDING, checkout_session_id=None, payment_intent_id=""
+        ).exists,
     }
     waited_for = dict.fromkeys(still_going, 0.0)
     started = last = time.time()

@@ -11,7 +11,9 @@ in Stripe that no order knows, and no order is left pending without its session 
 import logging
 from datetime import timedelta
 
+import stripe
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apps.payments.gateway.client import gateway
@@ -21,13 +23,15 @@ from apps.payments.mirror.models import MirrorKind
 from apps.payments.mirror.refs import stripe_id_of
 from apps.payments.orders.intents import STILL_PAYABLE, intent_apply
 from apps.payments.orders.lifecycle import order_transition
+from apps.payments.orders.locks import order_lock
 from apps.payments.orders.models import Order, OrderStatus
 from apps.payments.orders.sessions import apply_session
 
 log = logging.getLogger("apps.payments.orders")
 
-# Past the reuse window, no retry can come back to the order; a minute more for a request still under way.
-GRACE = timedelta(seconds=60)
+# Past the reuse window, no retry can come back to the order; a moment more for a request still under way
+# (longer than a Stripe call may take, STRIPE_TIMEOUT_SECONDS).
+GRACE = timedelta(seconds=30)
 CAUSE = "closed: its payment was never started here"
 
 
@@ -41,7 +45,7 @@ def unstarted_orders_close(*, limit: int = 100) -> int:
     for order in unstarted.order_by("created_at")[:limit]:
         try:
             closed += _close(order)
-        except StripeUnavailable as error:  # the next run asks again
+        except (StripeUnavailable, stripe.StripeError) as error:  # the next run asks again; the others go on
             log.warning("unstarted order not closed yet order=%s error=%s", order.pk, error)
     return closed
 
@@ -50,7 +54,11 @@ def _close(order: Order) -> bool:
     customer = order.stripe_customer_id or (stripe_id_of(MirrorKind.USER, order.user_id) if order.user_id else None)
     if customer and (_settle_sessions(order, customer) or _settle_intents(order, customer)):
         return False  # Stripe took (or is taking) the money: the order is paid, not closed
-    return order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=CAUSE)
+    with transaction.atomic():
+        locked = order_lock(order.pk)
+        if locked.status != OrderStatus.PENDING or locked.checkout_session_id or locked.payment_intent_id:
+            return False  # a late retry started it meanwhile
+        return order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=CAUSE)
 
 
 def _made_for(order: Order, listed) -> list:
