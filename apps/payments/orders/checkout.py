@@ -107,13 +107,13 @@ def checkout_for_cart(*, user: User, lines: list[CartLine], success_url: str, ca
 
 
 def _session_open(session_id: str) -> bool:
-    """Whether the customer can still pay on this session; while Stripe cannot say, it is taken as open (the
-    page itself tells a customer who paid already)."""
+    """Whether the customer can still pay on this session. While Stripe cannot say, the client is told to come
+    back (503 with `Retry-After`): neither a session paid a moment ago nor a second order for the cart."""
     gw = gateway()
     try:
         session = gw.find_for_client(lambda options: gw.v1.checkout.sessions.retrieve(session_id, options=options))
-    except StripeUnavailable:
-        return True
+    except StripeUnavailable as error:
+        raise CheckoutUnavailable(f"the session's state is unknown: {error}", error.retry_after) from error
     return session is not None and session.status == "open"
 
 
