@@ -10,7 +10,7 @@ from apps.payments.orders.models import Order, OrderStatus
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from tests.browser.admin_pages import AdminPages
 from tests.browser.helpers import keep_for_readme
-from tests.payments.helpers import PASSWORD, checkout_started, order_settles, settled, webhooks_quiet
+from tests.payments.helpers import PASSWORD, checkout_started, paid_by_checkout, settled, webhooks_quiet
 from tests.worker_fixtures import wait_until
 
 ORDERS = "/admin/payments/order/"
@@ -22,21 +22,13 @@ def _operator(browser, live_server, shop) -> AdminPages:
     return pages
 
 
-def _paid_order(shop) -> Order:
-    _, started = checkout_started(shop)
-    shop["emulator"].complete_checkout(started["session_id"], "paid")
-    order = order_settles(started["order"], OrderStatus.PAID)
-    webhooks_quiet(shop["emulator"])
-    return order
-
-
 def _stripe(shop) -> stripe.StripeClient:
     emulator = shop["emulator"]
     return stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
 
 
 def test_find_an_order_by_email_and_refund_part_of_it(browser, live_server, shop):
-    order = _paid_order(shop)
+    order = paid_by_checkout(shop)
     admin = _operator(browser, live_server, shop)
 
     admin.search(ORDERS, "ada@example.com")
@@ -62,7 +54,7 @@ def test_find_an_order_by_email_and_refund_part_of_it(browser, live_server, shop
 
 
 def test_a_refund_larger_than_what_remains_is_refused_on_the_page(browser, live_server, shop):
-    order = _paid_order(shop)
+    order = paid_by_checkout(shop)
     admin = _operator(browser, live_server, shop)
 
     admin.open(f"{ORDERS}{order.pk}/refund/")
@@ -157,7 +149,7 @@ def test_archive_a_product_and_see_it_archived_in_stripe(browser, live_server, s
 
 
 def test_preview_the_receipt_a_customer_got(browser, live_server, shop):
-    order = _paid_order(shop)
+    order = paid_by_checkout(shop)
     receipt = wait_until(lambda: OutgoingMessage.objects.filter(idempotency_key=f"receipt:order:{order.pk}").first())
     admin = _operator(browser, live_server, shop)
 

@@ -7,7 +7,7 @@ from django.conf import settings as django_settings
 from kombu import pools
 
 from apps.payments.mirror.models import MirrorRecord, MirrorState
-from apps.payments.orders.models import Order
+from apps.payments.orders.models import Order, OrderStatus
 from config.celery import app as celery_app
 from tests.helpers import client_for
 from tests.worker_fixtures import wait_until
@@ -100,3 +100,12 @@ def checkout_started(shop, quantity: int = 2):
     )
     assert answer.status_code == 201, answer.content
     return client, answer.json()
+
+
+def paid_by_checkout(shop) -> Order:
+    """An order the customer paid on Stripe's page, with every webhook it caused processed."""
+    _, started = checkout_started(shop)
+    shop["emulator"].complete_checkout(started["session_id"], "paid")
+    order = order_settles(started["order"], OrderStatus.PAID)
+    webhooks_quiet(shop["emulator"])
+    return order

@@ -15,28 +15,20 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.payments.gateway.errors import StripeRefused
 from apps.payments.orders.idempotency import IdempotencyConflict
-from apps.payments.orders.models import Order, OrderRefund, OrderStatus, RefundRequest, RefundRequestState
+from apps.payments.orders.models import OrderRefund, OrderStatus, RefundRequest, RefundRequestState
 from apps.payments.orders.refunds import KEY_FORGOTTEN_AFTER, UNANSWERED_AFTER, order_refund, refund_requests_finish
 from apps.payments.orders.tasks import refund_requests_finish_task
 from config.celery import app as celery_app
 from tests.payments.factories import OrderFactory
-from tests.payments.helpers import checkout_started, order_settles, wait_until, webhooks_quiet
+from tests.payments.helpers import paid_by_checkout, wait_until, webhooks_quiet
 from tests.users.factories import operator
 from tests.web_process import WebProcess
 from tests.worker_fixtures import worker_environment
 
 
-def _paid_order(shop) -> Order:
-    _, started = checkout_started(shop)
-    shop["emulator"].complete_checkout(started["session_id"], "paid")
-    order = order_settles(started["order"], OrderStatus.PAID)
-    webhooks_quiet(shop["emulator"])
-    return order
-
-
 def test_a_refund_whose_web_worker_dies_between_stripe_and_the_record_is_settled_once(shop, smtp_sink):
     emulator = shop["emulator"]
-    order = _paid_order(shop)
+    order = paid_by_checkout(shop)
     stripe_client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.url})
     # Stripe makes the refund at once and answers five seconds later: the process asking dies meanwhile.
     emulator.add_fault(latency_ms=5000, count=1, path_prefix="/v1/refunds", method="POST", phase="answer")
