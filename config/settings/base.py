@@ -13,13 +13,16 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 # A developer may keep overrides in `.env`, read only when asked (`DJANGO_READ_DOT_ENV_FILE=true`): a server's
 # settings come from its environment, never from a file that happens to lie beside the code.
 if env.bool("DJANGO_READ_DOT_ENV_FILE", default=False):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Where `make run`'s defaults keep their state: the SQLite file, the file broker, the cache, the beat's schedule,
+# the metrics files, the staff password. Another directory gives a second local stack (the docs' example test)
+# state of its own.
+VAR_DIR = Path(env.str("DJANGO_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
