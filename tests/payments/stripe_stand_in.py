@@ -91,7 +91,8 @@ class StripeStandIn:
         return self
 
     def always(self, path: str, answer: Any) -> "StripeStandIn":
-        """Answer every call to `path` with this (a callable is given the call)."""
+        """Answer every call to `path` with this from now on (a callable is given the call)."""
+        self._answers.pop(path, None)
         self._always[path] = answer
         return self
 
