@@ -1,17 +1,33 @@
 """Fixtures of the payments unit tests."""
 
 import pytest
+import stripe
 
 from apps.payments.gateway import client
-from tests.payments.stripe_stand_in import API_KEY, StripeStandIn
+from config.celery import app as celery_app
+from tests.payments.stripe_stand_in import API_KEY, ModuleLevelCallsRefused, StripeStandIn
 
 
 @pytest.fixture
 def stripe_stand_in(settings, monkeypatch) -> StripeStandIn:
     """Stripe, in memory, behind `gateway()` for this test: a worker's gateway that tries each call once
-    (`STRIPE_MAX_RETRIES=0`, so nothing sleeps), with no rate budget or circuit breaker in the way."""
+    (`STRIPE_MAX_RETRIES=0`, so nothing sleeps), with no rate budget or circuit breaker in the way. dj-stripe's
+    own requests are refused."""
     settings.STRIPE_SECRET_KEY = API_KEY
     settings.STRIPE_MAX_RETRIES = 0
     stand_in = StripeStandIn()
     monkeypatch.setattr(client, "_gateway", lambda *configuration: stand_in.gateway)
+    monkeypatch.setattr(stripe, "default_http_client", ModuleLevelCallsRefused())
     return stand_in
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch) -> list[tuple]:
+    """What is published to the broker during the test, as (task name, args, countdown): nothing goes out."""
+    published: list[tuple] = []
+
+    def send_task(name, args=None, kwargs=None, countdown=None, **options):
+        published.append((name, tuple(args or ()), countdown))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    return published

@@ -7,7 +7,8 @@ recorded and answered from what the test scripted. An answer is a dict (made an 
 is), a list of dicts (a list object), an exception (raised, as the SDK raises Stripe's errors), or a callable
 given the call. A call nobody scripted fails the test.
 
-The `stripe_stand_in` fixture (tests/payments/conftest.py) puts it behind `gateway()` for one test.
+The `stripe_stand_in` fixture (tests/payments/conftest.py) puts it behind `gateway()` for one test, and refuses
+the SDK's module-level requests (dj-stripe's own) meanwhile: a test sees every request made.
 """
 
 from collections import defaultdict, deque
@@ -18,7 +19,7 @@ import stripe
 
 from apps.payments.gateway.client import StripeGateway
 
-API_KEY = "sk_test_standIn000000000000"
+API_KEY = "sk_test_standIn00000000000000000000"  # the shape dj-stripe accepts
 
 
 @dataclass
@@ -59,6 +60,18 @@ def refused(message: str = "This request is not allowed", code: str | None = Non
 def unreachable() -> stripe.APIConnectionError:
     """No answer at all: the network failed, or Stripe did not answer in time."""
     return stripe.APIConnectionError("Could not connect to Stripe")
+
+
+class ModuleLevelCallsRefused(stripe.HTTPClient):
+    """The SDK's module-level API (dj-stripe's own requests): none may go out while the stand-in answers."""
+
+    name = "stand-in"
+
+    def request(self, method, url, headers, post_data=None):
+        raise AssertionError(f"unexpected module-level Stripe call {method.upper()} {url}")
+
+    def close(self) -> None:
+        pass
 
 
 class _Resource:
