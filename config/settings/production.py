@@ -36,6 +36,7 @@ SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}
 
 # Believed only from a proxy that sets it (DJANGO_BEHIND_PROXY): otherwise any client could claim https.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+#: production sends plain HTTP requests to https (except `/health/` and `/health/live`)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # /health/ and /health/live are probed over plain HTTP by load balancers and orchestrators.
 SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^health/live$"]
@@ -44,8 +45,11 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^health/live$"]
 METRICS_DIR = env.str("METRICS_DIR", default="")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+#: seconds browsers are told to use only https for the site (HSTS)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=ONE_YEAR)
+#: HSTS covers the site's subdomains too
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+#: ask browsers to preload HSTS for the domain (a promise its owner makes at hstspreload.org)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Preloading is a promise the domain's owner makes at hstspreload.org, not a default: without it, the
