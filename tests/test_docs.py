@@ -1,5 +1,5 @@
-"""The docs describe the code as it is: every module the architecture page and the README's layout name in a
-slice of payments exists there, and every slice is described."""
+"""The docs describe the code as it is: every module the architecture page's table and its layout of
+`apps/payments/` name in a slice of payments exists there, and every slice is described."""
 
 import re
 from pathlib import Path
@@ -12,12 +12,13 @@ SLICES = sorted(
     if (path / "__init__.py").exists() and path.name not in ("management", "migrations")
 )
 MODULE = re.compile(r"(?<![\w/.])([a-z_]+(?:/[a-z_]+)*\.py)\b")
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 
-def _readme_layout() -> dict[str, set[str]]:
-    """The modules the README's payments block names, by slice."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index("apps/payments/\n") : readme.index("```", readme.index("apps/payments/\n"))]
+def _architecture_layout() -> dict[str, set[str]]:
+    """The modules the architecture page's layout of `apps/payments/` names, by slice."""
+    page = ARCHITECTURE.read_text()
+    block = page[page.index("apps/payments/\n") : page.index("```", page.index("apps/payments/\n"))]
     named: dict[str, set[str]] = {}
     current = None
     for line in block.splitlines():
@@ -29,15 +30,15 @@ def _readme_layout() -> dict[str, set[str]]:
 
 
 def _architecture_table() -> dict[str, set[str]]:
-    page = (ROOT / "docs" / "architecture.md").read_text()
+    page = ARCHITECTURE.read_text()
     return {
         match[1]: set(MODULE.findall(match[2]))
         for match in re.finditer(r"^\| `(\w+)` \|[^|]*\|(.*)\|$", page, flags=re.MULTILINE)
     }
 
 
-def test_the_readme_names_every_slice_and_only_modules_that_exist():
-    named = _readme_layout()
+def test_the_architecture_layout_names_every_slice_and_only_modules_that_exist():
+    named = _architecture_layout()
 
     assert sorted(named) == SLICES
     missing = [f"{name}/{module}" for name, modules in named.items() for module in modules]
