@@ -1,5 +1,6 @@
 """The docs describe the code as it is: every module the architecture page's table and its layout of
-`apps/payments/` name in a slice of payments exists there, and every slice is described."""
+`apps/payments/` name in a slice of payments exists there, and every slice is described; the README's
+examples are the getting-started page's, which tests/docs/test_examples.py runs."""
 
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ SLICES = sorted(
 )
 MODULE = re.compile(r"(?<![\w/.])([a-z_]+(?:/[a-z_]+)*\.py)\b")
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
 
 
 def _architecture_layout() -> dict[str, set[str]]:
@@ -51,3 +53,11 @@ def test_the_architecture_page_names_every_slice_and_only_modules_that_exist():
     assert sorted(named) == SLICES
     missing = [f"{name}/{module}" for name, modules in named.items() for module in modules]
     assert [path for path in missing if not (PAYMENTS / path).exists()] == []
+
+
+def test_the_readme_examples_are_the_getting_started_pages_which_are_run():
+    readme = SH_BLOCK.findall((ROOT / "README.md").read_text())
+    getting_started = (ROOT / "docs" / "getting-started.md").read_text()
+
+    assert readme
+    assert [block for block in readme if block not in getting_started] == []
