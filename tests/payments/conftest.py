@@ -10,10 +10,11 @@ from tests.payments.stripe_stand_in import API_KEY, ModuleLevelCallsRefused, Str
 
 @pytest.fixture
 def stripe_stand_in(settings, monkeypatch) -> StripeStandIn:
-    """Stripe, in memory, behind `gateway()` for this test: a worker's gateway that tries each call once
-    (`STRIPE_MAX_RETRIES=0`, so nothing sleeps), with no rate budget or circuit breaker in the way. dj-stripe's
-    own requests are refused."""
+    """Stripe, in memory, behind `gateway()` for this test, as an installation with a key has it (the mirror on):
+    a worker's gateway that tries each call once (`STRIPE_MAX_RETRIES=0`, so nothing sleeps), with no rate budget
+    or circuit breaker in the way. dj-stripe's own requests are refused."""
     settings.STRIPE_SECRET_KEY = API_KEY
+    settings.STRIPE_MIRROR_ENABLED = True
     settings.STRIPE_MAX_RETRIES = 0
     stand_in = StripeStandIn()
     monkeypatch.setattr(client, "_gateway", lambda *configuration: stand_in.gateway)

@@ -109,6 +109,10 @@ class StripeStandIn:
         self._always[path] = answer
         return self
 
+    def standing_answer(self, path: str) -> Any:
+        """What `always` set for `path`, for a test that wraps it (a race landing in the middle of a call)."""
+        return self._always[path]
+
     def calls_to(self, path: str) -> list[Call]:
         return [call for call in self.calls if call.path == path]
 
