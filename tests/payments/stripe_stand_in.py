@@ -18,6 +18,7 @@ from typing import Any
 import stripe
 
 from apps.payments.gateway.client import StripeGateway
+from apps.payments.gateway.policies import spend_call
 
 API_KEY = "sk_test_standIn00000000000000000000"  # the shape dj-stripe accepts
 
@@ -121,6 +122,7 @@ class StripeStandIn:
         return [call.path for call in self.calls]
 
     def _answer(self, call: Call):
+        spend_call()  # as the real HTTP client does: a request beyond `calls_at_most` is refused, not sent
         self.calls.append(call)
         queued = self._answers.get(call.path)
         if queued:
