@@ -1,6 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install what they need.
 
-PYTHON ?= python3.11
+# The newest Python from 3.13 down to 3.11 that runs here (pyenv's shims name versions that do not run).
+PYTHON ?= $(shell for v in 3.13 3.12 3.11; do python$$v -c '' 2>/dev/null && { echo python$$v; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
@@ -11,12 +12,15 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
+.PHONY: run test check docs lock lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
 	@echo "make test   - lint + the whole suite against the local PostgreSQL and Redis"
+	@echo "make check  - lint + the tests that need no server, worker or emulator (under a minute)"
 	@echo "make lint   - ruff (lint, format check) and import contracts"
+	@echo "make docs   - the docs site on http://127.0.0.1:8001 (MkDocs)"
+	@echo "make lock   - compile requirements*.in into the pinned, hashed requirements*.txt"
 	@echo "make bench-emulator - requests/s of the Stripe emulator through the SDK (JSON)"
 	@echo "make bench-mirror   - the mirror against Stripe's live rate limits, two workers (JSON)"
 	@echo "make bench-webhooks - acknowledging and processing webhooks vs dj-stripe's stock view (JSON)"
@@ -27,17 +31,29 @@ help:
 	@echo "make audit  - known vulnerabilities in the pinned requirements (pip-audit)"
 
 $(BIN)/python:
+	@[ -n "$(PYTHON)" ] || { echo "Python 3.11, 3.12 or 3.13 is needed (python3.11 ... python3.13 on the PATH):" \
+		"on Debian/Ubuntu 'sudo apt install python3 python3-venv', on macOS 'brew install python@3.13'." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-# Stamps: reinstall only when a requirements file changes.
+# Stamps: reinstall only when a requirements file changes. Every package is pinned with its hashes, so an install
+# takes exactly the files that were locked, or stops.
+PIP_INSTALL := $(BIN)/pip install --quiet --require-hashes
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
+
+# Edit requirements.in or requirements-dev.in, then `make lock`: both files are compiled again with every
+# package pinned and hashed, keeping the versions already locked unless UPGRADE=--upgrade (or
+# UPGRADE="--upgrade-package django") says otherwise. PIP_CONFIG_FILE=/dev/null: only PyPI, never a local mirror.
+lock: $(VENV)/.dev
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-header \
+		--no-emit-index-url --no-emit-find-links $(UPGRADE) -o requirements.txt requirements.in
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-header \
+		--no-emit-index-url --no-emit-find-links $(UPGRADE) -o requirements-dev.txt requirements-dev.in
 
 # Without STRIPE_API_BASE or STRIPE_SECRET_KEY, the Stripe emulator runs beside the app
 # (its state kept in var/), the app is pointed at it, and it delivers webhooks to
@@ -96,8 +112,22 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), each with its own test database, Redis databases, emulator,
+# Celery workers and ports; most of a journey's time is spent waiting on other processes, so more workers than
+# cores pays. TEST_WORKERS=0 runs them in this one process (with ARGS="-x --pdb", say).
+TEST_WORKERS ?= 4
 test: $(VENV)/.dev services browser lint
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n $(TEST_WORKERS) $(ARGS)
+
+# Before a commit: lint, import contracts and the tests that need no server, worker or emulator (PostgreSQL and
+# Redis only). The journeys, the browser, the fuzz and the soak run in `make test`.
+check: $(VENV)/.dev services lint
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -m "not integration" $(ARGS)
+
+# The docs site (sources in docs/, mkdocs.yml) served on http://127.0.0.1:$(DOCS_PORT), offline, rebuilt on save.
+DOCS_PORT ?= 8001
+docs: $(VENV)/.dev
+	$(BIN)/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
 
 bench-emulator: $(VENV)/.dev
 	@$(BIN)/python -m tools.bench.emulator
