@@ -10,6 +10,9 @@ from config.celery import app as celery_app
 from tests.processes import child_pids, stop
 
 ROOT = Path(__file__).resolve().parent.parent
+# The workers this test process has started and not stopped: asked by name, they answer at once, where a question
+# to every worker on the broker waits out its whole timeout for anyone else who might answer.
+RUNNING: set[str] = set()
 
 
 class WorkerProcess:
@@ -34,6 +37,7 @@ class WorkerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited with {self.process.returncode}")
             if celery_app.control.ping(destination=[self.name], timeout=0.5):
+                RUNNING.add(self.name)
                 return self
         raise RuntimeError("the Celery worker did not answer within 30 s")
 
@@ -42,6 +46,7 @@ class WorkerProcess:
         return child_pids(self.process)
 
     def stop(self) -> None:
+        RUNNING.discard(self.name)
         stop(self.process)
 
 

@@ -44,6 +44,31 @@ def _drop_stale_test_databases() -> None:
                 continue
 
 
+# A test that uses any of these runs a whole stack (the emulator, a live server, real workers, an SMTP server):
+# it is an integration test whether or not its module says so, and `make check` leaves it out.
+STACK_FIXTURES = frozenset({"stripe_emulator", "mirror_worker", "live_server", "smtp_sink"})
+# The longest test goes first, so that parallel workers do not end waiting on it. It uses no test database, so moving
+# it keeps pytest-django's order (tests in a transaction first, then those that commit and empty the tables).
+SLOWEST_FIRST = "tests/journeys/test_soak.py"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if STACK_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+
+
+class SlowestFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest-django has ordered the tests by how they use the database
+    def pytest_collection_modifyitems(self, items) -> None:
+        items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST_FIRST))  # stable: the rest keep their order
+
+
+def pytest_configure(config) -> None:
+    config.pluginmanager.register(SlowestFirst(), "slowest-first")
+
+
 def pytest_sessionstart(session) -> None:
     if not hasattr(session.config, "workerinput"):  # once, not once per xdist worker
         _drop_stale_test_databases()

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_KEY = "k3Jx9-Qw0Zr2Tn8Vb5Lm1Yc7Hd4Gf6Sa0Pe3Ui9Oo2Kq5Wz8Xv1Rt4Ny7Mb6Cj"
@@ -245,7 +246,7 @@ def test_celery_refuses_to_start_on_a_deploy_error(process, tmp_path):
     options = ["--schedule", str(tmp_path / "beat")] if process == "beat" else ["--pool", "solo"]
 
     result = _run(
-        "-m", "celery", "-A", "config", process, *options, CELERY_BROKER_URL="redis://127.0.0.1:6379/12", **unsafe
+        "-m", "celery", "-A", "config", process, *options, CELERY_BROKER_URL=settings.CELERY_BROKER_URL, **unsafe
     )
 
     assert result.returncode != 0

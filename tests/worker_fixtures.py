@@ -16,7 +16,7 @@ from django.db import connection
 from apps.payments.mirror.models import MirrorRecord, MirrorState
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from config.celery import app as celery_app
-from tests.celery_worker import ProductionWorkers
+from tests.celery_worker import RUNNING, ProductionWorkers
 from tests.smtp_sink import SmtpSink
 
 FAST_BUDGET = "1000"
@@ -67,7 +67,10 @@ def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
         "STRIPE_MIRROR_ENABLED": "true",
         "STRIPE_RATE_LIMIT_PER_SECOND": FAST_BUDGET,
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": FAST_BUDGET,
+        # This test process's own Redis databases (each pytest-xdist worker has its own; config/settings/test.py).
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "COORDINATION_REDIS_URL": django_settings.COORDINATION_REDIS_URL,
+        "REDIS_TEST_URL": django_settings.REDIS_TEST_URL,
         # Its counters land where this process's /metrics reads them.
         "METRICS_DIR": django_settings.METRICS_DIR,
         # Failing webhook handlers are retried every second at most (still for three days, as in production).
@@ -135,7 +138,11 @@ def mirror_on(emulator, settings, monkeypatch):
 
 
 def worker_idle() -> bool:
-    active = celery_app.control.inspect(timeout=1).active() or {}
+    """No task runs in any worker this test process started (a worker killed and not yet started again is asked
+    too: it cannot answer, and the question then takes its whole second)."""
+    if not RUNNING:
+        return True
+    active = celery_app.control.inspect(destination=sorted(RUNNING), timeout=1).active() or {}
     return not any(active.values())
 
 

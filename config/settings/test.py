@@ -3,6 +3,8 @@
 import hashlib
 import tempfile
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, SIMPLE_JWT, env
 
@@ -38,7 +40,16 @@ def _migrations_fingerprint() -> str:
 
 DATABASES["default"]["TEST"] = {"NAME": f"test_commerce_{_migrations_fingerprint()}"}
 
-REDIS_TEST_URL = env.str("REDIS_TEST_URL", default="redis://127.0.0.1:6379/14")
+# Each pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) runs its own Celery workers against a broker, a
+# cache and a coordination store of its own; without xdist the suite is gw0. Redis has 16 databases: these
+# four triples leave 0 to 3 to the two-minute soak (tests/journeys/test_soak.py) and to whatever else runs beside.
+REDIS_DATABASES_BY_TEST_WORKER = ((13, 14, 15), (10, 11, 12), (7, 8, 9), (4, 5, 6))  # coordination, cache, broker
+TEST_WORKER_INDEX = int(env.str("PYTEST_XDIST_WORKER", default="gw0").removeprefix("gw"))
+if TEST_WORKER_INDEX not in range(len(REDIS_DATABASES_BY_TEST_WORKER)):
+    raise ImproperlyConfigured(f"at most {len(REDIS_DATABASES_BY_TEST_WORKER)} test workers (pytest -n) share a Redis")
+_coordination_db, _cache_db, _broker_db = REDIS_DATABASES_BY_TEST_WORKER[TEST_WORKER_INDEX]
+
+REDIS_TEST_URL = env.str("REDIS_TEST_URL", default=f"redis://127.0.0.1:6379/{_cache_db}")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -46,9 +57,9 @@ CACHES = {
         "KEY_PREFIX": "test",
     }
 }
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"redis://127.0.0.1:6379/{_broker_db}")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-COORDINATION_REDIS_URL = env.str("COORDINATION_REDIS_URL", default="redis://127.0.0.1:6379/13")
+COORDINATION_REDIS_URL = env.str("COORDINATION_REDIS_URL", default=f"redis://127.0.0.1:6379/{_coordination_db}")
 # Fixed, because each test empties the database the generated one would live in.
 STRIPE_APP_NAMESPACE = env.str("STRIPE_APP_NAMESPACE", default="testsuite")
 

@@ -119,7 +119,7 @@ SUBSCRIPTION_SIGNALS = (
 
 
 def subscription_news(user, **changes) -> SubscriptionNews:
-    """What payments tells of a subscription (its own journey is in tests/payments/billing/test_subscriptions.py)."""
+    """What payments tells of a subscription (its own journey is in tests/journeys/test_subscriptions.py)."""
     fields = {
         "subscription_id": "sub_1",
         "user": user,
