@@ -42,9 +42,10 @@ def sdk_object(values: dict) -> stripe.StripeObject:
     return stripe.StripeObject.construct_from(values, API_KEY)
 
 
-def sdk_list(items: list[dict]) -> stripe.ListObject:
+def sdk_list(items: list[dict], *, has_more: bool = False) -> stripe.ListObject:
+    """A list as Stripe answers it; `has_more` says another page follows (asked with `starting_after`)."""
     return stripe.ListObject.construct_from(
-        {"object": "list", "data": items, "has_more": False, "url": "/v1/stand-in"}, API_KEY
+        {"object": "list", "data": items, "has_more": has_more, "url": "/v1/stand-in"}, API_KEY
     )
 
 
