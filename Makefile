@@ -89,11 +89,20 @@ migrate: $(VENV)/.runtime
 
 # PostgreSQL and Redis run on every development and CI machine; start them if they stopped.
 services:
-	@pg_isready -q || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
-	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
-		--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+	@command -v pg_isready >/dev/null || { echo "make test needs PostgreSQL: on Debian/Ubuntu" \
+		"'sudo apt install postgresql', on macOS 'brew install postgresql@16 && brew services start postgresql@16'" \
+		"(docs/getting-started.md)." >&2; exit 1; }
+	@command -v redis-cli >/dev/null || { echo "make test needs Redis: on Debian/Ubuntu 'sudo apt install redis-server'," \
+		"on macOS 'brew install redis && brew services start redis' (docs/getting-started.md)." >&2; exit 1; }
+	@pg_isready -q || { [ -d /etc/postgresql ] && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; } || true
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { [ -d /var/lib/redis ] && redis-server --daemonize yes --bind 127.0.0.1 -::1 \
+		--port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log; } || true
 	@for i in $$(seq 1 30); do pg_isready -q && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; \
-		echo "PostgreSQL or Redis did not come up" >&2; exit 1
+		pg_isready -q || echo "PostgreSQL is installed but not answering on its socket: start it (pg_ctlcluster," \
+			"systemctl start postgresql, or brew services start postgresql@16)." >&2; \
+		redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || echo "Redis is installed but not answering on 127.0.0.1:6379:" \
+			"start it (redis-server --daemonize yes, or brew services start redis)." >&2; \
+		exit 1
 
 # The admin's browser tests drive Debian's Chromium through chromedriver; installed here when missing. Where it
 # cannot be (no root or sudo, no package mirror) they are skipped, and pytest says why.
