@@ -1,0 +1,292 @@
+"""Processing stored events (apps/payments/webhooks/processing.py): the next ready event is taken (none another
+drain holds, none before its retry time), its handler run once, and what came of it noted on the event; an
+event of the other live/test mode is refused, a type without a handler ignored, a failing handler's work
+rolled back and the event retried.
+
+Here `process_next` and `process_event` called directly, with handlers of the test's own put in the one table
+for a type nobody else uses. The backoff and the three-day horizon (`note_failure`, `retry_delay`) are in
+tests/payments/webhooks/test_retries.py, the drains that call `process_next` in
+tests/payments/webhooks/test_drain.py; events delivered by the emulator and processed by real workers in
+tests/journeys/test_webhook_processing.py.
+"""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.payments.orders.errors import EventNotReady
+from apps.payments.orders.models import Order, OrderStatus
+from apps.payments.webhooks import processing
+from apps.payments.webhooks.ingest import webhook_receive
+from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
+from apps.payments.webhooks.outcomes import EventOutcome
+from apps.payments.webhooks.processing import process_event, process_next
+from config.outcomes import OutcomeKind
+from tests.payments.factories import OrderFactory
+
+TYPE = "test_helpers.shop_event"  # a type Stripe never sends, so only this test's handler answers it
+
+
+class ShopOutcome(OutcomeKind):
+    DONE = "done with {event}"
+
+
+class Handler:
+    """A handler that records the events it was given; `fails` makes it raise after `work` ran."""
+
+    def __init__(self, work=None, fails: Exception | None = None):
+        self.seen: list[str] = []
+        self.work, self.fails = work, fails
+
+    def __call__(self, event: dict):
+        self.seen.append(event["id"])
+        if self.work is not None:
+            self.work(event)
+        if self.fails is not None:
+            raise self.fails
+        return ShopOutcome.DONE.of(event=event["id"])
+
+
+@pytest.fixture
+def handler(monkeypatch) -> Handler:
+    handler = Handler()
+    monkeypatch.setitem(processing.HANDLERS, TYPE, handler)
+    return handler
+
+
+def _stored(event_id: str, event_type: str = TYPE, *, livemode: bool = False, **fields) -> WebhookEvent:
+    """An event as the intake stores it (both copies), then brought to `fields`."""
+    webhook_receive(
+        event={
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": 1_767_268_800,
+            "livemode": livemode,
+            "data": {"object": {"id": "obj_1", "object": "thing"}},
+        }
+    )
+    if fields:
+        WebhookEvent.objects.filter(stripe_id=event_id).update(**fields)
+    return WebhookEvent.objects.get(stripe_id=event_id)
+
+
+def _now(record: WebhookEvent) -> WebhookEvent:
+    record.refresh_from_db()
+    return record
+
+
+@pytest.mark.django_db
+class TestProcessNext:
+    def test_nothing_ready_is_none(self, handler):
+        assert process_next() is None
+
+    def test_the_oldest_ready_event_is_run_once_and_its_outcome_noted(self, handler):
+        first, second = _stored("evt_1"), _stored("evt_2")
+
+        taken = process_next()
+
+        assert taken == (first.pk, ShopOutcome.DONE.of(event="evt_1"))
+        first = _now(first)
+        assert (first.state, first.attempts, first.outcome) == (WebhookEventState.PROCESSED, 1, "done with evt_1")
+        assert first.processed_at is not None
+        assert _now(second).state == WebhookEventState.RECEIVED
+        assert handler.seen == ["evt_1"]
+
+    def test_a_processed_event_is_not_taken_again(self, handler):
+        _stored("evt_1")
+        process_next()
+
+        assert process_next() is None
+        assert handler.seen == ["evt_1"]
+
+    def test_an_event_waiting_for_its_retry_time_is_passed_over_until_then(self, handler):
+        later = _stored("evt_later", retry_at=timezone.now() + timedelta(minutes=5))
+        due = _stored("evt_due", retry_at=timezone.now() - timedelta(seconds=1))
+
+        assert process_next()[0] == due.pk
+        assert process_next() is None
+        assert _now(later).state == WebhookEventState.RECEIVED
+
+    @pytest.mark.parametrize("state", [WebhookEventState.FAILED, WebhookEventState.IGNORED, WebhookEventState.REFUSED])
+    def test_an_event_parked_ignored_or_refused_is_not_taken(self, handler, state):
+        _stored("evt_1", state=state)
+
+        assert process_next() is None
+        assert handler.seen == []
+
+    def test_a_type_without_a_handler_is_ignored(self, handler):
+        record = _stored("evt_1", "balance.available")
+
+        assert process_next() == (record.pk, EventOutcome.NOT_HANDLED.of())
+        record = _now(record)
+        assert (record.state, record.outcome, record.attempts) == (
+            WebhookEventState.IGNORED,
+            "not a type this app handles",
+            1,
+        )
+
+    def test_a_live_event_reaching_a_test_installation_is_refused_and_not_run(self, handler):
+        record = _stored("evt_live", livemode=True)
+
+        _, outcome = process_next()
+
+        assert outcome == EventOutcome.OTHER_MODE.of(theirs="live", ours="test")
+        record = _now(record)
+        assert (record.state, record.outcome) == (
+            WebhookEventState.REFUSED,
+            "refused: a live-mode event, but this installation uses a test-mode key",
+        )
+        assert handler.seen == []
+
+    def test_a_test_event_reaching_a_live_installation_is_refused_and_not_run(self, handler, settings):
+        settings.STRIPE_LIVE_MODE = True
+        record = _stored("evt_test", livemode=False)
+
+        process_next()
+
+        assert _now(record).state == WebhookEventState.REFUSED
+        assert handler.seen == []
+
+    def test_a_failing_handler_leaves_nothing_of_its_work_and_the_event_is_retried(self, monkeypatch, settings):
+        settings.WEBHOOK_RETRY_BASE_SECONDS = 2.0
+        order = OrderFactory()
+        half_way = Handler(
+            work=lambda event: Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID),
+            fails=RuntimeError("the handler broke half-way"),
+        )
+        monkeypatch.setitem(processing.HANDLERS, TYPE, half_way)
+        record = _stored("evt_1")
+
+        assert process_next() == (record.pk, EventOutcome.RETRIED.of(delay=2.0))
+
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+        record = _now(record)
+        assert (record.state, record.attempts) == (WebhookEventState.RECEIVED, 1)
+        assert record.last_error == "RuntimeError: the handler broke half-way"
+        assert "Traceback" in record.traceback
+        assert record.retry_at > timezone.now()
+
+    def test_an_event_that_must_wait_is_retried_without_a_traceback(self, monkeypatch):
+        monkeypatch.setitem(processing.HANDLERS, TYPE, Handler(fails=EventNotReady("its payment is not here yet")))
+        record = _stored("evt_1")
+
+        _, outcome = process_next()
+
+        assert outcome.kind is EventOutcome.WAITS_AND_RETRIED
+        assert _now(record).traceback == ""
+
+    def test_a_failure_past_the_retry_horizon_parks_the_event(self, monkeypatch, settings):
+        monkeypatch.setitem(processing.HANDLERS, TYPE, Handler(fails=RuntimeError("still broken")))
+        record = _stored("evt_1")
+        WebhookEvent.objects.filter(pk=record.pk).update(
+            received_at=timezone.now() - timedelta(seconds=settings.WEBHOOK_RETRY_HORIZON_SECONDS + 1)
+        )
+
+        assert process_next() == (record.pk, EventOutcome.PARKED.of())
+        record = _now(record)
+        assert (record.state, record.retry_at) == (WebhookEventState.FAILED, None)
+
+    def test_a_retry_that_succeeds_clears_the_earlier_failure(self, handler):
+        record = _stored(
+            "evt_1",
+            attempts=3,
+            last_error="RuntimeError: earlier",
+            traceback="Traceback ...",
+            retry_at=timezone.now() - timedelta(seconds=1),
+        )
+
+        process_next()
+
+        record = _now(record)
+        assert (record.state, record.attempts, record.last_error, record.traceback, record.retry_at) == (
+            WebhookEventState.PROCESSED,
+            4,
+            "",
+            "",
+            None,
+        )
+
+
+@pytest.mark.django_db
+class TestProcessEvent:
+    def test_an_event_is_run_whatever_its_retry_time(self, handler):
+        record = _stored("evt_1", retry_at=timezone.now() + timedelta(hours=1))
+
+        assert process_event(webhook_event_id=record.pk) == ShopOutcome.DONE.of(event="evt_1")
+        assert _now(record).state == WebhookEventState.PROCESSED
+
+    @pytest.mark.parametrize("state", [WebhookEventState.PROCESSED, WebhookEventState.IGNORED])
+    def test_an_event_done_already_is_not_run_again(self, handler, state):
+        record = _stored("evt_1", state=state, attempts=1, outcome="done before")
+
+        assert process_event(webhook_event_id=record.pk) == EventOutcome.ALREADY_DONE.of()
+        assert handler.seen == []
+        assert (_now(record).attempts, _now(record).outcome) == (1, "done before")
+
+    def test_an_event_that_is_not_stored_is_already_done(self, handler):
+        assert process_event(webhook_event_id=999_999) == EventOutcome.ALREADY_DONE.of()
+
+    def test_a_parked_event_is_run_again(self, handler):
+        record = _stored("evt_1", state=WebhookEventState.FAILED, attempts=70, last_error="RuntimeError: old")
+
+        process_event(webhook_event_id=record.pk)
+
+        record = _now(record)
+        assert (record.state, record.attempts, record.last_error) == (WebhookEventState.PROCESSED, 71, "")
+        assert handler.seen == ["evt_1"]
+
+    def test_a_failing_handler_raises_and_nothing_is_noted(self, monkeypatch):
+        order = OrderFactory()
+        monkeypatch.setitem(
+            processing.HANDLERS,
+            TYPE,
+            Handler(
+                work=lambda event: Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID),
+                fails=RuntimeError("broken"),
+            ),
+        )
+        record = _stored("evt_1")
+
+        with pytest.raises(RuntimeError, match="broken"):
+            process_event(webhook_event_id=record.pk)
+
+        record = _now(record)
+        assert (record.state, record.attempts, record.last_error) == (WebhookEventState.RECEIVED, 0, "")
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_another_drain_holds_is_left_to_it_and_the_next_one_taken(handler, queued_tasks):
+    held, nxt = _stored("evt_held"), _stored("evt_next")
+    holding, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_drain() -> None:
+        try:
+            with transaction.atomic():
+                WebhookEvent.objects.select_for_update().get(pk=held.pk)
+                holding.set()
+                done.wait(timeout=10)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+            holding.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_drain)
+    thread.start()
+    assert holding.wait(timeout=10)
+    try:
+        taken = process_next()
+        then = process_next()
+    finally:
+        done.set()
+        thread.join(timeout=10)
+
+    assert errors == []
+    assert (taken[0], then) == (nxt.pk, None)
+    assert _now(held).state == WebhookEventState.RECEIVED
