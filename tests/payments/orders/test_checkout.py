@@ -158,7 +158,7 @@ class TestStartingACheckout:
             _buy(ada, (kettle, 1))
 
         assert come_back.value.retry_after > 0
-        assert not Order.objects.exists()
+        assert not ada.orders.exists()
         assert "checkout.sessions.create" not in stripe_stand_in.paths
 
 
@@ -253,7 +253,7 @@ class TestTheSameCartAgain:
 
         assert (again.pk, again.checkout_session_id) == (made_by_the_twin[0].pk, "cs_of_the_twin")
         assert len(stripe_opens_sessions.calls_to("checkout.sessions.create")) == 1
-        assert Order.objects.count() == 2
+        assert ada.orders.count() == 2
 
     def test_while_stripe_cannot_say_whether_the_session_is_open_no_second_order_is_made(
         self, stripe_opens_sessions, ada, teapot
@@ -265,7 +265,7 @@ class TestTheSameCartAgain:
             _buy(ada, (teapot, 1))
 
         assert come_back.value.retry_after > 0
-        assert list(Order.objects.values_list("pk", flat=True)) == [first.pk]
+        assert list(ada.orders.values_list("pk", flat=True)) == [first.pk]
         assert len(stripe_opens_sessions.calls_to("checkout.sessions.create")) == 1
 
     def test_stripe_refusing_to_say_what_became_of_the_session_is_a_refusal(self, stripe_opens_sessions, ada, teapot):
@@ -275,7 +275,7 @@ class TestTheSameCartAgain:
         with pytest.raises(StripeRefused, match="cannot read sessions"):
             _buy(ada, (teapot, 1))
 
-        assert Order.objects.count() == 1
+        assert ada.orders.count() == 1
 
 
 class TestWhenStripeDoesNotMakeTheSession:
@@ -286,7 +286,7 @@ class TestWhenStripeDoesNotMakeTheSession:
 
         with pytest.raises(CheckoutUnavailable, match="checkout not started") as come_back:
             _buy(ada, (teapot, 1))
-        waiting = Order.objects.get()
+        waiting = ada.orders.get()
         retried = _buy(ada, (teapot, 1))
 
         assert come_back.value.retry_after > 0
@@ -300,7 +300,7 @@ class TestWhenStripeDoesNotMakeTheSession:
 
         with pytest.raises(StripeRefused, match="Invalid URL"):
             _buy(ada, (teapot, 1))
-        refused_order = Order.objects.get()
+        refused_order = ada.orders.get()
         again = _buy(ada, (teapot, 1))
 
         assert refused_order.status == OrderStatus.CANCELED
@@ -315,7 +315,7 @@ class TestWhenStripeDoesNotMakeTheSession:
         with pytest.raises(StripeKeySpent):
             _buy(ada, (teapot, 1))
 
-        assert Order.objects.get().status == OrderStatus.CANCELED
+        assert ada.orders.get().status == OrderStatus.CANCELED
 
 
 class TestCartFingerprint:
@@ -335,9 +335,15 @@ def _link(call) -> dict:
     return {"id": "plink_1", "object": "payment_link", "url": "https://buy.stripe.com/plink_1", **call.params}
 
 
+@pytest.fixture
+def staff(db):
+    return UserFactory(is_staff=True)
+
+
 class TestPaymentLinks:
-    def test_a_link_names_stripes_prices_and_carries_our_namespace_to_its_payments(self, stripe_stand_in, teapot, cup):
-        staff = UserFactory(is_staff=True)
+    def test_a_link_names_stripes_prices_and_carries_our_namespace_to_its_payments(
+        self, stripe_stand_in, teapot, cup, staff
+    ):
         stripe_stand_in.always("payment_links.create", _link)
 
         link = payment_link_create(
@@ -350,7 +356,7 @@ class TestPaymentLinks:
             "metadata": {"created_by": str(staff.pk), "app_namespace": OURS},
             "payment_intent_data": {"metadata": {"app_namespace": OURS}},
         }
-        stored = PaymentLink.objects.get()
+        stored = PaymentLink.objects.get(created_by=staff)
         assert (stored, stored.stripe_id, stored.url, stored.currency) == (
             link,
             "plink_1",
@@ -381,29 +387,31 @@ class TestPaymentLinks:
 
         assert stripe_stand_in.calls[0].params["subscription_data"] == {"metadata": {"app_namespace": OURS}}
 
-    def test_stripe_refusing_the_link_keeps_none(self, stripe_stand_in, teapot):
+    def test_stripe_refusing_the_link_keeps_none(self, stripe_stand_in, teapot, staff):
         stripe_stand_in.always("payment_links.create", refused("Payment links are not enabled"))
 
         with pytest.raises(StripeRefused, match="not enabled"):
-            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=UserFactory())
+            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=staff)
 
-        assert not PaymentLink.objects.exists()
+        assert not PaymentLink.objects.filter(created_by=staff).exists()
 
-    def test_stripe_out_of_reach_is_a_come_back_and_keeps_none(self, stripe_stand_in, teapot):
+    def test_stripe_out_of_reach_is_a_come_back_and_keeps_none(self, stripe_stand_in, teapot, staff):
         stripe_stand_in.always("payment_links.create", unreachable())
 
         with pytest.raises(CheckoutUnavailable) as come_back:
-            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=UserFactory())
+            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=staff)
 
         assert come_back.value.retry_after > 0
-        assert not PaymentLink.objects.exists()
+        assert not PaymentLink.objects.filter(created_by=staff).exists()
 
-    def test_a_price_stripe_does_not_hold_yet_is_a_come_back_and_no_link(self, stripe_stand_in, settings, teapot):
+    def test_a_price_stripe_does_not_hold_yet_is_a_come_back_and_no_link(
+        self, stripe_stand_in, settings, teapot, staff
+    ):
         settings.STRIPE_MIRROR_ENABLED = False
 
         with pytest.raises(CheckoutUnavailable, match="not configured") as come_back:
-            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=UserFactory())
+            payment_link_create(lines=[CartLine(price=teapot, quantity=1)], created_by=staff)
 
         assert come_back.value.retry_after == 60
         assert stripe_stand_in.calls == []
-        assert not PaymentLink.objects.exists()
+        assert not PaymentLink.objects.filter(created_by=staff).exists()

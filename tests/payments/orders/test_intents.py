@@ -123,7 +123,7 @@ class TestStartingAnIntent:
             _buy(ada, teapot)
 
         assert stripe_stand_in.calls == []
-        assert not Order.objects.exists()
+        assert not ada.orders.exists()
 
     def test_the_client_secret_is_not_kept(self, stripe_makes_intents, ada, teapot):
         started = _buy(ada, teapot)
@@ -141,8 +141,8 @@ class TestStartingAnIntent:
 
         with pytest.raises(CheckoutUnavailable, match="payment intent not started") as come_back:
             _buy(ada, teapot)
-        waiting = Order.objects.get()
-        assert not Payment.objects.exists()
+        waiting = ada.orders.get()
+        assert not Payment.objects.filter(order__user=ada).exists()
         retried = _buy(ada, teapot)
 
         assert come_back.value.retry_after > 0
@@ -157,8 +157,8 @@ class TestStartingAnIntent:
         with pytest.raises(StripeRefused, match="at least 50 cents"):
             _buy(ada, teapot)
 
-        assert Order.objects.get().status == OrderStatus.CANCELED
-        assert not Payment.objects.exists()
+        assert ada.orders.get().status == OrderStatus.CANCELED
+        assert not Payment.objects.filter(order__user=ada).exists()
 
 
 class TestTheSameCartAgain:
@@ -205,7 +205,7 @@ class TestTheSameCartAgain:
         with pytest.raises(StripeUnavailable):
             _buy(ada, teapot)
 
-        assert Order.objects.count() == 1
+        assert ada.orders.count() == 1
         assert len(stripe_makes_intents.calls_to("payment_intents.create")) == 1
 
     def test_after_the_reuse_window_it_is_a_new_order(self, stripe_makes_intents, ada, teapot, settings):
