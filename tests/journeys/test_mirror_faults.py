@@ -11,6 +11,7 @@ import stripe
 from django.db import transaction
 
 from apps.catalog import services as catalog
+from apps.payments.gateway.errors import StripeKeySpent, StripeUnavailable
 from apps.payments.mirror import outbox, sync
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.users import services as users
@@ -199,6 +200,36 @@ def test_tasks_run_out_of_order_leave_stripe_with_the_newest(mirror_on):
     assert (second, first) == ("synced", "nothing to do")
     assert _client(mirror_on).v1.products.retrieve(record.stripe_id).name == "Version 2"
     assert record.synced_version == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_object_stripe_made_under_a_lost_answer_is_adopted_after_an_edit_not_made_again(mirror_on, settings):
+    """Stripe made the product, but its answer was lost (a web request's single try), and the product was renamed
+    before the next attempt: that attempt asks for another product than the first, and must find the first."""
+    settings.STRIPE_MAX_RETRIES = 0  # the lost answer reaches the pusher, as in a web request
+    mirror_on.add_fault(status=500, phase="after", count=1, path_prefix="/v1/products", method="POST")
+    with broker_unreachable():  # only this test runs the tasks
+        with transaction.atomic():
+            product = catalog.product_create(name="Version 1")
+            price = catalog.price_create(product=product, unit_amount=100, currency="usd")
+        record = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT)
+        with pytest.raises(StripeUnavailable):
+            sync.mirror_sync(record_id=record.pk)
+        catalog.product_update(product=product, data={"name": "Version 2"})
+        outcomes = []
+        for _ in range(3):  # the worker's retries
+            try:
+                outcomes.append(sync.mirror_sync(record_id=record.pk))
+                break
+            except (StripeUnavailable, StripeKeySpent) as error:
+                outcomes.append(type(error).__name__)
+        sync.mirror_sync(record_id=MirrorRecord.objects.get(kind=MirrorKind.PRICE).pk)
+
+    mirror_on.control("DELETE", "faults")
+    _assert_each_exactly_once(mirror_on, [product], [price], [])
+    assert outcomes == ["StripeKeySpent", "synced"]  # Stripe refused the changed request under the first key
+    record.refresh_from_db()
+    assert _client(mirror_on).v1.products.retrieve(record.stripe_id).name == "Version 2"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -144,6 +144,7 @@ def claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Price
                 continue
             price_record.lease_owner, price_record.lease_until = owner, now + lease_length()
             price_record.first_attempt_at = price_record.first_attempt_at or now
+            price_record.attempts += 1  # made with its product: an attempt that may reach Stripe like its own
             price_record.save()
             return price_record, price
     return None

@@ -1,5 +1,6 @@
 """Writing one object to Stripe: what each kind's push sends, with idempotency keys made of
-(object, version, key generation, step), and Stripe's answer kept as dj-stripe's copy (`djstripe_copies`)."""
+(object, version, key generation, step) (a customer's or product's create leaves the version out), and Stripe's
+answer kept as dj-stripe's copy (`djstripe_copies`)."""
 
 import logging
 from datetime import timedelta
@@ -25,6 +26,16 @@ def _key(record: MirrorRecord, step: str) -> str:
     return f"{record.app_ref}:v{record.version}:g{record.key_generation}:{step}"
 
 
+def _create_key(record: MirrorRecord) -> str:
+    """One key for every attempt to make a customer or product, whatever changed between them. An attempt may
+    make the object and still fail (Stripe answers 500 after the work, the worker dies): a retry under a key of
+    the new version would make a second one, while under this key Stripe answers the first object, or refuses
+    the changed request (a spent key: the next key searches for the object and adopts it). An object made again
+    because the one we knew is gone (deleted in the dashboard) is another object, under a key of its own."""
+    replacing = f":replacing:{record.stripe_id}" if record.stripe_id else ""
+    return f"{record.app_ref}:g{record.key_generation}:create{replacing}"
+
+
 def _metadata(record: MirrorRecord, current: dict) -> dict:
     """Stripe merges metadata: keys removed locally are sent empty to remove them there too."""
     removed = {key: "" for key in record.pushed.get("metadata_keys", []) if key not in current}
@@ -37,16 +48,19 @@ MADE_WITH_ITS_ROW = timedelta(minutes=1)
 
 
 def _may_be_in_stripe_already(record: MirrorRecord, created_at) -> bool:
-    """Worth a search before creating: a day-old retry (Stripe forgot the key), or an object older
-    than its mirror row (made before the mirror tracked it, so perhaps put in Stripe another way).
-    A brand-new object has no twin to find; its own retries are covered by its idempotency key."""
+    """Worth a search before creating: a retry under a new key (Stripe forgot the old one, or refused it because
+    the object changed since an attempt that may have made it), or an object older than its mirror row (made
+    before the mirror tracked it, so perhaps put in Stripe another way). A brand-new object has no twin to find;
+    its own retries are covered by its idempotency key."""
     return record.key_generation > 0 or created_at < record.created_at - MADE_WITH_ITS_ROW
 
 
-def _search_by_ref(resource, app_ref: str):
+def _search_by_ref(resource, app_ref: str, accept=lambda found: True):
+    """The oldest object of ours Stripe holds for `app_ref` (and that `accept` takes), or None."""
     gw = gateway()
     found = gw.call(lambda options: resource.search(params={"query": ref_search_query(app_ref)}, options=options))
-    return min(found.data, key=lambda obj: obj.created) if found.data else None
+    candidates = [obj for obj in found.data if accept(obj)]
+    return min(candidates, key=lambda obj: obj.created) if candidates else None
 
 
 def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: dict, created_at):
@@ -90,7 +104,7 @@ def push_user(record: MirrorRecord, owner: str) -> Pushed:
     fields = {**specs.CUSTOMER.wanted(user), "metadata": stripe_refs(record.app_ref)}
     # One customer per user, ever: one made earlier (a crash, a payment link) is adopted.
     customer = _update_or_adopt(gw, gw.v1.customers, record, fields, user.date_joined) or gw.call(
-        lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_key(record, "create")
+        lambda options: gw.v1.customers.create(params=fields, options=options), idempotency_key=_create_key(record)
     )
     djstripe_copies.store(djstripe_models.Customer, customer)
     djstripe_models.Customer.objects.filter(id=customer.id).update(subscriber=user)
@@ -153,7 +167,7 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
     try:
         stripe_product = gw.call(
             lambda options: gw.v1.products.create(params=params, options=options),
-            idempotency_key=_key(record, "create"),
+            idempotency_key=_create_key(record),
         )
         djstripe_copies.store(djstripe_models.Product, stripe_product)
         note_stripe_state(stripe_product.id, stripe_product.updated)
@@ -207,8 +221,14 @@ def _replace_price(gw, record: MirrorRecord, price: Price, stripe_product_id: st
     """Amount, currency and recurrence never change in Stripe: a new Price, made the default in the old one's place."""
     old_id = record.stripe_id
     stripe_price = None
-    if not old_id and _may_be_in_stripe_already(record, price.created_at):
-        stripe_price = _search_by_ref(gw.v1.prices, record.app_ref)
+    # A price made with its product, or by an attempt that failed, may be in Stripe under a key of another
+    # version: searched for after a first attempt too.
+    if not old_id and (_may_be_in_stripe_already(record, price.created_at) or record.attempts > 1):
+        # Only one that charges what the catalog says now: an earlier attempt may have made one of an older amount.
+        wanted = specs.price_immutable(price)
+        stripe_price = _search_by_ref(
+            gw.v1.prices, record.app_ref, accept=lambda found: specs.stripe_price_immutable(found) == wanted
+        )
     if stripe_price is None:
         params = {**_price_params(price, record.app_ref), "product": stripe_product_id, "active": price.active}
         stripe_price = gw.call(

@@ -91,6 +91,12 @@ def price_immutable(price: Price) -> dict:
     return {field: wanted[field] for field in PRICE_IMMUTABLE_FIELDS}
 
 
+def stripe_price_immutable(stripe_price: Mapping) -> dict:
+    """The same fields as a Stripe price holds them, to compare with `price_immutable`."""
+    held = _price_held(stripe_price)
+    return {field: held[field] for field in PRICE_IMMUTABLE_FIELDS}
+
+
 CUSTOMER = MirrorSpec(
     kind=MirrorKind.USER,
     model=User,

@@ -64,7 +64,7 @@ class TestCustomers:
             "customers.create",
             {"email": "ada@example.com", "name": "Ada", "metadata": _refs("users.user", ada.pk)},
         )
-        assert create.idempotency_key == f"users.user:{ada.pk}:v1:g0:create"
+        assert create.idempotency_key == f"users.user:{ada.pk}:g0:create"  # the same for every version
         assert pushed == Pushed("cus_ada")
         assert djstripe_models.Customer.objects.get(id="cus_ada").subscriber == ada
 
@@ -113,6 +113,8 @@ class TestCustomers:
         pushed = _push(MirrorKind.USER, ada.pk, stripe_id="cus_gone", version=2, synced_version=1)
 
         assert stripe_stand_in.paths == ["customers.update", "customers.search", "customers.create"]
+        # Not the key of the first creation, which Stripe would answer with the customer now gone.
+        assert stripe_stand_in.calls[2].idempotency_key == f"users.user:{ada.pk}:g0:create:replacing:cus_gone"
         assert pushed.stripe_id == "cus_again"
 
     def test_a_deleted_user_deletes_their_customer_and_unties_dj_stripes_copy(self, stripe_stand_in):
@@ -135,6 +137,18 @@ class TestCustomers:
 
 
 class TestProducts:
+    def test_every_attempt_to_make_a_product_uses_one_key_whatever_its_version(self, stripe_stand_in):
+        """An attempt whose answer was lost may have made it: the next, after an edit, must not make another."""
+        product = ProductFactory(name="Teapot")
+        stripe_stand_in.always("products.create", _echo("product", "prod_teapot"))
+
+        _push(MirrorKind.PRODUCT, product.pk, version=1, attempts=1)
+        MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT).update(stripe_id="", synced_version=0, version=3)
+        _push(MirrorKind.PRODUCT, product.pk)
+
+        keys = [call.idempotency_key for call in stripe_stand_in.calls_to("products.create")]
+        assert keys == [f"catalog.product:{product.pk}:g0:create"] * 2
+
     def test_a_new_product_and_its_first_price_are_one_stripe_write(self, stripe_stand_in):
         product = ProductFactory(name="Teapot", description="")
         price = PriceFactory(product=product, unit_amount=4500, currency="eur")
@@ -269,10 +283,34 @@ class TestPrices:
         ]
         assert pushed == Pushed("price_new", {"immutable": price_immutable(price)})
 
+    def test_a_retry_adopts_the_price_an_earlier_attempt_made_when_it_charges_the_current_amount(self, stripe_stand_in):
+        price = PriceFactory(unit_amount=2500, currency="eur")
+        self._product_in_stripe(price.product)
+        made = {"object": "price", "product": "prod_1", "currency": "eur", "unit_amount": 2500, "active": True}
+        stripe_stand_in.always(
+            "prices.search",
+            [
+                {"id": "price_made", "created": CREATED, **made, "metadata": _refs("catalog.price", price.pk)},
+                {"id": "price_later", "created": CREATED + 9, **made, "metadata": _refs("catalog.price", price.pk)},
+            ],
+        )
+        stripe_stand_in.always("prices.list", [])
+        stripe_stand_in.always("products.update", _echo("product", "prod_1", name="Teapot", active=True))
+
+        pushed = _push(MirrorKind.PRICE, price.pk, version=1, attempts=1)  # the attempt before this one
+
+        assert "prices.create" not in stripe_stand_in.paths
+        assert pushed == Pushed("price_made", {"immutable": price_immutable(price)})
+
     def test_a_retry_after_an_attempt_that_may_have_made_a_price_archives_it_too(self, stripe_stand_in):
         price = PriceFactory(unit_amount=2500, currency="eur")
         self._product_in_stripe(price.product)
         refs = _refs("catalog.price", price.pk)
+        # The attempt that died made it at the amount of its day: not one to adopt now.
+        stripe_stand_in.always(
+            "prices.search",
+            [{"id": "price_lost", "object": "price", "created": CREATED, "currency": "eur", "unit_amount": 1999}],
+        )
         stripe_stand_in.always("prices.create", _echo("price", "price_new", currency="eur"))
         stripe_stand_in.always(
             "prices.list",
