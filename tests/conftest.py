@@ -3,6 +3,8 @@ import pytest
 import stripe
 from django.conf import settings
 from django.core.cache import cache
+from django.db import OperationalError
+from django.db.backends.postgresql.operations import DatabaseOperations
 from rest_framework.test import APIClient
 
 from tests.emulator_process import EmulatorProcess
@@ -72,6 +74,31 @@ def pytest_configure(config) -> None:
 def pytest_sessionstart(session) -> None:
     if not hasattr(session.config, "workerinput"):  # once, not once per xdist worker
         _drop_stale_test_databases()
+
+
+FLUSH_ATTEMPTS = 5
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_outlasts_a_deadlock():
+    """A test that commits is emptied by TRUNCATE afterwards, while a worker or the live server may still finish
+    a write it began (a task the broker delivered after the test, a webhook the emulator sent late). PostgreSQL
+    then breaks the deadlock by failing one side, at times the TRUNCATE: it is run again, as a second flush
+    would be, instead of leaving the next test the rows this one made."""
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                original(self, sql_list)
+                return
+            except OperationalError as error:
+                if not isinstance(error.__cause__, psycopg.errors.DeadlockDetected) or attempt == FLUSH_ATTEMPTS:
+                    raise
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
 
 
 @pytest.fixture(autouse=True)
