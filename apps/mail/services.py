@@ -136,6 +136,11 @@ def messages_send_due(*, grace: timedelta, limit: int = 500) -> int:
     return len(message_ids)
 
 
+def _lease_lost(message: OutgoingMessage, reason: str) -> str:
+    log.warning("mail lease lost key=%s owner=%s reason=%s", message.idempotency_key, message.lease_owner, reason)
+    return "skipped"
+
+
 def _deliver(message: OutgoingMessage) -> None:
     email = EmailMultiAlternatives(
         subject=message.subject,
@@ -152,14 +157,17 @@ def _deliver(message: OutgoingMessage) -> None:
 def _record_failure(message: OutgoingMessage, error: Exception) -> str:
     reason = _describe(error)
     done = {"lease_owner": "", "lease_until": None, "last_error": reason, "updated_at": timezone.now()}
+    # Only while the lease is still ours: a sender whose lease ran out may have been overtaken by one that sent
+    # the message since, and must not queue it again.
+    ours = OutgoingMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner)
     if _is_permanent(error) or message.attempts >= settings.MAIL_MAX_ATTEMPTS:
-        OutgoingMessage.objects.filter(pk=message.pk).update(state=MessageState.FAILED, **done)
+        if not ours.update(state=MessageState.FAILED, **done):
+            return _lease_lost(message, reason)
         log.warning("mail failed key=%s attempts=%s reason=%s", message.idempotency_key, message.attempts, reason)
         return "failed"
     delay = min(settings.MAIL_RETRY_MAX_SECONDS, settings.MAIL_RETRY_BASE_SECONDS * 2 ** (message.attempts - 1))
-    OutgoingMessage.objects.filter(pk=message.pk).update(
-        state=MessageState.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=delay), **done
-    )
+    if not ours.update(state=MessageState.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=delay), **done):
+        return _lease_lost(message, reason)
     log.info(
         "mail deferred key=%s attempts=%s retry_in=%.1fs reason=%s",
         message.idempotency_key,

@@ -178,6 +178,30 @@ class TestMessageSend:
         assert (message.state, message.attempts) == (MessageState.SENT, 2)
         assert len(mail.outbox) == 1
 
+    @pytest.mark.parametrize(
+        "error",
+        [smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), smtplib.SMTPResponseException(550, b"No")],
+        ids=["temporary", "permanent"],
+    )
+    def test_a_sender_overtaken_while_it_hung_leaves_the_message_as_the_other_one_sent_it(
+        self, monkeypatch, retries, error
+    ):
+        message = outgoing()
+
+        def hang_then_fail(row):
+            # Meanwhile its lease ran out, and another sender claimed the message and sent it.
+            OutgoingMessage.objects.filter(pk=row.pk).update(
+                state=MessageState.SENT, lease_owner="", lease_until=None, sent_at=timezone.now()
+            )
+            raise error
+
+        monkeypatch.setattr(services, "_deliver", hang_then_fail)
+
+        assert services.message_send(message_id=message.pk, owner="task:slow") == "skipped"
+
+        message.refresh_from_db()
+        assert (message.state, message.last_error) == (MessageState.SENT, "")
+
     def test_a_temporary_refusal_queues_the_row_again_and_asks_for_a_retry_later(self, mail_server, retries):
         message = outgoing()
         mail_server.refuse(smtplib.SMTPResponseException(451, b"4.7.1 Greylisted, try again later"))
