@@ -1,7 +1,9 @@
 """Fixtures of the payments unit tests."""
 
 import pytest
+import redis
 import stripe
+from django.conf import settings as django_settings
 
 from apps.payments.gateway import client
 from config.celery import app as celery_app
@@ -32,3 +34,14 @@ def queued_tasks(monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
     return published
+
+
+@pytest.fixture
+def budget_redis():
+    """This run's coordination Redis (its URL), with no Stripe budget or circuit state before or after the test."""
+    coordination = redis.Redis.from_url(django_settings.COORDINATION_REDIS_URL)
+    for key in coordination.scan_iter("stripe:*"):
+        coordination.delete(key)
+    yield django_settings.COORDINATION_REDIS_URL
+    for key in coordination.scan_iter("stripe:*"):
+        coordination.delete(key)
