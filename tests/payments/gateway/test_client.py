@@ -1,40 +1,15 @@
 """The one Stripe client: shared budget, circuit breaker, retries with the caller's own key.
 
-The budget on its own is in tests/payments/gateway/test_rate_budget.py."""
+The budget and the breaker on their own are in tests/payments/gateway/test_rate_budget.py and
+tests/payments/gateway/test_circuit_breaker.py."""
 
 import time
 
 import pytest
 import stripe
 
-from apps.payments.gateway.circuit_breaker import CircuitBreaker, CircuitOpen
 from apps.payments.gateway.client import StripeGateway
 from apps.payments.gateway.errors import StripeKeySpent, StripeUnavailable
-
-
-def test_circuit_opens_after_repeated_failures_and_closes_by_itself(budget_redis):
-    breaker = CircuitBreaker(threshold=3, cooldown=0.5, redis_url=budget_redis)
-    other_worker = CircuitBreaker(threshold=3, cooldown=0.5, redis_url=budget_redis)
-
-    for _ in range(3):
-        breaker.record_failure()
-
-    with pytest.raises(CircuitOpen) as error:
-        other_worker.check()
-    assert 0 < error.value.retry_after <= 0.5
-    time.sleep(0.6)
-    other_worker.check()
-
-
-def test_a_success_resets_the_count(budget_redis):
-    breaker = CircuitBreaker(threshold=3, cooldown=5, redis_url=budget_redis)
-
-    breaker.record_failure()
-    breaker.record_failure()
-    breaker.record_success()
-    breaker.record_failure()
-
-    breaker.check()
 
 
 @pytest.fixture
