@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 import stripe
@@ -8,23 +13,20 @@ from django.db.backends.postgresql.operations import DatabaseOperations
 from rest_framework.test import APIClient
 
 from tests.emulator_process import EmulatorProcess
-from tests.helpers import client_for
+from tests.helpers import client_for, database_url
 from tests.users.factories import UserFactory, operator
 from tests.webhook_receiver import WebhookReceiver
 
 STALE_DB_PREFIX = "test_commerce_"
+ROOT = Path(__file__).resolve().parents[1]
 
 # The real worker, the SMTP server and the fixtures built on them; the shop the payment journeys buy from.
 pytest_plugins = ["tests.worker_fixtures", "tests.payments.fixtures"]
 
 
-def _drop_stale_test_databases() -> None:
-    """Drop test databases built from older migrations (their name carries another fingerprint).
-
-    A database still in use (another run at the same moment) refuses to drop; it is left alone.
-    """
+def _server() -> psycopg.Connection:
+    """A connection to the PostgreSQL server the tests use, outside any test database."""
     db = settings.DATABASES["default"]
-    current = db["TEST"]["NAME"]
     params = {
         "dbname": "postgres",
         "host": db.get("HOST") or None,
@@ -32,7 +34,16 @@ def _drop_stale_test_databases() -> None:
         "user": db.get("USER") or None,
         "password": db.get("PASSWORD") or None,
     }
-    with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
+    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
+
+
+def _drop_stale_test_databases() -> None:
+    """Drop test databases built from older migrations (their name carries another fingerprint).
+
+    A database still in use (another run at the same moment) refuses to drop; it is left alone.
+    """
+    current = settings.DATABASES["default"]["TEST"]["NAME"]
+    with _server() as conn:
         names = [
             row[0]
             for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [STALE_DB_PREFIX + "%"])
@@ -71,9 +82,49 @@ def pytest_configure(config) -> None:
     config.pluginmanager.register(SlowestFirst(), "slowest-first")
 
 
+def _copy_a_migrated_database_for_each_worker(workers: int) -> None:
+    """On a machine without this run's test databases, migrate one and copy it for each pytest-xdist worker
+    (`CREATE DATABASE ... TEMPLATE`, seconds), rather than have every worker run the same minute of
+    migrations at once on the same cores. Databases already there are kept, as `--reuse-db` keeps them."""
+    base = settings.DATABASES["default"]["TEST"]["NAME"]
+    wanted = [f"{base}_gw{index}" for index in range(workers)]  # pytest-django's names for the workers' databases
+    with _server() as conn:
+        existing = {
+            row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [base + "%"])
+        }
+        missing = [name for name in wanted if name not in existing]
+        if not missing:
+            return
+        if base not in existing:
+            conn.execute(f'CREATE DATABASE "{base}"')
+        # In a process of its own: this one's Django stays pointed at no test database, as pytest-django expects.
+        environment = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url(base),
+            "PYTEST_XDIST_WORKER": "gw0",
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "--verbosity", "0"],
+            cwd=ROOT,
+            env=environment,
+            check=True,
+        )
+        for name in missing:
+            try:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{base}"')
+            except psycopg.errors.ObjectInUse:
+                return  # another run has the template open: each worker then migrates a database of its own
+
+
 def pytest_sessionstart(session) -> None:
-    if not hasattr(session.config, "workerinput"):  # once, not once per xdist worker
-        _drop_stale_test_databases()
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # once, in the process that starts the xdist workers, not once per worker
+    _drop_stale_test_databases()
+    workers = getattr(config.option, "numprocesses", None) or 0
+    if workers and not config.option.create_db:
+        _copy_a_migrated_database_for_each_worker(workers)
 
 
 FLUSH_ATTEMPTS = 5

@@ -3,8 +3,10 @@
 import io
 import logging
 from contextlib import contextmanager
+from urllib.parse import quote
 
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -35,3 +37,16 @@ def project_log(log_format: str = "keyvalue"):
         yield stream
     finally:
         root.removeHandler(handler)
+
+
+def database_url(name: str | None = None) -> str:
+    """The URL of the database this test run uses (or of another on its server), for processes started beside it."""
+    db = connection.settings_dict
+    auth = db["USER"] or ""
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "", safe="")
+    netloc = f"{auth}@{host}" if auth else host
+    if db["PORT"]:
+        netloc += f":{db['PORT']}"
+    return f"postgres://{netloc}/{name or db['NAME']}"

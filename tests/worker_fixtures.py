@@ -5,18 +5,17 @@ Loaded for the whole suite by `tests/conftest.py`, so payments and mail share on
 """
 
 import time
-from urllib.parse import quote
 
 import pytest
 import redis
 import stripe
 from django.conf import settings as django_settings
-from django.db import connection
 
 from apps.payments.mirror.models import MirrorRecord, MirrorState
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from config.celery import app as celery_app
 from tests.celery_worker import RUNNING, ProductionWorkers
+from tests.helpers import database_url
 from tests.smtp_sink import SmtpSink
 
 FAST_BUDGET = "1000"
@@ -44,23 +43,10 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
     )
 
 
-def current_database_url() -> str:
-    """The URL of the database this test run uses, for processes started beside it."""
-    db = connection.settings_dict
-    auth = db["USER"] or ""
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "", safe="")
-    netloc = f"{auth}@{host}" if auth else host
-    if db["PORT"]:
-        netloc += f":{db['PORT']}"
-    return f"postgres://{netloc}/{db['NAME']}"
-
-
 def worker_environment(emulator, smtp: SmtpSink, **overrides) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": current_database_url(),
+        "DATABASE_URL": database_url(),
         "DATABASE_CONN_MAX_AGE": "60",  # production's
         "STRIPE_API_BASE": emulator.url,
         "STRIPE_SECRET_KEY": emulator.api_key,
