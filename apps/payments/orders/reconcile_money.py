@@ -204,7 +204,8 @@ def _charges_without_order(findings: _Findings, charges: list[dict]) -> None:
     """Charges of the range with no order paid in it: fine when an order of ours that names the intent was
     paid at another time; drift when that order is not paid here (its event lost), or when no order of
     ours names the intent at all (money no order accounts for)."""
-    intents = [c.get("payment_intent") or "" for c in charges]
+    # A charge without an intent names no order: never the orders whose intent is not known yet (empty).
+    intents = [c["payment_intent"] for c in charges if c.get("payment_intent")]
     orders = {
         order.payment_intent_id: order
         for order in Order.objects.filter(payment_intent_id__in=intents).only("pk", "status", "payment_intent_id")
@@ -212,7 +213,7 @@ def _charges_without_order(findings: _Findings, charges: list[dict]) -> None:
     for payment in Payment.objects.filter(payment_intent_id__in=intents).select_related("order"):
         orders.setdefault(payment.payment_intent_id, payment.order)
     for charge in charges:
-        order = orders.get(charge.get("payment_intent") or "")
+        order = orders.get(charge.get("payment_intent")) if charge.get("payment_intent") else None
         if order is not None and order.status in CHARGED_STATUSES:
             continue
         if order is not None:

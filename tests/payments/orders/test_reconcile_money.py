@@ -240,6 +240,15 @@ class TestCharges:
 
         assert _drifts(check) == [(DriftKind.ORDER_MISSING, "ch_1", None, "eur", None, 1234)]
 
+    @pytest.mark.parametrize("status", [OrderStatus.PENDING, OrderStatus.PAID])
+    def test_a_charge_without_an_intent_is_no_order_whose_intent_is_not_known(self, stripe_stand_in, status):
+        OrderFactory(status=status, payment_intent_id="")  # its checkout has not named an intent yet
+        _stripe_holds(stripe_stand_in, charges=[_charge("ch_1", None, amount=1234)])
+
+        check = reconcile_money(since=_since())
+
+        assert (DriftKind.ORDER_MISSING, "ch_1", None, "eur", None, 1234) in _drifts(check)
+
     def test_a_charge_of_another_installation_sharing_the_account_is_not_drift(self, stripe_stand_in):
         theirs = _charge("ch_1", "pi_theirs", metadata={"app_namespace": "a-colleagues-laptop"})
         _stripe_holds(stripe_stand_in, charges=[theirs])
