@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 from apps.catalog.models import Price, Product
@@ -80,7 +81,8 @@ def _in_stripe_now(kind: str, object_id: int, is_current: Callable[[MirrorRecord
     try:
         with calls_at_most(1) if in_web_request() else nullcontext():
             mirror_sync(record_id=record.pk)  # nothing to do while a live worker holds the lease: it is pushing
-    except (StripeUnavailable, StripeKeySpent) as error:
+    except (StripeUnavailable, StripeKeySpent, redis.RedisError) as error:
+        # Redis keeps the pushers' heartbeats: without it nothing is pushed here, and the answer is "come back".
         log.info("mirror push in a request did not finish app_ref=%s error=%s", record.app_ref, error)
     record.refresh_from_db()
     if is_current(record):

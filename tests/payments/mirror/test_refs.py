@@ -129,6 +129,17 @@ class TestEnsureInStripe:
         assert "Could not connect to Stripe" in row.last_error
         assert queued_tasks == [(MIRROR_SYNC_TASK, (row.pk,), RETRY_AFTER_SECONDS)]
 
+    def test_redis_out_of_reach_is_a_come_back_not_a_crash(self, stripe_stand_in, queued_tasks, settings):
+        # The pushers' heartbeats live in Redis: without it nothing may be pushed, and Stripe is never asked.
+        settings.COORDINATION_REDIS_URL = "redis://127.0.0.1:1/0"
+        user = UserFactory()
+
+        with pytest.raises(NotInStripe, match="not in Stripe yet"):
+            ensure_in_stripe(MirrorKind.USER, user.pk)
+
+        assert stripe_stand_in.calls == []
+        assert _user_row(user).lease_owner == ""
+
     def test_a_worker_pushing_it_right_now_is_not_waited_for_nor_raced(self, stripe_stand_in, queued_tasks):
         user = UserFactory()
         MirrorRecordFactory(
