@@ -81,3 +81,18 @@ def check_stripe_is_stripe(app_configs, **kwargs) -> list[Error]:
             )
         )
     return found
+
+
+@register()
+def check_stripe_rate_limits(app_configs, **kwargs) -> list[Error]:
+    """The shared budget spaces calls by 1/rate: a rate of nothing would stop every Stripe call, not limit it."""
+    return [
+        Error(
+            f"{name} is {getattr(settings, name)}: the Stripe rate budget needs a number of requests per second "
+            "above 0.",
+            hint="Leave it unset for Stripe's own limits, or lower it to share an account's limits between apps.",
+            id="payments.E007",
+        )
+        for name in ("STRIPE_RATE_LIMIT_PER_SECOND", "STRIPE_RATE_LIMIT_PER_ENDPOINT")
+        if getattr(settings, name) <= 0
+    ]

@@ -10,7 +10,7 @@ tests/test_settings.py.
 import pytest
 from django.core.checks import Tags, run_checks
 
-from apps.payments.checks import check_stripe_is_stripe
+from apps.payments.checks import check_stripe_is_stripe, check_stripe_rate_limits
 
 LIVE_KEY = "sk_live_realKey00000000000000000000"
 SIGNING_SECRET = "whsec_4eC39HqLyjWDarjtT1zdp7dc"
@@ -135,3 +135,23 @@ def test_it_runs_only_when_a_deployment_is_checked(deployment):
 
     assert "payments.E002" not in development
     assert "payments.E002" in deploy
+
+
+@pytest.mark.parametrize("name", ["STRIPE_RATE_LIMIT_PER_SECOND", "STRIPE_RATE_LIMIT_PER_ENDPOINT"])
+@pytest.mark.parametrize("rate", [0, -5])
+def test_a_rate_limit_of_nothing_is_an_error_in_every_mode(settings, name, rate):
+    setattr(settings, name, rate)
+
+    errors = check_stripe_rate_limits(None)
+
+    assert [(error.id, error.msg.split(" is ")[0]) for error in errors] == [("payments.E007", name)]
+
+
+def test_the_default_rate_limits_pass():
+    assert check_stripe_rate_limits(None) == []
+
+
+def test_the_rate_limits_are_checked_without_deploy(db, settings):
+    settings.STRIPE_RATE_LIMIT_PER_ENDPOINT = 0
+
+    assert "payments.E007" in [error.id for error in run_checks()]
