@@ -60,9 +60,16 @@ def _drop_stale_test_databases() -> None:
 # A test that uses any of these runs a whole stack (the emulator, a live server, real workers, an SMTP server):
 # it is an integration test whether or not its module says so, and `make check` leaves it out.
 STACK_FIXTURES = frozenset({"stripe_emulator", "mirror_worker", "live_server", "smtp_sink"})
-# The longest test goes first, so that parallel workers do not end waiting on it. It uses no test database, so moving
-# it keeps pytest-django's order (tests in a transaction first, then those that commit and empty the tables).
-SLOWEST_FIRST = "tests/journeys/test_soak.py"
+# The longest tests go first, longest first, so that the parallel workers share them out at the start (xdist deals
+# its first tests round-robin) instead of three idling at the end while one runs the soak. None needs the database
+# as pytest-django's order leaves it: each starts from empty tables and leaves them empty.
+SLOWEST_FIRST = (
+    "tests/journeys/test_soak.py",  # two minutes of load, and its stack's start and checks
+    "tests/docs/test_examples.py",  # make run's stack
+    "tests/test_api_fuzz.py",  # half a minute for each kind of caller
+    "tests/browser/",  # Chromium
+    "tests/test_settings.py",  # production processes started and refused
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -75,7 +82,10 @@ def pytest_collection_modifyitems(config, items) -> None:
 class SlowestFirst:
     @pytest.hookimpl(trylast=True)  # after pytest-django has ordered the tests by how they use the database
     def pytest_collection_modifyitems(self, items) -> None:
-        items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST_FIRST))  # stable: the rest keep their order
+        def rank(item) -> int:
+            return next((n for n, path in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(path)), len(SLOWEST_FIRST))
+
+        items.sort(key=rank)  # stable: the rest keep their order
 
 
 def pytest_configure(config) -> None:

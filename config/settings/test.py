@@ -38,7 +38,8 @@ def _migrations_fingerprint() -> str:
     return digest.hexdigest()[:10]
 
 
-DATABASES["default"]["TEST"] = {"NAME": f"test_commerce_{_migrations_fingerprint()}"}
+MIGRATIONS_FINGERPRINT = _migrations_fingerprint()
+DATABASES["default"]["TEST"] = {"NAME": f"test_commerce_{MIGRATIONS_FINGERPRINT}"}
 
 # Each pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) runs its own Celery workers against a broker, a
 # cache and a coordination store of its own; without xdist the suite is gw0. Redis has 16 databases: these

@@ -116,7 +116,7 @@ class MakeRunStack:
     def start(self) -> "MakeRunStack":
         self.var.mkdir()
         database = self.var / "db.sqlite3"
-        migrated = MIGRATED_DATABASES / f"{settings.DATABASES['default']['TEST']['NAME']}.sqlite3"
+        migrated = MIGRATED_DATABASES / f"{settings.MIGRATIONS_FINGERPRINT}.sqlite3"
         if migrated.exists():
             shutil.copyfile(migrated, database)
         self.manage("migrate", "--no-input", timeout=MIGRATE_TIMEOUT)
