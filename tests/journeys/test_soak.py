@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Half `make soak`'s shoppers: two minutes of the same mix, faults and kills, on a machine that runs the rest of the
-# suite beside it.
-SOAK = [sys.executable, "-m", "tools.soak", "--duration", "120s", "--shoppers", "10", "--database", "soak_test"]
+SOAK = [sys.executable, "-m", "tools.soak", "--duration", "120s", "--database", "soak_test"]
 
 pytestmark = pytest.mark.integration
 
