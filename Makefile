@@ -17,7 +17,7 @@ export DJANGO_SETTINGS_MODULE ?= config.settings.local
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
 	@echo "make test   - lint + the whole suite against the local PostgreSQL and Redis"
-	@echo "make check  - lint + the tests that need no server, worker or emulator (under a minute)"
+	@echo "make check  - lint + the tests that need no server, worker or emulator (under two minutes)"
 	@echo "make lint   - ruff (lint, format check) and import contracts"
 	@echo "make docs   - the docs site on http://127.0.0.1:8001 (MkDocs)"
 	@echo "make lock   - compile requirements*.in into the pinned, hashed requirements*.txt"
@@ -131,7 +131,7 @@ test: $(VENV)/.dev services browser lint
 # Before a commit: lint, import contracts and the tests that need no server, worker or emulator (PostgreSQL and
 # Redis only). The journeys, the browser, the fuzz and the soak run in `make test`.
 check: $(VENV)/.dev services lint
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -m "not integration" $(ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not integration" $(ARGS)
 
 # The docs site (sources in docs/, mkdocs.yml) served on http://127.0.0.1:$(DOCS_PORT), offline, rebuilt on save.
 DOCS_PORT ?= 8001
