@@ -1,32 +1,15 @@
 """`outbox_health` on its own: what the dashboard and the metrics read of the outbox."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from apps.mail.models import MessageKind, MessageState, OutgoingMessage
+from apps.mail.models import MessageState
 from apps.mail.selectors import outbox_health
+from tests.mail.helpers import outgoing
 
 pytestmark = pytest.mark.django_db
-
-
-def outgoing(*, created_ago: timedelta = timedelta(0), **fields) -> OutgoingMessage:
-    token = uuid.uuid4().hex
-    row = {
-        "idempotency_key": f"test:{token}",
-        "kind": MessageKind.WELCOME,
-        "recipient": "ada@example.com",
-        "subject": "Welcome",
-        "body_text": "Hello\n",
-        "body_html": "<p>Hello</p>",
-        "message_id": f"<{token}@example.com>",
-    }
-    message = OutgoingMessage.objects.create(**{**row, **fields})
-    if created_ago:
-        OutgoingMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - created_ago)
-    return message
 
 
 def test_an_empty_outbox_counts_zero_everywhere_and_nothing_overdue():

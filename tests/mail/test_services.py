@@ -2,7 +2,6 @@
 refuses, sending again, and picking up what no task is sending."""
 
 import smtplib
-import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ from apps.mail import services
 from apps.mail.models import MessageKind, MessageState, OutgoingMessage
 from apps.mail.rendering import message_render
 from config.celery import app as celery_app
+from tests.mail.helpers import outgoing
 
 pytestmark = pytest.mark.django_db
 
@@ -65,21 +65,6 @@ def retries(settings):
     settings.MAIL_RETRY_MAX_SECONDS = 25.0
     settings.MAIL_MAX_ATTEMPTS = 5
     return settings
-
-
-def outgoing(**fields) -> OutgoingMessage:
-    """A row as `message_queue` writes it, without a template behind it."""
-    token = uuid.uuid4().hex
-    row = {
-        "idempotency_key": f"test:{token}",
-        "kind": MessageKind.WELCOME,
-        "recipient": "ada@example.com",
-        "subject": "Welcome",
-        "body_text": "Hello\n",
-        "body_html": "<p>Hello</p>",
-        "message_id": f"<{token}@example.com>",
-    }
-    return OutgoingMessage.objects.create(**{**row, **fields})
 
 
 def queue_welcome(key: str = "welcome:user:1", recipient: str = "ada@example.com", context=None) -> OutgoingMessage:

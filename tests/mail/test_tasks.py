@@ -1,7 +1,6 @@
 """The mail tasks as a worker runs them (a request with the task's id), with what they publish observed."""
 
 import smtplib
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -10,9 +9,10 @@ from django.core import mail
 from django.core.mail.backends import locmem
 from django.utils import timezone
 
-from apps.mail.models import MessageKind, MessageState, OutgoingMessage
+from apps.mail.models import MessageState, OutgoingMessage
 from apps.mail.tasks import message_send_task, messages_send_due_task
 from config.celery import app as celery_app
+from tests.mail.helpers import outgoing
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +29,6 @@ def published(monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
     return sent
-
-
-def outgoing(**fields) -> OutgoingMessage:
-    token = uuid.uuid4().hex
-    row = {
-        "idempotency_key": f"test:{token}",
-        "kind": MessageKind.WELCOME,
-        "recipient": "ada@example.com",
-        "subject": "Welcome",
-        "body_text": "Hello\n",
-        "body_html": "<p>Hello</p>",
-        "message_id": f"<{token}@example.com>",
-    }
-    return OutgoingMessage.objects.create(**{**row, **fields})
 
 
 def run_in_worker(task, *args, task_id: str):
