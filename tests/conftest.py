@@ -231,7 +231,10 @@ def stripe_emulator():
 def emulator(stripe_emulator):
     """The emulator, emptied: no objects, faults, limits or webhook endpoints left by another test."""
     stripe_emulator.reset()
-    return stripe_emulator
+    yield stripe_emulator
+    # Again before this test's tables are emptied, waiting for the webhooks being sent: none lands in the next
+    # test's database.
+    stripe_emulator.reset()
 
 
 @pytest.fixture

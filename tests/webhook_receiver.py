@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -9,6 +10,8 @@ class WebhookReceiver:
     def __init__(self):
         self.received: list[dict] = []
         self.fail_next = 0  # answer 500 to this many deliveries first
+        self.answer_after = 0.0  # seconds each delivery waits for its answer
+        self.answered = 0
         self._lock = threading.Lock()
         receiver = self
 
@@ -21,9 +24,12 @@ class WebhookReceiver:
                     receiver.received.append(
                         {"body": body, "signature": self.headers.get("Stripe-Signature"), "refused": failing}
                     )
+                time.sleep(receiver.answer_after)
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                with receiver._lock:
+                    receiver.answered += 1
 
             def log_message(self, *args):
                 pass

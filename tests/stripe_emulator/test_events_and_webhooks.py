@@ -155,6 +155,22 @@ class TestDelivery:
         attempts = emulator.control("GET", "webhooks/attempts")["data"]
         assert [(a["status"], a["error"].split(":")[0]) for a in attempts] == [(None, "ConnectionRefusedError")] * 2
 
+    def test_a_reset_waits_for_the_delivery_being_sent_and_forgets_its_retry(
+        self, emulator, stripe_client, endpoint, webhook_receiver
+    ):
+        """The suite resets the emulator before it empties a test's tables: nothing may be delivered after."""
+        emulator.control("POST", "webhooks", {"retry_base_seconds": 0.01})
+        webhook_receiver.answer_after, webhook_receiver.fail_next = 0.5, 1
+        stripe_client.v1.customers.create(params={"email": "a@example.com"})
+        assert _wait_for(lambda: webhook_receiver.received)
+
+        emulator.reset()
+        answered_by_then = webhook_receiver.answered
+        time.sleep(0.3)
+
+        assert answered_by_then == 1
+        assert len(webhook_receiver.received) == 1  # the refused delivery was not sent again
+
     def test_duplicates(self, emulator, stripe_client, endpoint, webhook_receiver):
         emulator.control("POST", "webhooks", {"duplicate_ratio": 1.0})
 

@@ -131,9 +131,15 @@ class Dispatcher:
             return len(self._queue)
 
     def clear(self) -> None:
+        """Forget every delivery, and wait for those being sent to be answered: after a reset none reaches an
+        endpoint (the next test's server, say), and none fails into a retry of a forgotten event."""
         with self._cond:
             self._queue.clear()
             self.attempts.clear()
+            deadline = time.monotonic() + self.options["timeout_seconds"] + 1
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
+                self._cond.wait(min(remaining, 0.05))
+            self._queue.clear()  # what a send that failed meanwhile scheduled again
             self.options = dict(DEFAULT_OPTIONS)
 
     def status(self) -> dict:
