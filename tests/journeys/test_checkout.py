@@ -179,7 +179,23 @@ class TestCancelAndRefund:
         assert answer.json()["status"] == "refunded"
         order = Order.objects.get(pk=started["order"])
         assert (order.amount_refunded, order.refunds.count()) == (10200, 1)
-        assert client.post(f"/api/v1/orders/{started['order']}/cancel").status_code == 409
+        again = client.post(f"/api/v1/orders/{started['order']}/cancel")
+        assert (again.status_code, again.json()["status"], order.refunds.count()) == (200, "refunded", 1)
+
+    def test_a_cancel_sent_again_after_stripe_failed_to_answer_ends_the_order_once(self, shop):
+        """Stripe expires the session but answers 500: the customer is told to try again, and the retry,
+        coming after the expiry's webhook, finds the order ended (before it, see test_sessions.py)."""
+        client, started = checkout_started(shop)
+        emulator = shop["emulator"]
+        emulator.add_fault(status=500, phase="after", count=1, method="POST", path_prefix="/v1/checkout/sessions/")
+
+        first = client.post(f"/api/v1/orders/{started['order']}/cancel")
+        webhooks_quiet(emulator)
+        again = client.post(f"/api/v1/orders/{started['order']}/cancel")
+
+        assert first.status_code == 503
+        assert (again.status_code, again.json()["status"]) == (200, "expired")
+        assert Order.objects.get(pk=started["order"]).status == OrderStatus.EXPIRED
 
     def test_partial_then_full_refund_by_staff_and_a_double_click_refunds_once(self, shop):
         _, started = checkout_started(shop)

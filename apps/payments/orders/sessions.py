@@ -15,7 +15,6 @@ from apps.payments.gateway.client import gateway
 from apps.payments.gateway.errors import StripeRefused
 from apps.payments.mirror.models import MirrorKind, MirrorRecord
 from apps.payments.orders import intents
-from apps.payments.orders.errors import OrderActionRefused
 from apps.payments.orders.lifecycle import CartLine, order_create, order_payment_settle, order_transition
 from apps.payments.orders.models import REFUNDABLE_STATUSES, Order, OrderStatus, PaymentLink
 from apps.payments.orders.outcomes import OrderOutcome
@@ -23,6 +22,9 @@ from apps.payments.orders.payments import payment_record_session
 from apps.payments.orders.refunds import order_refund, order_self_refund_check
 from apps.users.models import User
 from config.outcomes import Outcome
+
+# A cancel finds these as it would leave them.
+NOTHING_LEFT_TO_CANCEL = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 
 
 def session_now(session_id: str) -> dict:
@@ -128,9 +130,15 @@ def order_for_payment(payment_intent_id: str | None) -> tuple[Order | None, dict
 
 def order_cancel(*, order: Order, by: User) -> Order:
     """Cancel a pending order (its Checkout Session is expired in Stripe) or refund a paid one in full
-    (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff with `refund_order` at any time)."""
+    (an owner only within `ORDER_SELF_REFUND_DAYS` of paying; staff with `refund_order` at any time).
+
+    An order with nothing left to cancel (canceled, expired, refunded) is answered as it stands:
+    a cancel sent again because its first answer was lost (a Stripe 500 after the session was expired, a
+    dropped connection) ends where the first one did, not in an error."""
     order.refresh_from_db()
     by_id = by.pk
+    if order.status in NOTHING_LEFT_TO_CANCEL:
+        return order
     if order.status in REFUNDABLE_STATUSES:
         order_self_refund_check(order=order, by=by)
         order_refund(order=order, amount=None, by=by)
@@ -157,8 +165,6 @@ def order_cancel(*, order: Order, by: User) -> Order:
             order.refresh_from_db()  # Stripe took the money meanwhile: the order is refunded instead
             return order_cancel(order=order, by=by) if order.status in REFUNDABLE_STATUSES else order
         order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=f"canceled by user {by_id}")
-    else:
-        raise OrderActionRefused(f"This order is {order.status}; it can no longer be canceled.")
     order.refresh_from_db()
     return order
 
