@@ -36,24 +36,30 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps: reinstall only when a requirements file changes. Every package is pinned with its hashes, so an install
-# takes exactly the files that were locked, or stops.
-PIP_INSTALL := $(BIN)/pip install --quiet --require-hashes
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(PIP_INSTALL) -r requirements.txt
+# takes exactly the files that were locked, or stops. uv installs them (seconds, where pip takes most of a minute);
+# pip installs uv itself, from its own locked file.
+$(BIN)/uv: requirements-installer.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-installer.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(PIP_INSTALL) -r requirements-dev.txt
+INSTALL := $(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python
+$(VENV)/.runtime: requirements.txt | $(BIN)/uv
+	$(INSTALL) -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/uv
+	$(INSTALL) -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# Edit requirements.in or requirements-dev.in, then `make lock`: both files are compiled again with every
-# package pinned and hashed, keeping the versions already locked unless UPGRADE=--upgrade (or
+# Edit requirements.in, requirements-dev.in or requirements-installer.in, then `make lock`: each file is compiled
+# again with every package pinned and hashed, keeping the versions already locked unless UPGRADE=--upgrade (or
 # UPGRADE="--upgrade-package django") says otherwise. PIP_CONFIG_FILE=/dev/null: only PyPI, never a local mirror.
+PIP_COMPILE := PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-header --no-emit-index-url --no-emit-find-links $(UPGRADE)
 lock: $(VENV)/.dev
-	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-header \
-		--no-emit-index-url --no-emit-find-links $(UPGRADE) -o requirements.txt requirements.in
-	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-header \
-		--no-emit-index-url --no-emit-find-links $(UPGRADE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-installer.txt requirements-installer.in
 
 # Without STRIPE_API_BASE or STRIPE_SECRET_KEY, the Stripe emulator runs beside the app
 # (its state kept in var/), the app is pointed at it, and it delivers webhooks to
@@ -126,12 +132,12 @@ lint: $(VENV)/.dev
 # cores pays. TEST_WORKERS=0 runs them in this one process (with ARGS="-x --pdb", say).
 TEST_WORKERS ?= 4
 test: $(VENV)/.dev services browser lint
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n $(TEST_WORKERS) $(ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 # Before a commit: lint, import contracts and the tests that need no server, worker or emulator (PostgreSQL and
 # Redis only). The journeys, the browser, the fuzz and the soak run in `make test`.
 check: $(VENV)/.dev services lint
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not integration" $(ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not integration" $(ARGS)
 
 # The docs site (sources in docs/, mkdocs.yml) served on http://127.0.0.1:$(DOCS_PORT), offline, rebuilt on save.
 DOCS_PORT ?= 8001
@@ -179,7 +185,7 @@ fuzz: $(VENV)/.dev services
 AUDIT_SERVICE ?= pypi
 audit: $(VENV)/.dev
 	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off --vulnerability-service $(AUDIT_SERVICE) \
-		-r requirements.txt -r requirements-dev.txt
+		-r requirements.txt -r requirements-dev.txt -r requirements-installer.txt
 
 clean:
 	rm -rf $(VENV) var
