@@ -188,6 +188,7 @@ def _check_deploy(app_environment: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.integration  # starts manage.py or docker compose
 def test_check_deploy_with_the_compose_dev_values_is_an_error_and_with_real_values_clean():
     dev = _check_deploy(_app_environment(DEV_ENV))
     dev_stripe_real_keys = _check_deploy(_app_environment({**DEV_ENV, **_keys_of(REAL_ENV)}))
@@ -269,6 +270,7 @@ COMPOSE_CANNOT_CHECK = _why_compose_cannot_check()
 needs_compose = pytest.mark.skipif(COMPOSE_CANNOT_CHECK is not None, reason=COMPOSE_CANNOT_CHECK or "")
 
 
+@pytest.mark.integration  # starts manage.py or docker compose
 @needs_compose
 def test_compose_file_is_valid(tmp_path):
     result = _real_compose_config(REAL_ENV, tmp_path / "real.env")
@@ -276,6 +278,7 @@ def test_compose_file_is_valid(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.integration  # starts manage.py or docker compose
 @needs_compose
 @pytest.mark.parametrize("secret", REQUIRED)
 def test_real_compose_names_a_missing_secret(secret, tmp_path):

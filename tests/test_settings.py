@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+# Every test here starts the project in a fresh interpreter, as a deployment would: `make test` runs them,
+# `make check` (in-process tests only) leaves them out.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_KEY = "k3Jx9-Qw0Zr2Tn8Vb5Lm1Yc7Hd4Gf6Sa0Pe3Ui9Oo2Kq5Wz8Xv1Rt4Ny7Mb6Cj"
 STRONG_JWT_KEY = "Zq8Lm3Xv0Rt6Yb1Nw4Kc9Hd2Gf7Sa5Pe0Ui3Oo8Kq1Wz6Jx4Bv9Tn2Mr7Cl5Dh"

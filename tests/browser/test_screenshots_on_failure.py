@@ -10,6 +10,8 @@ from django.conf import settings
 from tests.browser.conftest import SCREENSHOTS
 
 pytest_plugins = ["pytester"]
+# A pytest run of its own, as the browser tests run: make test's, not make check's.
+pytestmark = pytest.mark.integration
 
 CONFTEST = '''
 import pytest

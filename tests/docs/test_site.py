@@ -62,6 +62,7 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.integration  # builds the site with mkdocs
 def test_the_site_builds_strictly_and_every_page_is_in_it(site):
     missing = []
     for page in (ROOT / "docs").rglob("*.md"):
@@ -73,6 +74,7 @@ def test_the_site_builds_strictly_and_every_page_is_in_it(site):
     assert missing == []
 
 
+@pytest.mark.integration  # builds the site with mkdocs
 def test_the_built_site_fetches_nothing_from_another_host(site):
     found = []
     for page in site.rglob("*.html"):

@@ -10,7 +10,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import brotli
+import pytest
 from django.conf import settings
+
+# The project is started in a fresh interpreter, beside a Sentry stand-in.
+pytestmark = pytest.mark.integration
 
 SCRIPT = """
 import django, sentry_sdk

@@ -42,6 +42,7 @@ def test_an_anonymous_request_names_no_user_and_looks_none_up(client, django_ass
     assert "user_id" not in line
 
 
+@pytest.mark.integration  # a fresh interpreter
 def test_an_error_in_a_task_is_one_line_with_its_traceback():
     # A process configured by the settings alone, as a worker is, running a task that fails.
     script = (
@@ -86,6 +87,7 @@ def test_a_line_after_a_stripe_call_names_stripes_request_id(mirror_on):
     assert mirror_on.requests_seen(method="POST", path_prefix="/v1/products")[-1]["id"] == pushed["stripe_request_id"]
 
 
+@pytest.mark.integration  # a fresh interpreter
 def test_the_format_is_chosen_from_two():
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],

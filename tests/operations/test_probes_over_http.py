@@ -3,7 +3,12 @@ to `/health/live` and `/health/` are answered where they are, not redirected."""
 
 import json
 
+import pytest
+
 from tests.test_settings import REAL, _boot
+
+# Production settings, in a fresh interpreter.
+pytestmark = pytest.mark.integration
 
 PROBE = """
 import json

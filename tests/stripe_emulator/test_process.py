@@ -5,6 +5,9 @@ import stripe
 
 from tests.emulator_process import EmulatorProcess
 
+# The emulator is started as a process of its own.
+pytestmark = pytest.mark.integration
+
 
 def _client(process: EmulatorProcess) -> stripe.StripeClient:
     return stripe.StripeClient(process.api_key, base_addresses={"api": process.url}, max_network_retries=0)

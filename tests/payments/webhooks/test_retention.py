@@ -101,6 +101,7 @@ def test_the_nightly_task_prunes_by_the_retention(settings):
     assert "webhook-events-prune" in settings.CELERY_BEAT_SCHEDULE
 
 
+@pytest.mark.integration  # a fresh interpreter
 @pytest.mark.parametrize(("days", "starts"), [("1", False), ("2", False), ("3", True), ("0", True)])
 def test_a_retention_shorter_than_stripes_redelivery_stops_the_start(days, starts):
     result = _boot("config.settings.test", "print('started')", WEBHOOK_EVENT_RETENTION_DAYS=days)
