@@ -61,9 +61,11 @@ def _drop_stale_test_databases() -> None:
 # A test that uses any of these runs a whole stack (the emulator, a live server, real workers, an SMTP server):
 # it is an integration test whether or not its module says so, and `make check` leaves it out.
 STACK_FIXTURES = frozenset({"stripe_emulator", "mirror_worker", "live_server", "smtp_sink"})
-# The longest tests go first, longest first, so that the parallel workers share them out at the start (xdist deals
-# its first tests round-robin) instead of three idling at the end while one runs the soak. None needs the database
-# as pytest-django's order leaves it: each starts from empty tables and leaves them empty.
+# `make test` runs pytest-xdist's work-stealing scheduler: each worker starts on an equal share of the
+# tests in a row, and one that runs out takes half of what another still has waiting. The longest tests open the
+# shares, so none is left to the end: the soak alone opens the first (its worker would hold the test after it
+# for two minutes), the others are dealt to the heads of the rest. None needs the database as pytest-django's
+# order leaves it: each starts from empty tables and leaves them empty.
 SLOWEST_FIRST = (
     "tests/journeys/test_soak.py",  # two minutes of load, and its stack's start and checks
     "tests/docs/test_examples.py",  # make run's stack
@@ -80,13 +82,37 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def _shares(total: int, workers: int) -> list[int]:
+    """How many tests each worker starts with, as the work-stealing scheduler splits them."""
+    sizes = []
+    for worker in range(workers):
+        sizes.append(total // (workers - worker))
+        total -= sizes[-1]
+    return sizes
+
+
+def dealt(longest: list, rest: list, workers: int) -> list:
+    """`longest` (longest first) at the heads of the workers' shares, the first one alone on the first share if
+    there are other workers, and `rest` in its order after them."""
+    if workers < 2 or not longest:
+        return longest + rest
+    heads = [[longest[0]]] + [longest[1 + worker :: workers - 1] for worker in range(workers - 1)]
+    ordered, remaining = [], iter(rest)
+    for head, size in zip(heads, _shares(len(longest) + len(rest), workers), strict=True):
+        ordered += head + [item for _, item in zip(range(size - len(head)), remaining, strict=False)]
+    return ordered + list(remaining)
+
+
 class SlowestFirst:
     @pytest.hookimpl(trylast=True)  # after pytest-django has ordered the tests by how they use the database
-    def pytest_collection_modifyitems(self, items) -> None:
+    def pytest_collection_modifyitems(self, config, items) -> None:
         def rank(item) -> int:
             return next((n for n, path in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(path)), len(SLOWEST_FIRST))
 
-        items.sort(key=rank)  # stable: the rest keep their order
+        longest = sorted((item for item in items if rank(item) < len(SLOWEST_FIRST)), key=rank)
+        rest = [item for item in items if rank(item) == len(SLOWEST_FIRST)]
+        workers = getattr(config, "workerinput", {}).get("workercount", 1)
+        items[:] = dealt(longest, rest, workers)
 
 
 def pytest_configure(config) -> None:
