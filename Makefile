@@ -12,7 +12,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test check docs lock lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
+.PHONY: run test check bytecode docs lock lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -36,13 +36,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps: reinstall only when a requirements file changes. Every package is pinned with its hashes, so an install
-# takes exactly the files that were locked, or stops. uv installs them (seconds, where pip takes most of a minute);
+# takes exactly the files that were locked, or stops. uv installs them (seconds, where pip takes most of a minute),
+# compiled to bytecode, as pip does: where PYTHONDONTWRITEBYTECODE is set, every process would compile them again.
 # pip installs uv itself, from its own locked file.
 $(BIN)/uv: requirements-installer.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements-installer.txt
 	touch $@
 
-INSTALL := $(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python
+INSTALL := $(BIN)/uv pip install --quiet --require-hashes --compile-bytecode --python $(BIN)/python
 $(VENV)/.runtime: requirements.txt | $(BIN)/uv
 	$(INSTALL) -r requirements.txt
 	touch $@
@@ -131,12 +132,17 @@ lint: $(VENV)/.dev
 # Celery workers and ports; most of a journey's time is spent waiting on other processes, so more workers than
 # cores pays. TEST_WORKERS=0 runs them in this one process (with ARGS="-x --pdb", say).
 TEST_WORKERS ?= 4
-test: $(VENV)/.dev services browser lint
+test: $(VENV)/.dev services browser lint bytecode
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
+
+# The suite starts a few hundred Python processes (workers, servers, production starts): compiled once here, the
+# project's modules are not compiled again by each of them where PYTHONDONTWRITEBYTECODE is set.
+bytecode: $(VENV)/.dev
+	@$(BIN)/python -m compileall -q -j 0 apps config tools tests manage.py
 
 # Before a commit: lint, import contracts and the tests that need no server, worker or emulator (PostgreSQL and
 # Redis only). The journeys, the browser, the fuzz and the soak run in `make test`.
-check: $(VENV)/.dev services lint
+check: $(VENV)/.dev services lint bytecode
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not integration" $(ARGS)
 
 # The docs site (sources in docs/, mkdocs.yml) served on http://127.0.0.1:$(DOCS_PORT), offline, rebuilt on save.
