@@ -17,7 +17,7 @@ export DJANGO_SETTINGS_MODULE ?= config.settings.local
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
 	@echo "make test   - lint + the whole suite against the local PostgreSQL and Redis"
-	@echo "make check  - lint + the tests that need no server, worker or emulator (about two minutes)"
+	@echo "make check  - lint + the tests that need no server, worker or emulator (under a minute)"
 	@echo "make lint   - ruff (lint, format check) and import contracts"
 	@echo "make docs   - the docs site on http://127.0.0.1:8001 (MkDocs)"
 	@echo "make lock   - compile requirements*.in into the pinned, hashed requirements*.txt"
