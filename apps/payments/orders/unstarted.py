@@ -4,8 +4,8 @@ A request that asks Stripe for an order's Checkout Session or payment intent and
 or unreachable: a 503 with `Retry-After`) leaves its order pending: the client's retry gets the same order
 and, asking again with the same key, what Stripe made. An order no retry comes for within
 `CHECKOUT_REUSE_SECONDS` is closed here: what Stripe made for it (found by the order its metadata names) is
-expired or canceled, and the order canceled; or, paid meanwhile, recorded and applied. Nothing is left open
-in Stripe that no order knows, and no order is left pending without its session or intent.
+expired or canceled, and the order canceled with its ids; or, paid meanwhile, recorded and applied. Nothing
+Stripe made is left that no order knows, and no order is left pending without its session or intent.
 """
 
 import logging
@@ -52,12 +52,20 @@ def unstarted_orders_close(*, limit: int = 100) -> int:
 
 def _close(order: Order) -> bool:
     customer = order.stripe_customer_id or (stripe_id_of(MirrorKind.USER, order.user_id) if order.user_id else None)
-    if customer and (_settle_sessions(order, customer) or _settle_intents(order, customer)):
-        return False  # Stripe took (or is taking) the money: the order is paid, not closed
+    ended = {}  # what Stripe made for the order and was ended here: the canceled order keeps its ids
+    if customer:
+        paid, ended["checkout_session_id"] = _settle_sessions(order, customer)
+        if paid:
+            return False  # Stripe took (or is taking) the money: the order is paid, not closed
+        paid, ended["payment_intent_id"] = _settle_intents(order, customer)
+        if paid:
+            return False
     with transaction.atomic():
         locked = order_lock(order.pk)
         if locked.status != OrderStatus.PENDING or locked.checkout_session_id or locked.payment_intent_id:
             return False  # a late retry started it meanwhile
+        if ids := {field: found for field, found in ended.items() if found}:
+            Order.objects.filter(pk=order.pk).update(**ids)
         return order_transition(order_id=order.pk, to=OrderStatus.CANCELED, cause=CAUSE)
 
 
@@ -73,30 +81,36 @@ def _made_for(order: Order, listed) -> list:
     return found
 
 
-def _settle_sessions(order: Order, customer: str) -> bool:
+def _settle_sessions(order: Order, customer: str) -> tuple[bool, str | None]:
+    """Whether a session made for the order was paid (and applied), and the newest one expired here."""
     gw = gateway()
     listed = gw.call(lambda options: gw.v1.checkout.sessions.list(params={"customer": customer}, options=options))
+    expired = None
     for session in _made_for(order, listed):
         if session.status == "complete":
             Order.objects.filter(pk=order.pk, checkout_session_id=None).update(checkout_session_id=session.id)
             apply_session(session.to_dict(), cause=f"{CAUSE}, but its session {session.id} was paid")
-            return True
+            return True, None
         if session.status == "open":
             gw.call(lambda options, session=session: gw.v1.checkout.sessions.expire(session.id, options=options))
             log.warning("unstarted order's session expired order=%s session=%s", order.pk, session.id)
-    return False
+            expired = expired or session.id
+    return False, expired
 
 
-def _settle_intents(order: Order, customer: str) -> bool:
+def _settle_intents(order: Order, customer: str) -> tuple[bool, str]:
+    """Whether an intent made for the order was paid (and applied), and the newest one canceled here."""
     gw = gateway()
     listed = gw.call(lambda options: gw.v1.payment_intents.list(params={"customer": customer}, options=options))
+    canceled = ""
     for intent in _made_for(order, listed):
         if intent.status in ("succeeded", "processing", "requires_capture"):
             Order.objects.filter(pk=order.pk, payment_intent_id="").update(payment_intent_id=intent.id)
             order.refresh_from_db()
             intent_apply(order=order, intent=intent.to_dict(), cause=f"{CAUSE}, but its intent {intent.id} was paid")
-            return True
+            return True, ""
         if intent.status in STILL_PAYABLE:
             gw.call(lambda options, intent=intent: gw.v1.payment_intents.cancel(intent.id, options=options))
             log.warning("unstarted order's intent canceled order=%s intent=%s", order.pk, intent.id)
-    return False
+            canceled = canceled or intent.id
+    return False, canceled

@@ -169,7 +169,9 @@ class TestWhatStripeMadeForTheOrder:
         assert unstarted_orders_close() == 1
 
         assert [call.args for call in stripe_stand_in.calls_to("checkout.sessions.expire")] == [("cs_1",)]
-        assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED
+        # The order keeps the session's id: no session in Stripe is one no order knows.
+        closed = Order.objects.get(pk=order.pk)
+        assert (closed.status, closed.checkout_session_id) == (OrderStatus.CANCELED, "cs_1")
 
     def test_a_payable_intent_made_for_it_is_canceled_in_stripe_and_the_order_canceled(self, stripe_stand_in):
         order = _unstarted()
@@ -180,7 +182,8 @@ class TestWhatStripeMadeForTheOrder:
         assert unstarted_orders_close() == 1
 
         assert [call.args for call in stripe_stand_in.calls_to("payment_intents.cancel")] == [("pi_1",)]
-        assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED
+        closed = Order.objects.get(pk=order.pk)
+        assert (closed.status, closed.payment_intent_id) == (OrderStatus.CANCELED, "pi_1")
 
     def test_a_session_paid_before_the_worker_came_pays_the_order(self, stripe_stand_in):
         order = _unstarted(amount_total=5000, currency="eur")
