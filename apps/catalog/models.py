@@ -142,11 +142,11 @@ class Price(models.Model):
 
     def clean(self) -> None:
         errors = {}
-        if self.recurring_interval:
+        if self.recurring_interval in MAX_INTERVAL_COUNT:
             limit = MAX_INTERVAL_COUNT[self.recurring_interval]
             if not 1 <= self.recurring_interval_count <= limit:
                 errors["recurring_interval_count"] = f"Between 1 and {limit} for `{self.recurring_interval}`."
-        else:
+        elif not self.recurring_interval:  # (one outside the choices is the field's own error)
             if self.recurring_interval_count != 1:
                 errors["recurring_interval_count"] = "Only a recurring price has an interval count."
             if self.trial_days is not None:

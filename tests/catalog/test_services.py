@@ -104,3 +104,31 @@ def test_unknown_field_is_refused():
         services.product_update(product=ProductFactory(), data={"id": 5})
 
     assert "id" in error.value.message_dict
+
+
+# A price breaking each of the table's constraints, as a caller could send it.
+CONSTRAINT_BREAKERS = {
+    "catalog_price_unit_amount_range": {"unit_amount": 0},
+    "catalog_price_currency_lowercase": {"currency": "e1r"},
+    "catalog_price_recurring_interval_valid": {"recurring_interval": "fortnight"},
+    "catalog_price_interval_count_recurring": {"recurring_interval_count": 3},
+    "catalog_price_trial_recurring": {"trial_days": 7},
+}
+
+
+def test_every_constraint_of_a_price_is_refused_in_python_before_the_database_sees_it():
+    """Prices are validated without Django's query per constraint: each constraint needs a rule of the fields
+    or of `Price.clean` that refuses what it refuses, or a caller would meet an IntegrityError (a 500)."""
+    product = ProductFactory()
+    assert set(CONSTRAINT_BREAKERS) == {constraint.name for constraint in Price._meta.constraints}
+
+    for name, breaker in CONSTRAINT_BREAKERS.items():
+        constraint = next(constraint for constraint in Price._meta.constraints if constraint.name == name)
+        fields = {"product": product, "unit_amount": 500, "currency": "eur", **breaker}
+        with pytest.raises(ValidationError):  # the case does break this constraint
+            constraint.validate(Price, Price(**{"recurring_interval_count": 1, **fields}))
+
+        with pytest.raises(ValidationError):
+            services.price_create(**fields)
+
+    assert not Price.objects.exists()
