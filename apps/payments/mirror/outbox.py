@@ -11,8 +11,8 @@ from contextvars import ContextVar
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from apps.catalog.models import Price
@@ -41,41 +41,63 @@ def mirror_record_change(*, kind: str, object_id: int, deleted: bool = False, qu
     """Note that the object changed and (with `queue`) queue its mirroring once the transaction commits."""
     if not settings.STRIPE_MIRROR_ENABLED:
         return
-    now = timezone.now()
     from_stripe = _from_stripe.get()
-    changes = {
-        "version": F("version") + 1,
-        "state": MirrorState.PENDING,
-        "pending_since": Case(
-            When(state=MirrorState.PENDING, pending_since__isnull=False, then=F("pending_since")), default=Value(now)
-        ),
-        "updated_at": now,
-    }
-    if from_stripe:
-        changes.update(synced_version=F("version") + 1, state=MirrorState.SYNCED, pending_since=None, synced_at=now)
-    if deleted:
-        changes["deleted"] = True
-    rows = MirrorRecord.objects.filter(kind=kind, object_id=object_id)
-    existed = bool(rows.update(**changes))
-    if not existed:
-        try:
-            with transaction.atomic():
-                MirrorRecord.objects.create(
-                    kind=kind,
-                    object_id=object_id,
-                    deleted=deleted,
-                    pending_since=None if from_stripe else now,
-                    synced_version=1 if from_stripe else 0,
-                    state=MirrorState.SYNCED if from_stripe else MirrorState.PENDING,
-                )
-        except IntegrityError:  # created by a concurrent write a moment ago
-            rows.update(**changes)
+    record_id, existed = _record_new_version(kind=kind, object_id=object_id, deleted=deleted, from_stripe=from_stripe)
     if from_stripe or not queue or (kind == MirrorKind.PRICE and _product_on_its_way(object_id)):
         return
-    record_id = rows.values_list("pk", flat=True).get()
     # A change waits a moment so that quick successive edits leave as one update; a creation goes at once.
     delay = settings.MIRROR_COALESCE_SECONDS if existed else 0
     queue_task_on_commit(MIRROR_SYNC_TASK, record_id, countdown=delay)
+
+
+def _record_new_version(*, kind: str, object_id: int, deleted: bool, from_stripe: bool) -> tuple[int, bool]:
+    """The object's mirror row made, or its version bumped, in one statement (an upsert: no read first, and no
+    savepoint for the race of two first writes). Returns the row's id and whether it existed."""
+    now = timezone.now()
+    made = MirrorRecord(
+        kind=kind,
+        object_id=object_id,
+        deleted=deleted,
+        pending_since=None if from_stripe else now,
+        synced_version=1 if from_stripe else 0,
+        state=MirrorState.SYNCED if from_stripe else MirrorState.PENDING,
+    )
+    fields = [field for field in MirrorRecord._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    table = quote(MirrorRecord._meta.db_table)
+
+    def held(column: str) -> str:  # the row as it was before this change
+        return f"{table}.{quote(column)}"
+
+    moment = MirrorRecord._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    # As `rows.update(version=F("version") + 1, ...)` would: every expression reads the row as it was.
+    changes, params = [f"version = {held('version')} + 1", "updated_at = %s"], [moment]
+    if from_stripe:
+        changes += [f"synced_version = {held('version')} + 1", "state = %s", "pending_since = NULL", "synced_at = %s"]
+        params += [MirrorState.SYNCED, moment]
+    else:
+        # Pending since the first change Stripe has not seen yet, not since the latest.
+        changes += [
+            "state = %s",
+            f"pending_since = CASE WHEN {held('state')} = %s AND {held('pending_since')} IS NOT NULL "
+            f"THEN {held('pending_since')} ELSE %s END",
+        ]
+        params += [MirrorState.PENDING, MirrorState.PENDING, moment]
+    if deleted:
+        changes.append("deleted = %s")
+        params.append(True)
+    columns, placeholders = ", ".join(quote(field.column) for field in fields), ", ".join(["%s"] * len(fields))
+    # Table and column names come from the model; values are parameters.
+    statement = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({quote('kind')}, {quote('object_id')}) DO UPDATE SET {', '.join(changes)} "
+        f"RETURNING {quote('id')}, {quote('version')}"
+    )
+    values = [field.get_db_prep_save(field.pre_save(made, add=True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*values, *params])
+        record_id, version = cursor.fetchone()
+    return record_id, version > 1  # a new row starts at version 1
 
 
 def _product_on_its_way(price_id: int) -> bool:
@@ -85,14 +107,12 @@ def _product_on_its_way(price_id: int) -> bool:
     Stripe in between: either it did before (and the price is queued here), or it does after this price's
     row is committed, and releases it then (`release_waiting_prices`). No interleaving leaves the price asleep.
     """
-    product_id = Price.objects.filter(pk=price_id).values_list("product_id", flat=True).first()
-    with transaction.atomic():
+    product_id = Price.objects.filter(pk=price_id).order_by().values("product_id")
+    with transaction.atomic(savepoint=False):  # the write's own transaction; a lone call gets one of its own
         return (
             MirrorRecord.objects.select_for_update()
-            .filter(kind=MirrorKind.PRODUCT, object_id=product_id, state=MirrorState.PENDING, stripe_id="")
-            .values_list("pk", flat=True)
-            .first()
-            is not None
+            .filter(kind=MirrorKind.PRODUCT, object_id=Subquery(product_id), state=MirrorState.PENDING, stripe_id="")
+            .exists()
         )
 
 

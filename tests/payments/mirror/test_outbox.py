@@ -11,8 +11,11 @@ commit, quick edits coalesced).
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.catalog import services as catalog
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
 from apps.payments.mirror.outbox import (
     MIRROR_SYNC_TASK,
@@ -121,6 +124,27 @@ class TestRecordingAChange:
 
         assert not MirrorRecord.objects.exists()
         assert queued_tasks == []
+
+
+class TestTheCostOfAWrite:
+    def test_a_product_with_its_price_is_written_in_at_most_twelve_round_trips(self):
+        """Their rows, their mirror rows and the check for a product on its way: one statement each where it
+        can be. The test's own transaction is a savepoint here, standing for BEGIN and COMMIT."""
+        with CaptureQueriesContext(connection) as statements, transaction.atomic():
+            product = catalog.product_create(name="Teapot")
+            catalog.price_create(product=product, unit_amount=4500, currency="eur")
+
+        assert len(statements) <= 12, "\n".join(statement["sql"] for statement in statements)
+        assert MirrorRecord.objects.filter(state=MirrorState.PENDING).count() == 2
+
+    def test_an_edit_of_a_mirrored_product_is_one_statement_for_its_row(self):
+        product = catalog.product_create(name="Teapot")
+
+        with CaptureQueriesContext(connection) as statements:
+            mirror_record_change(kind=MirrorKind.PRODUCT, object_id=product.pk)
+
+        assert len(statements) == 1
+        assert _row(object_id=product.pk).version == 2
 
 
 class TestPricesWaitingForTheirProduct:
