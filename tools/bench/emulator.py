@@ -6,9 +6,7 @@ started for the run on a free port.
 """
 
 import argparse
-import json
 import multiprocessing
-import os
 import signal
 import socket
 import statistics
@@ -18,6 +16,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from tools.bench.verdict import finish
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk_test_benchmarkKey00000000000000000"
@@ -123,15 +123,17 @@ def main() -> int:
     retrieve = _summary("retrieve", per_process)
     report = {
         "benchmark": "stripe-emulator",
-        "machine": {"cpus": os.cpu_count()},
         "clients": {"processes": args.processes, "threads_per_process": args.threads, "sdk": "stripe-python"},
         "customer_create": create,
         "customer_retrieve": retrieve,
         "target_requests_per_second": TARGET_RPS,
-        "meets_target": min(create["requests_per_second"], retrieve["requests_per_second"]) >= TARGET_RPS,
     }
-    print(json.dumps(report, indent=2))
-    return 0
+    slower = min(create["requests_per_second"], retrieve["requests_per_second"])
+    checks = {
+        f"at_least_{TARGET_RPS}_requests_per_second": slower >= TARGET_RPS,
+        "every_request_answered": create["errors"] == 0 and retrieve["errors"] == 0,
+    }
+    return finish(report, checks)
 
 
 if __name__ == "__main__":

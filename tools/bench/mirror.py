@@ -8,7 +8,6 @@ emptied at the start), Redis databases 11 and 12, and an emulator started for th
 """
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools.bench.cpu import CpuMeter, descendants, named  # noqa: E402
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
+from tools.bench.verdict import finish  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
 ACCOUNT_LIMIT, ENDPOINT_LIMIT = 100, 25
@@ -242,9 +242,9 @@ def main() -> int:
     lost = expected - sum(len(refs) for refs in stripe_side.values())
     elapsed = finished - started
     account_rate = _rate([e for e in seen if e["status"] == 200])
+    synced = states.get(MirrorState.SYNCED, 0)
     report = {
         "benchmark": "mirror",
-        "machine": {"cpus": os.cpu_count()},
         "setup": {
             "products_with_one_price": args.products,
             "users": args.users,
@@ -255,8 +255,8 @@ def main() -> int:
             "budget": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
         },
         "seconds": {"queueing_locally": round(created - creating, 1), "until_all_mirrored": round(elapsed, 1)},
-        "objects_mirrored": states.get(MirrorState.SYNCED, 0),
-        "objects_per_second": round(states.get(MirrorState.SYNCED, 0) / elapsed, 1),
+        "objects_mirrored": synced,
+        "objects_per_second": round(synced / elapsed, 1),
         "rows_by_state": dict(states),
         "stripe_requests": len(seen),
         "stripe_requests_per_object": round(len(seen) / expected, 2),
@@ -275,12 +275,17 @@ def main() -> int:
             "POST /v1/customers": round(_rate(customer_posts) / ENDPOINT_LIMIT, 3),
         },
         "cpu_seconds": cpu,
-        "cpu_ms_per_object": {name: round(seconds * 1000 / expected, 1) for name, seconds in cpu.items()},
+        "cpu_ms_per_object": {name: round(seconds * 1000 / max(synced, 1), 1) for name, seconds in cpu.items()},
         "duplicates": duplicates,
         "lost": lost,
     }
-    print(json.dumps(report, indent=2))
-    return 0
+    checks = {
+        "every_object_mirrored": synced == expected,
+        "nothing_lost_in_stripe": lost == 0,
+        "no_duplicate_in_stripe": duplicates == 0,
+        "no_429_from_stripe": not rejected,
+    }
+    return finish(report, checks, database_url)
 
 
 if __name__ == "__main__":
