@@ -31,7 +31,14 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ("-received_at", "-id")
-        indexes = [models.Index(fields=["state", "received_at"], name="payments_webhook_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "received_at"], name="payments_webhook_state_idx"),
+            # The drains' next event: the waiting ones in order, however many settled events the table holds
+            # and however the statistics read (a partial index holds only the waiting rows).
+            models.Index(
+                fields=["id"], condition=models.Q(state=WebhookEventState.RECEIVED), name="payments_webhook_waiting_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.stripe_id} {self.type} ({self.state})"

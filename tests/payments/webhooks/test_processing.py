@@ -212,6 +212,27 @@ class TestProcessNext:
 
 
 @pytest.mark.django_db
+class TestPickingTheNextEvent:
+    def test_the_next_event_is_found_through_the_waiting_ones_only(self):
+        """However many settled events the table holds, the pick reads the few waiting ones: PostgreSQL's
+        plan, with fresh statistics, goes through the partial index of waiting events."""
+        WebhookEvent.objects.bulk_create(
+            WebhookEvent(stripe_id=f"evt_settled{n}", type="product.updated", state=WebhookEventState.PROCESSED)
+            for n in range(3000)
+        )
+        WebhookEvent.objects.bulk_create(
+            WebhookEvent(stripe_id=f"evt_waiting{n}", type="product.updated") for n in range(3)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {WebhookEvent._meta.db_table}")
+
+        plan = processing.next_ready(timezone.now())[:1].explain()
+
+        assert "payments_webhook_waiting_idx" in plan, plan
+        assert processing.next_ready(timezone.now()).first().stripe_id == "evt_waiting0"
+
+
+@pytest.mark.django_db
 class TestProcessEvent:
     def test_an_event_is_run_whatever_its_retry_time(self, handler):
         record = _stored("evt_1", retry_at=timezone.now() + timedelta(hours=1))
