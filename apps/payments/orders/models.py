@@ -37,6 +37,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 
 # Stripe holds money for these: they can be refunded.
 REFUNDABLE_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.REVIEW, OrderStatus.PARTIALLY_REFUNDED})
+# Ended without money kept: a cancel finds these as it would leave them.
+NOTHING_LEFT_TO_CANCEL = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 
 
 class Order(models.Model):

@@ -213,7 +213,7 @@ def _charges_without_order(findings: _Findings, charges: list[dict]) -> None:
     for payment in Payment.objects.filter(payment_intent_id__in=intents).select_related("order"):
         orders.setdefault(payment.payment_intent_id, payment.order)
     for charge in charges:
-        order = orders.get(charge.get("payment_intent")) if charge.get("payment_intent") else None
+        order = orders.get(charge.get("payment_intent") or "")  # no order is keyed by an empty intent
         if order is not None and order.status in CHARGED_STATUSES:
             continue
         if order is not None:

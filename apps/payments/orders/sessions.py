@@ -16,15 +16,12 @@ from apps.payments.gateway.errors import StripeRefused
 from apps.payments.mirror.models import MirrorKind, MirrorRecord
 from apps.payments.orders import intents
 from apps.payments.orders.lifecycle import CartLine, order_create, order_payment_settle, order_transition
-from apps.payments.orders.models import REFUNDABLE_STATUSES, Order, OrderStatus, PaymentLink
+from apps.payments.orders.models import NOTHING_LEFT_TO_CANCEL, REFUNDABLE_STATUSES, Order, OrderStatus, PaymentLink
 from apps.payments.orders.outcomes import OrderOutcome
 from apps.payments.orders.payments import payment_record_session
 from apps.payments.orders.refunds import order_refund, order_self_refund_check
 from apps.users.models import User
 from config.outcomes import Outcome
-
-# A cancel finds these as it would leave them.
-NOTHING_LEFT_TO_CANCEL = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 
 
 def session_now(session_id: str) -> dict:

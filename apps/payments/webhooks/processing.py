@@ -6,7 +6,7 @@ Stripe itself would have retried, then parked for an operator.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from traceback import format_exc
 
 from django.conf import settings
@@ -34,7 +34,7 @@ def process_event(*, webhook_event_id: int) -> Outcome:
         return _process(record)
 
 
-def next_ready(now) -> QuerySet[WebhookEvent]:
+def next_ready(now: datetime) -> QuerySet[WebhookEvent]:
     """The waiting events a drain may take now, oldest first, without those another drain holds (through
     `payments_webhook_waiting_idx`: as quick with millions of settled events as with none)."""
     ready = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).filter(
