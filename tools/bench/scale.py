@@ -20,6 +20,7 @@ and 12 and an emulator started for the run. `--parts` picks some; sizes are opti
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import statistics
@@ -181,11 +182,17 @@ def _processing_plans(product: dict, prefix: str) -> list[dict]:
     return explain(queries)
 
 
+def _applied_share(mix: dict[str, int]) -> float:
+    applied = sum(count for outcome, count in mix.items() if not outcome.startswith("stale"))
+    return applied / max(1, sum(mix.values()))
+
+
 def webhooks_part(args, emulator_url: str, database_url: str) -> dict:
+    """At each history level, fresh products (200 made for the level) updated in the same shuffled order: each
+    level applies and skips the same kind of events, and none needs a read from Stripe."""
     import stripe
 
     client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
-    products = [client.v1.products.create(params={"name": f"Bench {n}"}).to_dict() for n in range(200)]
     web_port = _free_port()
     env = stack_environment(emulator_url, database_url, drainers=1)
     web, workers = start_web(env, web_port), start_workers(env, 2)
@@ -193,23 +200,32 @@ def webhooks_part(args, emulator_url: str, database_url: str) -> dict:
     levels, stored = [], 0
     try:
         _wait_port(web_port)
-        _fire(url, _events(products, 300, 0, "warm"), args.clients)
+        warm = [client.v1.products.create(params={"name": f"Warm {n}"}).to_dict() for n in range(20)]
+        _fire(url, _events(warm, 300, 0, "warm"), args.clients)
         for history in args.history:
             started = time.perf_counter()
             if history > stored:
                 _store_history(stored + 1, history)
             filled = time.perf_counter() - started
             stored = max(stored, history)
+            _sql("CHECKPOINT")
+            _sql("VACUUM ANALYZE payments_webhookevent")
+            products = [client.v1.products.create(params={"name": f"B{history}.{n}"}).to_dict() for n in range(200)]
             prefix = f"h{history}_"
             unique = int(args.events / 1.2)
+            random.seed(200)  # the same order of steps at every level
+            since = time.time()
             acks, _ = _fire(url, _events(products, unique, args.events - unique, prefix), args.clients)
-            wait_processed()
+            if not wait_processed():
+                raise RuntimeError(f"events still waited 600 s after the level with {history} stored")
             levels.append(
                 {
                     "events_stored_before": history,
                     "bulk_insert_seconds": round(filled, 1),
                     **acks,
                     **processing_of(f"evt_{prefix}"),
+                    "outcomes": _outcome_mix(f"evt_{prefix}"),
+                    "stripe_reads": _stripe_reads(emulator_url, since),
                     "processing_plans": _processing_plans(products[0], f"plan{history}_"),
                 }
             )
@@ -219,12 +235,17 @@ def webhooks_part(args, emulator_url: str, database_url: str) -> dict:
         for process in (web, *workers):
             process.wait(timeout=30)
     first, last = levels[0], levels[-1]
+    shares = [_applied_share(level["outcomes"]) for level in levels]
     return {
         "events_per_level": args.events,
         "clients": args.clients,
         "levels": levels,
         "ack_p99_ratio_most_over_none": round(last["ack_latency_p99_ms"] / first["ack_latency_p99_ms"], 2),
         "processing_ratio_most_over_none": round(last["processed_per_second"] / first["processed_per_second"], 2),
+        # Arrival order decides which steps are stale, so the mix is alike, not equal, from level to level.
+        "same_kind_of_work_at_every_level": max(shares) - min(shares) <= 0.1,
+        "every_event_answered_200": all(set(level["statuses"]) == {200} for level in levels),
+        "no_stripe_reads": all(level["stripe_reads"] == 0 for level in levels),
     }
 
 
@@ -547,9 +568,13 @@ def _wal_syncs() -> int:
         return cursor.fetchone()[0]
 
 
-def _drain_with(env: dict, count: int) -> tuple[float, dict]:
+# Every process that does a drain's work: the workers, PostgreSQL, Redis, and the emulator when Stripe is asked.
+CPU_GROUPS = ("workers", "postgresql", "redis", "emulator")
+
+
+def _drain_with(env: dict, count: int, emulator: subprocess.Popen) -> tuple[float, dict]:
     """Start `count` workers (one process each), wait until they answer, point them at the queues, and time
-    until no event waits; the seconds, and the CPU seconds of the workers, PostgreSQL and Redis meanwhile."""
+    until no event waits; the seconds, and the CPU seconds of each of `CPU_GROUPS` meanwhile."""
     import socket
 
     from config.celery import app
@@ -566,13 +591,15 @@ def _drain_with(env: dict, count: int) -> tuple[float, dict]:
                 "workers": lambda: [pid for worker in workers for pid in descendants(worker.pid)],
                 "postgresql": lambda: named("postgres"),
                 "redis": lambda: named("redis-server"),
+                "emulator": lambda: descendants(emulator.pid),
             }
         ).start()
         syncs = _wal_syncs()
         started = time.perf_counter()
         for queue in ("webhooks", "payments"):
             app.control.add_consumer(queue, destination=names, reply=True)
-        wait_processed()
+        if not wait_processed():
+            raise RuntimeError(f"{count} workers left events waiting after 600 s")
         seconds = time.perf_counter() - started
         return seconds, {**meter.seconds(), "wal_flushes_per_second": round((_wal_syncs() - syncs) / seconds, 1)}
     finally:
@@ -596,23 +623,164 @@ def _busiest_second(emulator_url: str, path_prefix: str, since: float) -> tuple[
     return len(entries), busiest, sum(1 for entry in entries if entry["status"] == 429)
 
 
-def workers_part(args, emulator_url: str, database_url: str) -> dict:
+def _stripe_reads(emulator_url: str, since: float) -> int:
+    """GETs the emulator answered since `since` (processing that had to ask Stripe)."""
+    query = f"method=GET&path_prefix=/v1/&since={since}"
+    with urllib.request.urlopen(f"{emulator_url}/_emulator/requests?{query}", timeout=60) as response:  # noqa: S310
+        return len(json.loads(response.read())["data"])
+
+
+def _outcome_mix(prefix: str) -> dict[str, int]:
+    """How many of the events whose ids start with `prefix` came to each outcome (ids and numbers left out)."""
+    from apps.payments.webhooks.models import WebhookEvent
+
+    mix: dict[str, int] = {}
+    for outcome in WebhookEvent.objects.filter(stripe_id__startswith=prefix).values_list("outcome", flat=True):
+        kind = re.sub(r"\d+", "N", outcome)
+        mix[kind] = mix.get(kind, 0) + 1
+    return dict(sorted(mix.items()))
+
+
+def _mirrored_products(client, label: str, count: int = 200) -> list[dict]:
+    """`count` products of the catalog, each mirrored by its own Stripe product: what a shop has once the mirror
+    has run, and what a dashboard edit then updates."""
+    from django.utils import timezone
+
+    from apps.catalog.models import Product
+    from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+
+    stripe_products = [client.v1.products.create(params={"name": f"Scale {label} {n}"}).to_dict() for n in range(count)]
+    local = Product.objects.bulk_create(Product(name=product["name"]) for product in stripe_products)
+    now = timezone.now()
+    MirrorRecord.objects.bulk_create(
+        MirrorRecord(
+            kind=MirrorKind.PRODUCT,
+            object_id=product.pk,
+            stripe_id=stripe_product["id"],
+            version=1,
+            synced_version=1,
+            state=MirrorState.SYNCED,
+            synced_at=now,
+        )
+        for product, stripe_product in zip(local, stripe_products, strict=True)
+    )
+    return stripe_products
+
+
+def _fresh_updates(client, label: str, events: int) -> tuple[str, list[bytes]]:
+    """`events` product.updated events about 200 mirrored products made for this level alone, stored in the
+    order each product's steps follow one another, 200 events apart: whichever drain takes one, it is newer
+    than the last applied, so every level applies every event as a dashboard edit of a mirrored product, and no
+    event leaves a doubt that only a read from Stripe settles."""
+    products = _mirrored_products(client, label)
+    prefix = f"w{label}_"
+    payloads = []
+    for n in range(events):
+        product, step = products[n % len(products)], n // len(products) + 1
+        obj = {**product, "name": f"{product['name']} v{step}", "updated": product["updated"] + step}
+        payloads.append(event_payload(f"evt_{prefix}{n:06d}", obj))
+    return prefix, payloads
+
+
+def _level(args, client, env: dict, emulator, count: int, label: str) -> dict:
+    prefix, payloads = _fresh_updates(client, label, args.worker_events)
+    _store_events(payloads)
+    _sql("CHECKPOINT")
+    _sql("VACUUM ANALYZE payments_webhookevent")
+    since = time.time()
+    seconds, cpu = _drain_with(env, count, emulator)
+    spent = sum(cpu[group] for group in CPU_GROUPS)
+    return {
+        "events_per_second": round(args.worker_events / seconds, 1),
+        "cpu_ms_per_event": round(spent * 1000 / args.worker_events, 2),
+        "machine_busy_share": round(spent / (seconds * os.cpu_count()), 3),
+        "cpu_seconds": {group: cpu[group] for group in CPU_GROUPS},
+        "wal_flushes_per_second": cpu["wal_flushes_per_second"],
+        "stripe_reads": _stripe_reads(args.emulator_url, since),
+        "outcomes": _outcome_mix(f"evt_{prefix}"),
+    }
+
+
+LEVELS = (1, 2, 4)
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def workers_part(args, emulator, database_url: str) -> dict:
+    """Events processed a second by 1, 2 and 4 worker processes, each level on fresh work of the same kind,
+    `--repeat` times; the median of each level and of the ratios taken within each round."""
     import stripe
 
-    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
-    products = [client.v1.products.create(params={"name": f"Scale {n}"}).to_dict() for n in range(200)]
-    env = stack_environment(emulator_url, database_url, drainers=4)
-    throughput, busy = {}, {}
-    for count in (1, 2, 4):
-        _store_events(_events(products, args.worker_events, 0, f"w{count}_"))
-        seconds, cpu = _drain_with(env, count)
-        throughput[count] = round(args.worker_events / seconds, 1)
-        spent = sum(value for name, value in cpu.items() if name != "wal_flushes_per_second")
-        busy[count] = {**cpu, "share_of_the_machine": round(spent / (seconds * os.cpu_count()), 2)}
-    # The budget, shared: every second event of a product carries the same `updated` as the first, so only
-    # Stripe knows which is last and processing reads the product (`GET /v1/products/{id}`), by four workers.
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": args.emulator_url})
+    # As deployed: the mirror on, so an edit that came from Stripe updates the product it mirrors.
+    env = {**stack_environment(args.emulator_url, database_url, drainers=4), "STRIPE_MIRROR_ENABLED": "true"}
+    rounds = []
+    for round_ in range(args.repeat):
+        rounds.append({count: _level(args, client, env, emulator, count, f"{round_}x{count}") for count in LEVELS})
+    levels = {}
+    for count in LEVELS:
+        runs = [one[count] for one in rounds]
+        levels[str(count)] = {
+            **{
+                name: statistics.median(run[name] for run in runs)
+                for name in ("events_per_second", "cpu_ms_per_event", "machine_busy_share")
+            },
+            "spread": {
+                name: _spread([run[name] for run in runs])
+                for name in ("events_per_second", "cpu_ms_per_event", "machine_busy_share")
+            },
+            "stripe_reads": sum(run["stripe_reads"] for run in runs),
+            "outcomes": runs[0]["outcomes"],
+            "rounds": runs,
+        }
+    ratios = [one[2]["events_per_second"] / one[1]["events_per_second"] for one in rounds]
+    four_over_two = [one[4]["events_per_second"] / one[2]["events_per_second"] for one in rounds]
+    cpu_growth = [one[2]["cpu_ms_per_event"] / one[1]["cpu_ms_per_event"] for one in rounds]
+    return {
+        "events_per_level": args.worker_events,
+        "cpus": os.cpu_count(),
+        "levels": levels,
+        "ratio_2_over_1": round(statistics.median(ratios), 2),
+        "ratio_4_over_2": round(statistics.median(four_over_two), 2),
+        "cpu_per_event_2_over_1": round(statistics.median(cpu_growth), 2),
+        "machine_busy_share_at_1": levels["1"]["machine_busy_share"],
+        "machine_busy_share_at_2": levels["2"]["machine_busy_share"],
+        "same_work_at_every_level": all(
+            run["outcomes"] == rounds[0][1]["outcomes"] and sum(run["outcomes"].values()) == args.worker_events
+            for one in rounds
+            for run in one.values()
+        ),
+        "shared_budget": _shared_budget(args, client, env, emulator),
+    }
+
+
+def workers_verdict(workers: dict) -> dict[str, bool]:
+    """Two processes do nearly twice the work of one, unless one already keeps more than half the machine busy:
+    then two must keep it busy without spending more CPU on each event. Four are no worse than two."""
+    one_fills_half = workers["machine_busy_share_at_1"] > 0.5
+    if one_fills_half:
+        two_scale = workers["machine_busy_share_at_2"] >= 0.85 and workers["cpu_per_event_2_over_1"] <= 1.10
+    else:
+        two_scale = workers["ratio_2_over_1"] >= 1.7
+    return {
+        "workers_same_work_at_every_level": workers["same_work_at_every_level"],
+        "workers_no_stripe_reads_while_draining": all(
+            level["stripe_reads"] == 0 for level in workers["levels"].values()
+        ),
+        "workers_two_processes_scale": two_scale,
+        "workers_four_no_worse_than_two": workers["ratio_4_over_2"] >= 0.95,
+        "shared_budget_held": workers["shared_budget"]["held"],
+    }
+
+
+def _shared_budget(args, client, env: dict, emulator) -> dict:
+    """Four workers whose events each need a read from Stripe share a budget of 20 reads a second: every
+    second event of a product carries the same `updated` as the first, so only Stripe knows which is last."""
+    products = [client.v1.products.create(params={"name": f"Budget {n}"}).to_dict() for n in range(200)]
     limit = 20
-    _control(emulator_url, "rate_limit", {"per_second": 100, "per_endpoint_per_second": limit})
+    _control(args.emulator_url, "rate_limit", {"per_second": 100, "per_endpoint_per_second": limit})
     twins = []
     for n, product in enumerate(products):
         for step, name in enumerate(("first", "second")):
@@ -621,30 +789,22 @@ def workers_part(args, emulator_url: str, database_url: str) -> dict:
     _store_events(twins)
     since = time.time()
     seconds, _ = _drain_with(
-        {**env, "STRIPE_RATE_LIMIT_PER_SECOND": "100", "STRIPE_RATE_LIMIT_PER_ENDPOINT": str(limit)}, 4
+        {**env, "STRIPE_RATE_LIMIT_PER_SECOND": "100", "STRIPE_RATE_LIMIT_PER_ENDPOINT": str(limit)}, 4, emulator
     )
     # A bucket of 20 a second starts with a burst of BURST_SECONDS' worth: at most that many more in one second.
     allowed = limit + max(1, int(limit * BURST_SECONDS))
-    reads, busiest, refused = _busiest_second(emulator_url, "/v1/products/", since)
+    reads, busiest, refused = _busiest_second(args.emulator_url, "/v1/products/", since)
     return {
-        "events_per_run": args.worker_events,
-        "processed_per_second_by_worker_processes": throughput,
-        "scaling_2_over_1": round(throughput[2] / throughput[1], 2),
-        "scaling_4_over_1": round(throughput[4] / throughput[1], 2),
-        "cpus": os.cpu_count(),
-        "while_draining": busy,
-        "shared_budget": {
-            "worker_processes": 4,
-            "events": len(twins),
-            "seconds": round(seconds, 1),
-            "stripe_reads": reads,
-            "budget_per_second": limit,
-            "reads_per_second_on_average": round(reads / seconds, 1),
-            "most_reads_in_any_one_second": busiest,
-            "allowed_in_one_second_with_the_burst": allowed,
-            "rate_limited_429": refused,
-            "held": busiest <= allowed and refused == 0,
-        },
+        "worker_processes": 4,
+        "events": len(twins),
+        "seconds": round(seconds, 1),
+        "stripe_reads": reads,
+        "budget_per_second": limit,
+        "reads_per_second_on_average": round(reads / seconds, 1),
+        "most_reads_in_any_one_second": busiest,
+        "allowed_in_one_second_with_the_burst": allowed,
+        "rate_limited_429": refused,
+        "held": busiest <= allowed and refused == 0,
     }
 
 
@@ -658,6 +818,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100, help="requests per page measured")
     parser.add_argument("--worker-events", type=int, default=3000, help="events drained by 1, 2 and 4 workers")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the worker levels (median, min, max)")
     args = parser.parse_args()
     args.history = [int(level) for level in args.history.split(",")]
     parts = args.parts.split(",")
@@ -668,7 +829,7 @@ def main() -> int:
         redis.Redis.from_url(url).flushdb()
     port = _free_port()
     emulator = _start_emulator(port)
-    emulator_url = f"http://127.0.0.1:{port}"
+    emulator_url = args.emulator_url = f"http://127.0.0.1:{port}"
     database_url = _prepare_database(DATABASE)
     os.environ.update(
         {
@@ -686,7 +847,7 @@ def main() -> int:
         if "webhooks" in parts:
             report["webhooks"] = webhooks_part(args, emulator_url, database_url)
         if "workers" in parts:
-            report["workers"] = workers_part(args, emulator_url, database_url)
+            report["workers"] = workers_part(args, emulator, database_url)
         if "pages" in parts:
             report["pages"] = pages_part(args)
         if "reconcile" in parts:
@@ -696,11 +857,14 @@ def main() -> int:
         emulator.wait(timeout=10)
     report["seconds"] = round(time.perf_counter() - started, 1)
     checks = {}
+    if "webhooks" in report:
+        for name in ("same_kind_of_work_at_every_level", "every_event_answered_200", "no_stripe_reads"):
+            checks[f"webhooks_{name}"] = report["webhooks"][name]
     if "pages" in report:
         checks["pages_queries_constant"] = report["pages"]["queries_constant"]
         checks["pages_p99_under_100ms_at_the_largest"] = report["pages"]["p99_under_100ms_at_the_largest"]
     if "workers" in report:
-        checks["shared_budget_held"] = report["workers"]["shared_budget"]["held"]
+        checks.update(workers_verdict(report["workers"]))
     return finish(json.loads(json.dumps(report, default=str)), checks, database_url)
 
 

@@ -179,12 +179,16 @@ def processing_of(prefix: str) -> dict:
     }
 
 
-def wait_processed(timeout: float = 600) -> None:
+def wait_processed(timeout: float = 600) -> bool:
+    """Wait until no stored event waits for processing; False when some still wait after `timeout` seconds."""
     from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 
     deadline = time.time() + timeout
-    while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists() and time.time() < deadline:
+    while WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).exists():
+        if time.time() > deadline:
+            return False
         time.sleep(0.25)
+    return True
 
 
 def _wait_port(port: int) -> None:
