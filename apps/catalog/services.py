@@ -45,16 +45,22 @@ def product_create(*, name: str, description: str = "", active: bool = True, met
     return product
 
 
-@transaction.atomic
-def product_update(*, product: Product, data: dict) -> Product:
-    """Change the given fields; sends `product_changed` only when something changed."""
-    product = _lock_product(product.pk)
+def product_update(*, product: Product, data: dict, locked: bool = False) -> Product:
+    """Change the given fields; sends `product_changed` only when something changed.
+
+    `locked`: the caller's transaction holds `product`'s row, read with `select_for_update` a moment ago (a
+    webhook applying a dashboard edit): it is changed as read, with no second read and no savepoint, and a
+    refusal comes before any write."""
+    if not locked:
+        with transaction.atomic():
+            return product_update(product=_lock_product(product.pk), data=data, locked=True)
     changed = _apply_changes(product, data, PRODUCT_FIELDS)
     if not changed:
         return product
     product.full_clean()
-    product.save(update_fields=[*changed, "updated_at"])
-    product_changed.send(sender=Product, product_id=product.pk, created=False, fields=changed)
+    with transaction.atomic(savepoint=False):  # the row and its receivers' writes: one transaction
+        product.save(update_fields=[*changed, "updated_at"])
+        product_changed.send(sender=Product, product_id=product.pk, created=False, fields=changed)
     return product
 
 

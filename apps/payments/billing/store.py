@@ -23,6 +23,7 @@ from apps.payments.billing.models import ACCESS_STATUSES, ENDED_STATUSES, FINAL_
 from apps.payments.billing.outcomes import BillingOutcome
 from apps.payments.billing.portal import billing_portal_login_url
 from apps.payments.billing.selectors import subscription_news
+from apps.payments.gateway import reads
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.installation import of_another_installation
 from apps.payments.orders.errors import EventNotReady
@@ -46,7 +47,7 @@ def subscription_refresh(subscription_id: str, *, cause: str) -> djstripe_models
     gw = gateway()
     in_transaction = connection.in_atomic_block  # an event's handler: its transaction keeps what it locks
     for _ in range(MAX_READS):
-        seen = stored_version(subscription_id)
+        seen = _noted_version(subscription_id)
         fresh = gw.call(lambda options: gw.v1.subscriptions.retrieve(subscription_id, options=options))
         with storing_state(subscription_id, read_since=seen) as current:
             if current:
@@ -55,9 +56,18 @@ def subscription_refresh(subscription_id: str, *, cause: str) -> djstripe_models
     raise EventNotReady(f"subscription {subscription_id} was stored {MAX_READS} times while it was read")
 
 
+def _noted_version(key: str) -> int:
+    """The version before Stripe is read. An event's handler reads Stripe before its transaction and runs again
+    with the answer (`gateway.reads`): the version it compares with is the one noted before that read."""
+    return reads.remember(f"subscription-version:{key}", lambda: stored_version(key))
+
+
 def _not_again_in_this_transaction(key: str, in_transaction: bool) -> None:
     """An event's handler runs in the event's transaction, which keeps the lock it just took until it commits:
-    Stripe must not be read again under it. The event is tried again later, in a transaction of its own."""
+    Stripe must not be read again under it. The drain reads again before a new transaction (`reads.ReadAgain`);
+    any other caller's transaction is tried again later, in a transaction of its own."""
+    if reads.applying_an_event():
+        raise reads.ReadAgain(f"{key} was stored by another process while this event read it")
     if in_transaction:
         raise EventNotReady(f"{key} was stored by another process while this event read it")
 
@@ -146,7 +156,7 @@ def invoice_refresh(
     key = subscription_id or f"invoice:{invoice_id}"
     in_transaction = connection.in_atomic_block  # an event's handler: its transaction keeps what it locks
     for _ in range(MAX_READS):
-        seen = stored_version(key)
+        seen = _noted_version(key)
         stripe_invoice = gw.call(lambda options: gw.v1.invoices.retrieve(invoice_id, options=options))
         fresh = as_stripe_json(stripe_invoice)
         subscription_id = invoice_subscription_id(fresh)

@@ -16,6 +16,7 @@ What each kind should hold is the mirror's spec (`mirror.specs`), read here the 
 
 import stripe
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -32,8 +33,47 @@ from config.outcomes import Outcome
 
 
 def _watermark(stripe_id: str) -> StripeWatermark:
-    watermark, _ = StripeWatermark.objects.get_or_create(stripe_id=stripe_id)
-    return StripeWatermark.objects.select_for_update().get(pk=watermark.pk)
+    """The object's watermark, locked: events about one object are applied one at a time, in any order."""
+    watermark = StripeWatermark.objects.select_for_update().filter(pk=stripe_id).first()
+    if watermark is None:  # the object's first event here
+        StripeWatermark.objects.bulk_create([StripeWatermark(stripe_id=stripe_id)], ignore_conflicts=True)
+        watermark = StripeWatermark.objects.select_for_update().get(pk=stripe_id)
+    return watermark
+
+
+def _mirrored_product_held(stripe_id: str) -> tuple[StripeWatermark, MirrorRecord, Product] | None:
+    """For a product mirrored here (what most events are about: a dashboard edit, our own write's echo), its
+    watermark and local product locked, with its mirror row, in one round trip; None for any other. The locks
+    come in the order every writer takes them (the watermark, then the product; the mirror row after)."""
+    quote = connection.ops.quote_name
+    watermarks, records = quote(StripeWatermark._meta.db_table), quote(MirrorRecord._meta.db_table)
+    products = quote(Product._meta.db_table)
+    # Table names come from the models; values are parameters.
+    found = Product.objects.raw(
+        f"SELECT p.*, w.updated AS watermark_updated, w.deleted AS watermark_deleted, m.id AS record_id, "  # noqa: S608
+        f"m.state AS record_state, m.version AS record_version, m.synced_version AS record_synced_version "
+        f"FROM {watermarks} w JOIN {records} m ON m.kind = %s AND m.stripe_id = w.stripe_id "
+        f"JOIN {products} p ON p.id = m.object_id WHERE w.stripe_id = %s FOR UPDATE OF w, p",
+        [MirrorKind.PRODUCT, stripe_id],
+    )
+    product = next(iter(found), None)
+    if product is None:
+        return None
+    watermark = StripeWatermark(
+        stripe_id=stripe_id, updated=product.watermark_updated, deleted=product.watermark_deleted
+    )
+    watermark._state.adding = False
+    record = MirrorRecord(
+        pk=product.record_id,
+        kind=MirrorKind.PRODUCT,
+        object_id=product.pk,
+        stripe_id=stripe_id,
+        state=product.record_state,
+        version=product.record_version,
+        synced_version=product.record_synced_version,
+    )
+    record._state.adding = False
+    return watermark, record, product
 
 
 def _mark_deleted(watermark: StripeWatermark) -> None:
@@ -101,7 +141,11 @@ def _adopt(kind: str, object_id: int, stripe_id: str, pushed: dict | None = None
 
 def on_product(event: dict) -> Outcome:
     obj = event["data"]["object"]
-    watermark = _watermark(obj["id"])
+    held = _mirrored_product_held(obj["id"])
+    if held is not None:
+        watermark, record, product = held
+    else:
+        watermark, record, product = _watermark(obj["id"]), _record_for(MirrorKind.PRODUCT, obj), None
     if watermark.deleted:
         return CatalogOutcome.PRODUCT_DELETED.of()
     if event["type"] == "product.deleted":
@@ -109,26 +153,27 @@ def on_product(event: dict) -> Outcome:
         return _archive_product(obj)
     if watermark.updated is not None and obj["updated"] < watermark.updated:
         return CatalogOutcome.PRODUCT_STALE.of()
-    record = _record_for(MirrorKind.PRODUCT, obj)
     superseded = CatalogOutcome.PRODUCT_SUPERSEDED.of()
     if reason := _not_ours_to_apply(record, obj, superseded=superseded):
         return reason
     if watermark.updated is not None and obj["updated"] == watermark.updated:
-        local = Product.objects.filter(pk=record.object_id).first() if record else None
+        local = product or (Product.objects.filter(pk=record.object_id).first() if record else None)
         if local is not None and specs.PRODUCT.matches(local, obj):
             return CatalogOutcome.UNCHANGED.of()
-        # Two changes within one second: only Stripe knows which is last.
+        # Two changes within one second: only Stripe knows which is last (read before this transaction).
         obj = _fetch("products", obj["id"])
         if obj is None:
             return _archive_product(event["data"]["object"])
-    outcome = _apply_product(obj, record)
+    outcome = _apply_product(obj, record, product)
     watermark.updated = max(obj["updated"], watermark.updated or 0)
     watermark.save(update_fields=["updated"])
     return outcome
 
 
-def _apply_product(obj: dict, record: MirrorRecord | None) -> Outcome:
-    product = Product.objects.filter(pk=record.object_id).first() if record else None
+def _apply_product(obj: dict, record: MirrorRecord | None, locked: Product | None = None) -> Outcome:
+    """Stripe's product into the catalog: made if it has no local product, else updated (`locked`: the local
+    product as this transaction read and locked it)."""
+    product = locked or (Product.objects.filter(pk=record.object_id).first() if record else None)
     djstripe_copies.store(djstripe_models.Product, obj)
     try:
         if product is None:
@@ -139,7 +184,7 @@ def _apply_product(obj: dict, record: MirrorRecord | None) -> Outcome:
             return CatalogOutcome.PRODUCT_CREATED.of(product=product.pk)
         with changes_from_stripe():
             before = product.updated_at
-            product = catalog.product_update(product=product, data=specs.PRODUCT.held(obj))
+            product = catalog.product_update(product=product, data=specs.PRODUCT.held(obj), locked=locked is not None)
         updated = product.updated_at != before
         return (CatalogOutcome.PRODUCT_UPDATED if updated else CatalogOutcome.UNCHANGED).of()
     except ValidationError as error:

@@ -17,7 +17,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
-from apps.payments.webhooks.processing import process_next
+from apps.payments.webhooks.processing import process_batch
 from config.task_base import queue_task, run_after_commit
 
 # The drain task's name (`webhooks.tasks`), kept from when all of payments' tasks lived in one module: messages
@@ -79,8 +79,8 @@ def drain(slot: int | None) -> int:
     deadline = time.monotonic() + DRAIN_SECONDS
     done = 0
     try:
-        while time.monotonic() < deadline and process_next() is not None:
-            done += 1
+        while time.monotonic() < deadline and (processed := process_batch()):
+            done += len(processed)
     finally:
         release(slot)
     # Look once more after giving the slot back: an event stored meanwhile is ours or found a free slot.

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from apps.payments.gateway import reads
 from apps.payments.orders.errors import EventNotReady
 from apps.payments.webhooks.handlers import HANDLERS
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
@@ -25,13 +26,27 @@ from config.outcomes import Outcome
 log = logging.getLogger("apps.payments.webhooks")
 
 
+# Events claimed and applied in one transaction, with one commit for them all, while their handlers let them.
+BATCH_SIZE = 50
+
+# What processing writes back to an event's row.
+OUTCOME_FIELDS = ["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"]
+
+
 def process_event(*, webhook_event_id: int) -> Outcome:
     """Process one stored event, whatever its retry time (replays, tests); raises when the handler fails."""
-    with transaction.atomic():
-        record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
-        if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
-            return EventOutcome.ALREADY_DONE.of()
-        return _process(record)
+
+    def apply() -> Outcome:
+        with transaction.atomic():
+            record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
+            if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
+                return EventOutcome.ALREADY_DONE.of()
+            outcome = _process(record, _payloads([record]))
+            record.save(update_fields=OUTCOME_FIELDS)
+        _count([record])
+        return outcome
+
+    return reads.run(apply)
 
 
 def next_ready(now: datetime) -> QuerySet[WebhookEvent]:
@@ -50,26 +65,132 @@ def process_next() -> tuple[int, Outcome] | None:
     Returns (event id, what happened), or None when no event is ready. A handler that
     fails is noted for a retry with backoff, or parked as failed after the last attempt.
     """
-    record_id = None
+    done = process_batch(size=1)
+    return done[0] if done else None
+
+
+def process_batch(size: int = BATCH_SIZE) -> list[tuple[int, Outcome]]:
+    """Take up to `size` events ready for processing and apply them in one transaction: one claim, one read of
+    their payloads, one write of their outcomes and one commit for them all.
+
+    An event whose handler fails, or must first read from Stripe (`gateway.reads`), undoes the batch: the
+    events ahead of it are applied again together, it is processed alone (its read made with nothing held, a
+    failure noted for a retry), and those after it go on as a batch of their own. Returns (event id, what
+    happened) for each event processed; an empty list when none was ready."""
+    attempt = _Attempt()
     try:
+        return _apply_together(attempt, size=size)
+    except Exception:
+        if not attempt.claimed:  # no event was taken: nothing to note, the caller sees the error
+            raise
+    return _apply_in_order(attempt)
+
+
+class _Attempt:
+    """How far one batch got: the events it took, in order, and how many of them were applied."""
+
+    def __init__(self) -> None:
+        self.claimed: list[int] = []
+        self.applied = 0
+        self.needed: reads.ReadFirst | None = None  # the read from Stripe that stopped it, if one did
+
+
+def _apply_together(attempt: _Attempt, *, size: int = BATCH_SIZE, only: list[int] | None = None) -> list:
+    """One transaction: claim the events (the next `size` ready, or those of `only` still ready), apply each in
+    order, write their outcomes. Inside, a handler that would read from Stripe stops the batch instead."""
+    with transaction.atomic(), reads.answering(reads.Answers()):
+        ready = next_ready(timezone.now())
+        records = list(ready.filter(pk__in=only) if only is not None else ready[:size])
+        attempt.claimed = [record.pk for record in records]
+        if not records:
+            return []
+        payloads = _payloads(records)
+        done = []
+        try:
+            for record in records:
+                done.append((record.pk, _process(record, payloads)))
+                attempt.applied += 1
+        except reads.ReadFirst as needed:
+            attempt.needed = needed
+            raise
+        if len(records) == 1:
+            records[0].save(update_fields=OUTCOME_FIELDS)
+        else:
+            WebhookEvent.objects.bulk_update(records, OUTCOME_FIELDS)
+    _count(records)
+    return done
+
+
+def _apply_in_order(failed: _Attempt) -> list[tuple[int, Outcome]]:
+    """After a batch stopped at one event: those ahead of it together, it alone, the rest as a new batch."""
+    done: list[tuple[int, Outcome]] = []
+    while failed.claimed:
+        ahead, stopped, rest = (
+            failed.claimed[: failed.applied],
+            failed.claimed[failed.applied],
+            failed.claimed[failed.applied + 1 :],
+        )
+        if ahead:
+            done += _apply_ids(ahead)
+        if (alone := _process_alone(stopped, first_read=failed.needed)) is not None:
+            done.append(alone)
+        if not rest:
+            break
+        failed = _Attempt()
+        try:
+            return done + _apply_together(failed, only=rest)
+        except Exception:
+            if not failed.claimed:
+                raise
+    return done
+
+
+def _apply_ids(ids: list[int]) -> list[tuple[int, Outcome]]:
+    """Events that were applied a moment ago in a batch that was undone: together again, as a rule."""
+    attempt = _Attempt()
+    try:
+        return _apply_together(attempt, only=ids)
+    except Exception:
+        if not attempt.claimed:
+            raise
+    return _apply_in_order(attempt)
+
+
+def _process_alone(record_id: int, first_read: reads.ReadFirst | None = None) -> tuple[int, Outcome] | None:
+    """One event in a transaction of its own, its reads from Stripe made before it (`first_read`: the one it
+    is known to need); a failure is noted for a retry. None when another drain has taken it meanwhile."""
+
+    def apply() -> tuple[int, Outcome] | None:
         with transaction.atomic():
-            record = next_ready(timezone.now()).first()
+            record = next_ready(timezone.now()).filter(pk=record_id).first()
             if record is None:
                 return None
-            record_id = record.pk
-            return record_id, _process(record)
-    except Exception as error:
-        if record_id is None:  # no event was taken: nothing to note, the caller sees the error
-            raise
+            outcome = _process(record, _payloads([record]))
+            record.save(update_fields=OUTCOME_FIELDS)
+        _count([record])
+        return record_id, outcome
+
+    try:
+        return reads.run(apply, first_read=first_read)
+    except Exception as error:  # noqa: BLE001 - any handler's failure is noted, and the event retried
         return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
 
 
-def _process(record: WebhookEvent) -> Outcome:
+def _payloads(records: list[WebhookEvent]) -> dict[str, dict]:
+    """The stored events' payloads (dj-stripe's copy), in one query, for those a handler will read."""
+    wanted = [record.stripe_id for record in records if record.type in HANDLERS]
+    if not wanted:
+        return {}
+    return dict(djstripe_models.Event.objects.filter(id__in=wanted).values_list("id", "stripe_data"))
+
+
+def _process(record: WebhookEvent, payloads: dict[str, dict]) -> Outcome:
+    """Apply one event (its row is written by the caller, with those of its batch)."""
     handler = HANDLERS.get(record.type)
     if handler is None:
         outcome, state = EventOutcome.NOT_HANDLED.of(), WebhookEventState.IGNORED
     else:
-        event = djstripe_models.Event.objects.values_list("stripe_data", flat=True).get(id=record.stripe_id)
+        event = payloads[record.stripe_id]
         if bool(event.get("livemode")) != settings.STRIPE_LIVE_MODE:
             # A live payment must never move a test order, nor a test event a live one.
             outcome, state = _mode_refusal(event), WebhookEventState.REFUSED
@@ -78,12 +199,16 @@ def _process(record: WebhookEvent) -> Outcome:
             outcome, state = handler(event), WebhookEventState.PROCESSED
     record.attempts += 1
     record.state, record.outcome, record.processed_at = state, str(outcome)[:255], timezone.now()
-    metrics.WEBHOOKS_PROCESSED.labels(record.type, state).inc()
-    metrics.WEBHOOK_LAG.observe((record.processed_at - record.received_at).total_seconds())
     record.last_error = record.traceback = ""
     record.retry_at = None
-    record.save(update_fields=["attempts", "state", "outcome", "processed_at", "last_error", "traceback", "retry_at"])
     return outcome
+
+
+def _count(records: list[WebhookEvent]) -> None:
+    """Metrics of events whose outcomes are committed (a batch undone counts nothing)."""
+    for record in records:
+        metrics.WEBHOOKS_PROCESSED.labels(record.type, record.state).inc()
+        metrics.WEBHOOK_LAG.observe((record.processed_at - record.received_at).total_seconds())
 
 
 def _mode_refusal(event: dict) -> Outcome:

@@ -14,9 +14,17 @@ import threading
 from datetime import timedelta
 
 import pytest
+import stripe
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from djstripe import models as djstripe_models
 
+from apps.catalog.models import Product
+from apps.payments.gateway.client import gateway
+from apps.payments.mirror import djstripe_copies
+from apps.payments.mirror.models import MirrorKind, MirrorState, StripeWatermark
+from apps.payments.mirror.outcomes import CatalogOutcome
 from apps.payments.orders.errors import EventNotReady
 from apps.payments.orders.models import Order, OrderStatus
 from apps.payments.webhooks import processing
@@ -25,8 +33,10 @@ from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from apps.payments.webhooks.outcomes import EventOutcome
 from apps.payments.webhooks.processing import process_event, process_next
 from config.outcomes import OutcomeKind
-from tests.payments.factories import OrderFactory
+from tests.catalog.factories import ProductFactory
+from tests.payments.factories import MirrorRecordFactory, OrderFactory
 
+UPDATED = 1_767_268_800
 TYPE = "test_helpers.shop_event"  # a type Stripe never sends, so only this test's handler answers it
 
 
@@ -72,6 +82,10 @@ def _stored(event_id: str, event_type: str = TYPE, *, livemode: bool = False, **
     if fields:
         WebhookEvent.objects.filter(stripe_id=event_id).update(**fields)
     return WebhookEvent.objects.get(stripe_id=event_id)
+
+
+def _product_event(event_id: str) -> dict:
+    return {"id": event_id, "object": "event", "type": "product.updated", "created": UPDATED, "livemode": False}
 
 
 def _now(record: WebhookEvent) -> WebhookEvent:
@@ -311,3 +325,173 @@ def test_an_event_another_drain_holds_is_left_to_it_and_the_next_one_taken(handl
     assert errors == []
     assert (taken[0], then) == (nxt.pk, None)
     assert _now(held).state == WebhookEventState.RECEIVED
+
+
+@pytest.mark.django_db
+class TestTheCostOfAnEvent:
+    """Round trips to PostgreSQL counted, not timed: these counts hold on any machine. The test's transaction
+    stands for none (its BEGIN and COMMIT would be the batch's, counted as savepoints here)."""
+
+    EVENTS = 20
+
+    @pytest.fixture(autouse=True)
+    def _mirror_on(self, settings):
+        settings.STRIPE_MIRROR_ENABLED = True
+
+    def _mirrored_products(self, count: int) -> list[dict]:
+        """Products as the mirror leaves them: each with its Stripe product, its watermark and dj-stripe's copy."""
+        products = []
+        for n in range(count):
+            product = ProductFactory(name=f"Teapot {n}", description="", metadata={})
+            MirrorRecordFactory(
+                kind=MirrorKind.PRODUCT,
+                object_id=product.pk,
+                stripe_id=f"prod_{n}",
+                state=MirrorState.SYNCED,
+                synced_version=1,
+            )
+            StripeWatermark.objects.create(stripe_id=f"prod_{n}", updated=UPDATED)
+            stripe_product = {
+                "id": f"prod_{n}",
+                "object": "product",
+                "name": product.name,
+                "description": None,
+                "active": True,
+                "updated": UPDATED,
+                "created": UPDATED - 3600,
+                "livemode": False,
+                "metadata": {},
+            }
+            djstripe_copies.store(djstripe_models.Product, stripe_product)
+            products.append(stripe_product)
+        return products
+
+    def test_a_dashboard_edit_of_a_mirrored_product_takes_at_most_six_round_trips(self):
+        products = self._mirrored_products(self.EVENTS)
+        for n, product in enumerate(products):
+            edited = {**product, "name": f"{product['name']} in blue", "updated": UPDATED + 10}
+            webhook_receive(event={**_product_event(f"evt_{n}"), "data": {"object": edited}})
+
+        with CaptureQueriesContext(connection) as statements:
+            done = processing.process_batch()
+
+        assert [str(outcome) for _, outcome in done] == [str(CatalogOutcome.PRODUCT_UPDATED.of())] * self.EVENTS
+        assert Product.objects.filter(name__endswith="in blue").count() == self.EVENTS
+        per_event = len(statements) / self.EVENTS
+        assert per_event <= 6, "\n".join(statement["sql"][:150] for statement in statements[:40])
+        savepoints = [statement for statement in statements if statement["sql"].startswith("SAVEPOINT")]
+        assert len(savepoints) == 1  # the batch's own transaction: one commit for all twenty
+
+    def test_our_own_writes_coming_back_take_at_most_two_round_trips(self):
+        """An echo: Stripe tells us what we just wrote (the same `updated` and content as the watermark)."""
+        products = self._mirrored_products(self.EVENTS)
+        for n, product in enumerate(products):
+            webhook_receive(event={**_product_event(f"evt_{n}"), "data": {"object": product}})
+
+        with CaptureQueriesContext(connection) as statements:
+            done = processing.process_batch()
+
+        assert [str(outcome) for _, outcome in done] == [str(CatalogOutcome.UNCHANGED.of())] * self.EVENTS
+        assert len(statements) / self.EVENTS <= 2
+
+
+@pytest.mark.django_db
+class TestBatches:
+    def test_a_batch_is_one_transaction_whose_events_are_each_processed_once(self, handler):
+        for name in ("evt_a", "evt_b", "evt_c"):
+            _stored(name)
+
+        done = processing.process_batch()
+
+        assert [outcome for _, outcome in done] == [
+            ShopOutcome.DONE.of(event=name) for name in ("evt_a", "evt_b", "evt_c")
+        ]
+        assert handler.seen == ["evt_a", "evt_b", "evt_c"]
+        assert set(WebhookEvent.objects.values_list("state", flat=True)) == {WebhookEventState.PROCESSED}
+
+    def test_an_event_that_fails_is_retried_alone_and_the_others_are_kept_once(self, monkeypatch):
+        """The batch is undone at the failure: what the events ahead of it wrote is written again once, not
+        twice, and those after it are processed too."""
+
+        def handle(event: dict):
+            if event["id"] == "evt_b":
+                raise EventNotReady("its payment is not here yet")
+            StripeWatermark.objects.create(stripe_id=event["id"])  # a write a second run could not repeat
+            return ShopOutcome.DONE.of(event=event["id"])
+
+        monkeypatch.setitem(processing.HANDLERS, TYPE, handle)
+        for name in ("evt_a", "evt_b", "evt_c"):
+            _stored(name)
+
+        done = dict(processing.process_batch())
+
+        states = dict(WebhookEvent.objects.values_list("stripe_id", "state"))
+        assert states == {
+            "evt_a": WebhookEventState.PROCESSED,
+            "evt_b": WebhookEventState.RECEIVED,
+            "evt_c": WebhookEventState.PROCESSED,
+        }
+        assert sorted(StripeWatermark.objects.values_list("stripe_id", flat=True)) == ["evt_a", "evt_c"]
+        assert WebhookEvent.objects.get(stripe_id="evt_b").retry_at is not None
+        assert len(done) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+class TestReadsFromStripe:
+    """A handler that must read Stripe reads it with no transaction open, then runs again with the answer."""
+
+    @pytest.fixture
+    def network(self, monkeypatch) -> list[tuple[str, bool]]:
+        """Every request that reached the network: its method, and whether a transaction was open then."""
+        sent: list[tuple[str, bool]] = []
+        send = stripe.RequestsClient.request
+
+        def record(client, method, url, headers, post_data=None):
+            sent.append((method, connection.in_atomic_block))
+            return send(client, method, url, headers, post_data)
+
+        monkeypatch.setattr(stripe.RequestsClient, "request", record)
+        return sent
+
+    def test_the_read_is_made_outside_the_events_transaction_and_once(
+        self, mirror_on, stripe_client, network, monkeypatch, queued_tasks
+    ):
+        teapot = stripe_client.v1.products.create(params={"name": "Teapot"})
+        runs: list[str] = []
+
+        def handle(event: dict):
+            runs.append(event["id"])
+            if event["id"] != "evt_read":
+                return ShopOutcome.DONE.of(event=event["id"])
+            gw = gateway()
+            return ShopOutcome.DONE.of(
+                event=gw.call(lambda options: gw.v1.products.retrieve(teapot.id, options=options)).name
+            )
+
+        monkeypatch.setitem(processing.HANDLERS, TYPE, handle)
+        for name in ("evt_a", "evt_read", "evt_c"):
+            _stored(name)
+        network.clear()
+
+        done = processing.process_batch()
+
+        assert [str(outcome) for _, outcome in done] == ["done with evt_a", "done with Teapot", "done with evt_c"]
+        assert network == [("get", False)]
+        assert set(WebhookEvent.objects.values_list("state", flat=True)) == {WebhookEventState.PROCESSED}
+        # The batch stopped at the read: evt_a again with those ahead, evt_read alone after its read, evt_c after.
+        assert runs == ["evt_a", "evt_read", "evt_a", "evt_read", "evt_c"]
+
+    def test_a_handler_never_writes_to_stripe(self, mirror_on, network, monkeypatch):
+        def handle(event: dict):
+            gw = gateway()
+            gw.call(lambda options: gw.v1.products.create(params={"name": "Made by an event"}, options=options))
+            return ShopOutcome.DONE.of(event=event["id"])
+
+        monkeypatch.setitem(processing.HANDLERS, TYPE, handle)
+        record = _stored("evt_write")
+        network.clear()
+
+        processing.process_batch()
+
+        assert network == []
+        assert "must not write to Stripe" in _now(record).last_error
