@@ -398,8 +398,9 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=2.0
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 #: seconds after its receipt an event that keeps failing is parked as `failed` (Stripe's own three days)
 WEBHOOK_RETRY_HORIZON_SECONDS = env.int("WEBHOOK_RETRY_HORIZON_SECONDS", default=3 * 24 * 3600)
-#: drain tasks that may process events at once (each takes one event at a time, skipping locked ones)
-WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=4)
+#: drain tasks that may process events at once (each claims batches no other holds); below the payments worker's
+#: concurrency, so the mirror and payments tasks always find a process
+WEBHOOK_DRAINERS = env.int("WEBHOOK_DRAINERS", default=2)
 #: days after receipt settled events (processed, ignored, refused) are deleted, every night; parked and waiting
 #: ones are kept. 0 keeps everything; never less than Stripe's three days of redelivery
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)

@@ -53,6 +53,7 @@ from tools.bench.webhooks import (  # noqa: E402
     _fire,
     _wait_port,
     event_payload,
+    mirrored_products,
     processing_of,
     stack_environment,
     start_web,
@@ -641,38 +642,12 @@ def _outcome_mix(prefix: str) -> dict[str, int]:
     return dict(sorted(mix.items()))
 
 
-def _mirrored_products(client, label: str, count: int = 200) -> list[dict]:
-    """`count` products of the catalog, each mirrored by its own Stripe product: what a shop has once the mirror
-    has run, and what a dashboard edit then updates."""
-    from django.utils import timezone
-
-    from apps.catalog.models import Product
-    from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
-
-    stripe_products = [client.v1.products.create(params={"name": f"Scale {label} {n}"}).to_dict() for n in range(count)]
-    local = Product.objects.bulk_create(Product(name=product["name"]) for product in stripe_products)
-    now = timezone.now()
-    MirrorRecord.objects.bulk_create(
-        MirrorRecord(
-            kind=MirrorKind.PRODUCT,
-            object_id=product.pk,
-            stripe_id=stripe_product["id"],
-            version=1,
-            synced_version=1,
-            state=MirrorState.SYNCED,
-            synced_at=now,
-        )
-        for product, stripe_product in zip(local, stripe_products, strict=True)
-    )
-    return stripe_products
-
-
 def _fresh_updates(client, label: str, events: int) -> tuple[str, list[bytes]]:
     """`events` product.updated events about 200 mirrored products made for this level alone, stored in the
     order each product's steps follow one another, 200 events apart: whichever drain takes one, it is newer
     than the last applied, so every level applies every event as a dashboard edit of a mirrored product, and no
     event leaves a doubt that only a read from Stripe settles."""
-    products = _mirrored_products(client, label)
+    products = mirrored_products(client, f"Scale {label}", 200)
     prefix = f"w{label}_"
     payloads = []
     for n in range(events):

@@ -38,6 +38,7 @@ def process_event(*, webhook_event_id: int) -> Outcome:
 
     def apply() -> Outcome:
         with transaction.atomic():
+            _hold(webhook_event_id)
             record = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
             if record is None or record.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
                 return EventOutcome.ALREADY_DONE.of()
@@ -50,13 +51,47 @@ def process_event(*, webhook_event_id: int) -> Outcome:
 
 
 def next_ready(now: datetime) -> QuerySet[WebhookEvent]:
-    """The waiting events a drain may take now, oldest first, without those another drain holds (through
-    `payments_webhook_waiting_idx`: as quick with millions of settled events as with none)."""
+    """The waiting events a drain may take now, oldest first (through `payments_webhook_waiting_idx`: as quick
+    with millions of settled events as with none)."""
     ready = WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED).filter(
         Q(retry_at__isnull=True) | Q(retry_at__lte=now)
     )
-    skip_locked = connection.features.has_select_for_update_skip_locked
-    return ready.select_for_update(skip_locked=skip_locked).order_by("pk")
+    return ready.order_by("pk")
+
+
+# The class of the advisory locks that say which drain holds which event (any number other locks do not use).
+EVENT_LOCKS = 0x57455654
+# How many waiting events a claim looks at to find its batch among those other drains hold.
+CANDIDATES = 4 * BATCH_SIZE
+
+
+def claim(now: datetime, *, size: int = BATCH_SIZE, only: list[int] | None = None) -> list[WebhookEvent]:
+    """Take up to `size` ready events no other drain holds (of `only`, when given), for this transaction.
+
+    Each is held by an advisory lock on its id, not a row lock: a redelivery's acknowledgement counts itself on
+    the row and must never wait for a batch being applied. The rows are read again once locked, so an event a
+    drain finished between this statement's start and its lock is left alone."""
+    ready = next_ready(now)
+    if only is not None:
+        ready = ready.filter(pk__in=only)
+    if connection.vendor != "postgresql":  # one process (`make run`): nobody to share with
+        return list(ready[:size])
+    candidates, params = ready.values("id")[:CANDIDATES].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM ({candidates}) AS waiting "  # noqa: S608 - the ORM's own SQL; values are parameters
+            "WHERE pg_try_advisory_xact_lock(%s, (id %% 2147483647)::integer) LIMIT %s",
+            [*params, EVENT_LOCKS, size],
+        )
+        held = [row[0] for row in cursor.fetchall()]
+    return list(ready.filter(pk__in=held)) if held else []
+
+
+def _hold(record_id: int) -> None:
+    """Wait for whichever drain holds the event, then hold it (a replay)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, (%s %% 2147483647)::integer)", [EVENT_LOCKS, record_id])
 
 
 def process_next() -> tuple[int, Outcome] | None:
@@ -99,8 +134,7 @@ def _apply_together(attempt: _Attempt, *, size: int = BATCH_SIZE, only: list[int
     """One transaction: claim the events (the next `size` ready, or those of `only` still ready), apply each in
     order, write their outcomes. Inside, a handler that would read from Stripe stops the batch instead."""
     with transaction.atomic(), reads.answering(reads.Answers()):
-        ready = next_ready(timezone.now())
-        records = list(ready.filter(pk__in=only) if only is not None else ready[:size])
+        records = claim(timezone.now(), size=size, only=only)
         attempt.claimed = [record.pk for record in records]
         if not records:
             return []
@@ -162,7 +196,7 @@ def _process_alone(record_id: int, first_read: reads.ReadFirst | None = None) ->
 
     def apply() -> tuple[int, Outcome] | None:
         with transaction.atomic():
-            record = next_ready(timezone.now()).filter(pk=record_id).first()
+            record = next(iter(claim(timezone.now(), size=1, only=[record_id])), None)
             if record is None:
                 return None
             outcome = _process(record, _payloads([record]))

@@ -11,6 +11,7 @@ tests/journeys/test_webhook_processing.py.
 """
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -67,18 +68,20 @@ def handler(monkeypatch) -> Handler:
     return handler
 
 
+def _payload(event_id: str, event_type: str = TYPE, *, livemode: bool = False) -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": 1_767_268_800,
+        "livemode": livemode,
+        "data": {"object": {"id": "obj_1", "object": "thing"}},
+    }
+
+
 def _stored(event_id: str, event_type: str = TYPE, *, livemode: bool = False, **fields) -> WebhookEvent:
     """An event as the intake stores it (both copies), then brought to `fields`."""
-    webhook_receive(
-        event={
-            "id": event_id,
-            "object": "event",
-            "type": event_type,
-            "created": 1_767_268_800,
-            "livemode": livemode,
-            "data": {"object": {"id": "obj_1", "object": "thing"}},
-        }
-    )
+    webhook_receive(event=_payload(event_id, event_type, livemode=livemode))
     if fields:
         WebhookEvent.objects.filter(stripe_id=event_id).update(**fields)
     return WebhookEvent.objects.get(stripe_id=event_id)
@@ -294,37 +297,65 @@ class TestProcessEvent:
         assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_event_another_drain_holds_is_left_to_it_and_the_next_one_taken(handler, queued_tasks):
-    held, nxt = _stored("evt_held"), _stored("evt_next")
-    holding, done = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
+class OtherDrain(threading.Thread):
+    """Another drain holding `event` (claimed in its batch's transaction) until told to let go."""
 
-    def other_drain() -> None:
+    def __init__(self, event: WebhookEvent):
+        super().__init__()
+        self.event, self.errors = event, []
+        self.holding, self.done = threading.Event(), threading.Event()
+
+    def run(self) -> None:
         try:
             with transaction.atomic():
-                WebhookEvent.objects.select_for_update().get(pk=held.pk)
-                holding.set()
-                done.wait(timeout=10)
+                assert [record.pk for record in processing.claim(timezone.now(), only=[self.event.pk])] == [
+                    self.event.pk
+                ]
+                self.holding.set()
+                self.done.wait(timeout=10)
         except BaseException as error:  # noqa: BLE001 - reported by the test
-            errors.append(error)
-            holding.set()
+            self.errors.append(error)
+            self.holding.set()
         finally:
             connection.close()
 
-    thread = threading.Thread(target=other_drain)
-    thread.start()
-    assert holding.wait(timeout=10)
-    try:
+    def __enter__(self) -> "OtherDrain":
+        self.start()
+        assert self.holding.wait(timeout=10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.join(timeout=10)
+        assert self.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_another_drain_holds_is_left_to_it_and_the_next_one_taken(handler, queued_tasks):
+    held, nxt = _stored("evt_held"), _stored("evt_next")
+
+    with OtherDrain(held):
         taken = process_next()
         then = process_next()
-    finally:
-        done.set()
-        thread.join(timeout=10)
 
-    assert errors == []
     assert (taken[0], then) == (nxt.pk, None)
     assert _now(held).state == WebhookEventState.RECEIVED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_is_acknowledged_while_a_drain_holds_its_event(handler, queued_tasks):
+    """A drain holds its batch for as long as the batch takes; Stripe's retry of one of its events is counted
+    and answered at once, not after the batch."""
+    held = _stored("evt_held")
+
+    with OtherDrain(held):
+        started = time.monotonic()
+        new = webhook_receive(event={**_payload("evt_held")})
+        took = time.monotonic() - started
+        deliveries = _now(held).deliveries
+
+    assert (new, deliveries) == (False, 2)
+    assert took < 1
 
 
 @pytest.mark.django_db
