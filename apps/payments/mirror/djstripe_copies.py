@@ -11,8 +11,6 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 from djstripe import models as djstripe_models
 
 log = logging.getLogger("apps.payments.mirror")
@@ -43,22 +41,25 @@ def _columns(model, data: dict) -> dict:
     return columns
 
 
-def store(model, obj) -> None:
-    """Write dj-stripe's copy of `obj` (a product, price or customer): updated in place, or created."""
+def store(model, obj, *, product_stored: bool = False) -> None:
+    """Write dj-stripe's copy of `obj` (a product, price or customer), made or updated in one statement.
+    `product_stored`: the caller wrote the price's product copy in this transaction (no need to look)."""
     data = _plain(obj)
     columns = _columns(model, data)
-    now = timezone.now()
-    if model.objects.filter(id=data["id"]).update(**columns, djstripe_updated=now):
-        return
-    if model is djstripe_models.Price and not djstripe_models.Product.objects.filter(id=data["product"]).exists():
+    unknown_product = (
+        model is djstripe_models.Price
+        and not product_stored
+        and not djstripe_models.Product.objects.filter(id=data["product"]).exists()
+    )
+    if unknown_product:
         # A price is copied once its product's copy exists (the mirror copies the product first); one whose
         # product was never copied is left out rather than written without the product dj-stripe requires.
         log.info("dj-stripe copy of price %s skipped: no copy of its product %s", data["id"], data["product"])
         return
     extra = {"product_id": data["product"]} if model is djstripe_models.Price else {}
     created = datetime.fromtimestamp(data["created"], tz=UTC) if data.get("created") else None
-    try:
-        with transaction.atomic():
-            model.objects.create(id=data["id"], livemode=data.get("livemode"), created=created, **columns, **extra)
-    except IntegrityError:  # written by a concurrent task a moment ago
-        model.objects.filter(id=data["id"]).update(**columns, djstripe_updated=now)
+    copy = model(id=data["id"], livemode=data.get("livemode"), created=created, **columns, **extra)
+    # Made, or (written by another task a moment ago, or before) brought to this answer.
+    model.objects.bulk_create(
+        [copy], update_conflicts=True, unique_fields=["id"], update_fields=[*columns, "djstripe_updated"]
+    )

@@ -6,18 +6,20 @@ task's hard time limit), and a redelivered task keeps its id, so a killed worker
 successor takes its lease over.
 """
 
+import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from apps.catalog.models import Price, Product
+from apps.catalog.models import Price
 from apps.payments.gateway.errors import StripeKeySpent
 from apps.payments.mirror import lease_heartbeats
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.mirror.outcomes import Completion, Pushed
+from apps.payments.mirror.outbox import mirror_record_change
+from apps.payments.mirror.outcomes import WAITING, Completion, Pushed, Waiting
 
 log = logging.getLogger("apps.payments.mirror")
 
@@ -40,8 +42,11 @@ def _held_by_another(record: MirrorRecord, owner: str, now) -> bool:
     return False
 
 
-def acquire(record_id: int, owner: str) -> MirrorRecord | None:
-    """The row with its lease taken by `owner`; None when there is nothing to push or another holds it."""
+def acquire(record_id: int, owner: str) -> MirrorRecord | Waiting | None:
+    """The row with its lease taken by `owner`; None when there is nothing to push or another holds it; `WAITING`
+    for a price whose product is not in Stripe yet (no lease: the product's task brings it along, or releases
+    it after). A product's first push also takes the lease of its first price waiting to go (`record.claimed`),
+    in the same transaction: it is made in Stripe with the product."""
     now = timezone.now()
     with transaction.atomic():
         record = MirrorRecord.objects.select_for_update().filter(pk=record_id).first()
@@ -54,6 +59,8 @@ def acquire(record_id: int, owner: str) -> MirrorRecord | None:
             return None
         if _held_by_another(record, owner, now):
             return None  # its holder loops until the newest version is in Stripe
+        if record.kind == MirrorKind.PRICE and not record.stripe_id and not _product_ready(record):
+            return WAITING
         if record.first_attempt_at and now - record.first_attempt_at > LATE_RETRY:
             record.key_generation += 1
             record.first_attempt_at = now
@@ -63,7 +70,21 @@ def acquire(record_id: int, owner: str) -> MirrorRecord | None:
         record.save(
             update_fields=["lease_owner", "lease_until", "attempts", "first_attempt_at", "key_generation", "updated_at"]
         )
+        first_push = record.kind == MirrorKind.PRODUCT and not record.stripe_id and not record.deleted
+        record.claimed = claim_first_price(record, owner, now) if first_push else None
         return record
+
+
+def _product_ready(price_record: MirrorRecord) -> bool:
+    """A price can go once its product is in Stripe (or failed); until then its product is nudged instead."""
+    product_id = Price.objects.filter(pk=price_record.object_id).values_list("product_id", flat=True).first()
+    if product_id is None:
+        return True
+    product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=product_id).first()
+    if product_record is None:
+        mirror_record_change(kind=MirrorKind.PRODUCT, object_id=product_id)
+        return False
+    return bool(product_record.stripe_id) or product_record.state == MirrorState.FAILED
 
 
 COMPLETION_FIELDS = [
@@ -130,21 +151,61 @@ def finish(record_id: int, owner: str, *, failure: str | None = None, error: Bas
         record.save()
 
 
-def claim_first_price(product: Product, owner: str) -> tuple[MirrorRecord, Price] | None:
-    """Take the lease of the product's first active price that is not in Stripe yet, if nobody holds it."""
-    now = timezone.now()
-    for price in product.prices.filter(active=True).order_by("pk"):
-        with transaction.atomic():
-            price_record = (
-                MirrorRecord.objects.select_for_update().filter(kind=MirrorKind.PRICE, object_id=price.pk).first()
-            )
-            if price_record is None or price_record.stripe_id or price_record.state != MirrorState.PENDING:
-                continue
-            if _held_by_another(price_record, owner, now):
-                continue
-            price_record.lease_owner, price_record.lease_until = owner, now + lease_length()
-            price_record.first_attempt_at = price_record.first_attempt_at or now
-            price_record.attempts += 1  # made with its product: an attempt that may reach Stripe like its own
-            price_record.save()
-            return price_record, price
+def claim_first_price(product_record: MirrorRecord, owner: str, now) -> MirrorRecord | None:
+    """Take the lease of the product's first active price that is not in Stripe yet, if nobody holds it: one
+    read of the candidates (those another transaction is writing are skipped), one write of the lease."""
+    prices = Price.objects.filter(product_id=product_record.object_id, active=True).values("pk")
+    candidates = (
+        MirrorRecord.objects.select_for_update(skip_locked=True)
+        .filter(kind=MirrorKind.PRICE, object_id__in=prices, stripe_id="", state=MirrorState.PENDING)
+        .order_by("object_id")
+    )
+    for price_record in candidates:
+        if _held_by_another(price_record, owner, now):
+            continue
+        price_record.lease_owner, price_record.lease_until = owner, now + lease_length()
+        price_record.first_attempt_at = price_record.first_attempt_at or now
+        price_record.attempts += 1  # made with its product: an attempt that may reach Stripe like its own
+        price_record.save(update_fields=["lease_owner", "lease_until", "first_attempt_at", "attempts", "updated_at"])
+        return price_record
     return None
+
+
+def complete_together(owner: str, pushes: list[tuple[MirrorRecord, int, Pushed]]) -> dict[int, Completion]:
+    """Record, in one statement, that Stripe holds each `(row, version, answer)` (a product made with its first
+    price). Each row as `complete` would leave it; a row whose lease another took is left alone. Raises
+    `IntegrityError` when a Stripe object already mirrors another row (`complete` then names the conflict)."""
+    now = timezone.now()
+    quote = connection.ops.quote_name
+    table = quote(MirrorRecord._meta.db_table)
+    values = ", ".join(["(%s::bigint, %s::integer, %s, %s::jsonb)"] * len(pushes))
+    params = []
+    for record, version, result in pushes:
+        params += [record.pk, version, result.stripe_id, json.dumps(result.pushed)]
+
+    # Once the newest version is in Stripe the row is synced and its lease free; otherwise it stays leased
+    # for the version written meanwhile.
+    newest = "m.version = v.version"
+    statement = (
+        f"UPDATE {table} AS m SET stripe_id = v.stripe_id, pushed = m.pushed || v.pushed, "  # noqa: S608
+        "synced_version = v.version, synced_at = %s, last_error = '', updated_at = %s, "
+        f"state = CASE WHEN {newest} THEN %s ELSE m.state END, "
+        f"lease_owner = CASE WHEN {newest} THEN '' ELSE m.lease_owner END, "
+        f"lease_until = CASE WHEN {newest} THEN NULL ELSE m.lease_until END, "
+        f"pending_since = CASE WHEN {newest} THEN NULL ELSE m.pending_since END, "
+        f"first_attempt_at = CASE WHEN {newest} THEN NULL ELSE m.first_attempt_at END, "
+        f"attempts = CASE WHEN {newest} THEN 0 ELSE m.attempts END "
+        f"FROM (VALUES {values}) AS v(id, version, stripe_id, pushed) "
+        f"WHERE m.id = v.id AND m.lease_owner = %s RETURNING m.id, {newest}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [now, now, MirrorState.SYNCED, *params, owner])
+        done = dict(cursor.fetchall())
+    completions = {}
+    for record, _, _ in pushes:
+        if record.pk not in done:
+            log.warning("mirror lease lost app_ref=%s owner=%s", record.app_ref, owner)
+            completions[record.pk] = Completion.LEASE_LOST
+        else:
+            completions[record.pk] = Completion.DONE if done[record.pk] else Completion.AGAIN
+    return completions

@@ -30,6 +30,8 @@ class Pushed:
 
     stripe_id: str
     pushed: dict = field(default_factory=dict)
+    # Set when the pusher recorded it already, with Stripe's other answers, in one transaction.
+    recorded: "Completion | None" = None
 
 
 class Waiting:

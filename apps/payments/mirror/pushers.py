@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 import stripe
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -86,11 +87,19 @@ def _update_or_adopt(gw: StripeGateway, service, record: MirrorRecord, fields: d
 
 
 def note_stripe_state(stripe_id: str, updated: int | None) -> None:
-    """Remember the newest `updated` of a Stripe object we wrote, so its older echoes are recognised as stale."""
+    """Remember the newest `updated` of a Stripe object we wrote, so its older echoes are recognised as stale:
+    one statement, which never moves the watermark back."""
     if updated is None:
         return
-    watermark, _ = StripeWatermark.objects.get_or_create(stripe_id=stripe_id, defaults={"updated": updated})
-    StripeWatermark.objects.filter(pk=watermark.pk, updated__lt=updated).update(updated=updated)
+    quote = connection.ops.quote_name
+    table = quote(StripeWatermark._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (stripe_id, updated, deleted, seen_at) VALUES (%s, %s, false, %s) "  # noqa: S608
+            f"ON CONFLICT (stripe_id) DO UPDATE SET updated = GREATEST({table}.updated, EXCLUDED.updated), "
+            "seen_at = EXCLUDED.seen_at",
+            [stripe_id, updated, timezone.now()],
+        )
 
 
 # --- customers ---------------------------------------------------------------------------------------
@@ -128,19 +137,32 @@ def _delete_customer(gw: StripeGateway, record: MirrorRecord) -> Pushed:
 
 def push_product(record: MirrorRecord, owner: str) -> Pushed:
     gw = gateway()
-    product = Product.objects.filter(pk=record.object_id).first()
+    claimed = getattr(record, "claimed", None)  # its first price, leased with it to be made with it
+    price = Price.objects.select_related("product").filter(pk=claimed.object_id).first() if claimed else None
+    product = price.product if price else Product.objects.filter(pk=record.object_id).first()
     if product is None:
+        _give_back(claimed, owner)
         raise MirrorRejected("the product no longer exists locally")
     wanted = specs.PRODUCT.wanted(product)
     metadata = _metadata(record, {**wanted["metadata"], **stripe_refs(record.app_ref)})
     fields = {**wanted, "metadata": metadata}
     pushed = {"metadata_keys": sorted(key for key, value in metadata.items() if value)}
-    stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
+    try:
+        stripe_product = _update_or_adopt(gw, gw.v1.products, record, fields, product.created_at)
+    except Exception:
+        _give_back(claimed, owner)
+        raise
     if stripe_product is None:
-        return _create_product(gw, record, owner, product, fields, pushed)
+        return _create_product(gw, record, owner, product, fields, pushed, (claimed, price) if price else None)
+    _give_back(claimed, owner)  # adopted, not made: the price goes on its own, released with the product
     djstripe_copies.store(djstripe_models.Product, stripe_product)
     note_stripe_state(stripe_product.id, stripe_product.updated)
     return Pushed(stripe_product.id, pushed)
+
+
+def _give_back(claimed: MirrorRecord | None, owner: str) -> None:
+    if claimed is not None:
+        leases.finish(claimed.pk, owner)
 
 
 def _price_params(price: Price, app_ref: str) -> dict:
@@ -155,12 +177,12 @@ def _price_params(price: Price, app_ref: str) -> dict:
     return params
 
 
-def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
-    """One `POST /v1/products`, carrying the product's first price as `default_price_data` when it can."""
+def _create_product(gw, record, owner, product, fields, pushed, claimed) -> Pushed:
+    """One `POST /v1/products`, carrying the product's first price as `default_price_data` when it was claimed
+    with the product; then all Stripe answered recorded in one transaction."""
     params = {**fields, "expand": ["default_price"]}
     if not params["description"]:
         del params["description"]  # Stripe refuses an empty description on create
-    claimed = leases.claim_first_price(product, owner)
     if claimed is not None:
         price_record, price = claimed
         params["default_price_data"] = _price_params(price, price_record.app_ref)
@@ -169,24 +191,48 @@ def _create_product(gw, record, owner, product, fields, pushed) -> Pushed:
             lambda options: gw.v1.products.create(params=params, options=options),
             idempotency_key=_create_key(record),
         )
-        djstripe_copies.store(djstripe_models.Product, stripe_product)
-        note_stripe_state(stripe_product.id, stripe_product.updated)
-        if claimed is not None:
-            djstripe_copies.store(djstripe_models.Price, stripe_product.default_price)
     except Exception as error:
         # The claimed price goes back; a retry of this task claims it again and replays the same create.
         if claimed is not None:
             leases.finish(claimed[0].pk, owner, error=error)
         raise
+    product_pushed = Pushed(stripe_product.id, pushed)
+    price_pushed = (
+        Pushed(stripe_product.default_price.id, {"immutable": specs.price_immutable(claimed[1])}) if claimed else None
+    )
+    try:
+        with transaction.atomic():
+            completions = _record_creation(owner, record, stripe_product, product_pushed, claimed, price_pushed)
+    except IntegrityError:
+        # Stripe's product or price mirrors another row already: recorded one by one, the conflict named.
+        completions = _record_creation_one_by_one(owner, record, stripe_product, product_pushed, claimed, price_pushed)
+    if claimed is not None and completions[claimed[0].pk] == Completion.AGAIN:
+        # The price changed while its product was created: its own task takes over.
+        leases.finish(claimed[0].pk, owner)
+        enqueue(claimed[0].pk)
+    return Pushed(stripe_product.id, pushed, recorded=completions[record.pk])
+
+
+def _record_creation(owner, record, stripe_product, product_pushed, claimed, price_pushed) -> dict:
+    """dj-stripe's copies, the watermark and both rows' completions: what Stripe answered, kept at once."""
+    djstripe_copies.store(djstripe_models.Product, stripe_product)
+    note_stripe_state(stripe_product.id, stripe_product.updated)
+    pushes = [(record, record.version, product_pushed)]
     if claimed is not None:
-        price_record, price = claimed
-        default_price = stripe_product.default_price
-        pushed_price = Pushed(default_price.id, {"immutable": specs.price_immutable(price)})
-        if leases.complete(price_record.pk, owner, price_record.version, pushed_price) == Completion.AGAIN:
-            # The price changed while its product was created: its own task takes over.
-            leases.finish(price_record.pk, owner)
-            enqueue(price_record.pk)
-    return Pushed(stripe_product.id, pushed)
+        djstripe_copies.store(djstripe_models.Price, stripe_product.default_price, product_stored=True)
+        pushes.insert(0, (claimed[0], claimed[0].version, price_pushed))
+    return leases.complete_together(owner, pushes)
+
+
+def _record_creation_one_by_one(owner, record, stripe_product, product_pushed, claimed, price_pushed) -> dict:
+    djstripe_copies.store(djstripe_models.Product, stripe_product)
+    note_stripe_state(stripe_product.id, stripe_product.updated)
+    completions = {}
+    if claimed is not None:
+        djstripe_copies.store(djstripe_models.Price, stripe_product.default_price)
+        completions[claimed[0].pk] = leases.complete(claimed[0].pk, owner, claimed[0].version, price_pushed)
+    completions[record.pk] = leases.complete(record.pk, owner, record.version, product_pushed)
+    return completions
 
 
 # --- prices ------------------------------------------------------------------------------------------

@@ -12,11 +12,10 @@ import uuid
 
 import stripe
 
-from apps.catalog.models import Price
 from apps.payments.gateway.errors import ErrorClass, StripeUnavailable, classify
 from apps.payments.mirror import lease_heartbeats, leases
-from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.mirror.outbox import mirror_record_change, release_waiting_prices
+from apps.payments.mirror.models import MirrorRecord
+from apps.payments.mirror.outbox import release_waiting_prices
 from apps.payments.mirror.outcomes import Completion, MirrorRejected, SyncOutcome, Waiting
 from apps.payments.mirror.pushers import PUSHERS
 from config import metrics
@@ -40,13 +39,13 @@ def mirror_sync(*, record_id: int, owner: str | None = None) -> SyncOutcome:
 
 
 def _sync(record_id: int, owner: str) -> SyncOutcome:
-    if not _product_ready(record_id):
-        # Without a lease: the product's own task embeds this price in its creation, or releases it after.
-        return SyncOutcome.WAITING
     while True:
         record = leases.acquire(record_id, owner)
         if record is None:
             return SyncOutcome.NOTHING_TO_DO
+        if isinstance(record, Waiting):
+            # Without a lease: the product's own task embeds this price in its creation, or releases it after.
+            return SyncOutcome.WAITING
         version, first_push = record.version, not record.stripe_id
         try:
             result = PUSHERS[record.kind](record, owner)
@@ -66,7 +65,7 @@ def _sync(record_id: int, owner: str) -> SyncOutcome:
         if isinstance(result, Waiting):
             leases.finish(record_id, owner)
             return SyncOutcome.WAITING
-        completion = leases.complete(record_id, owner, version, result)
+        completion = result.recorded or leases.complete(record_id, owner, version, result)
         if first_push and completion != Completion.LEASE_LOST:  # (the task that took the lease over releases them)
             # Committed now, in Stripe or failed: a price recorded while its product was on its way goes
             # (or fails in its turn).
@@ -79,18 +78,3 @@ def _failed(record: MirrorRecord, owner: str, message: str) -> SyncOutcome:
     leases.finish(record.pk, owner, failure=message)
     release_waiting_prices(record)  # they fail in their turn: their product cannot be in Stripe
     return SyncOutcome.FAILED
-
-
-def _product_ready(record_id: int) -> bool:
-    """A price can go once its product is in Stripe; until then its product is nudged instead."""
-    record = MirrorRecord.objects.filter(pk=record_id, kind=MirrorKind.PRICE).first()
-    if record is None or record.stripe_id:
-        return True
-    product_id = Price.objects.filter(pk=record.object_id).values_list("product_id", flat=True).first()
-    if product_id is None:
-        return True
-    product_record = MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=product_id).first()
-    if product_record is None:
-        mirror_record_change(kind=MirrorKind.PRODUCT, object_id=product_id)
-        return False
-    return bool(product_record.stripe_id) or product_record.state == MirrorState.FAILED

@@ -188,11 +188,21 @@ class TestClaimFirstPrice:
         MirrorRecordFactory(kind=MirrorKind.PRICE, object_id=archived.pk)
         MirrorRecordFactory(kind=MirrorKind.PRICE, object_id=synced.pk, stripe_id="price_s", state=MirrorState.SYNCED)
         MirrorRecordFactory(kind=MirrorKind.PRICE, object_id=first.pk)
+        product_row = MirrorRecordFactory(kind=MirrorKind.PRODUCT, object_id=product.pk)
 
-        claimed_row, claimed_price = claim_first_price(product, "worker-1")
+        claimed_row = claim_first_price(product_row, "worker-1", timezone.now())
 
-        assert claimed_price == first
         assert (claimed_row.object_id, _fresh(claimed_row).lease_owner) == (first.pk, "worker-1")
+
+    def test_a_products_first_lease_takes_its_first_price_along(self):
+        price = PriceFactory()
+        product_row = MirrorRecordFactory(kind=MirrorKind.PRODUCT, object_id=price.product_id)
+        price_row = MirrorRecordFactory(kind=MirrorKind.PRICE, object_id=price.pk)
+
+        leased = acquire(product_row.pk, "worker-1")
+
+        assert leased.claimed.pk == price_row.pk
+        assert _fresh(price_row).lease_owner == "worker-1"
 
     def test_a_price_a_running_worker_pushes_is_not_claimed(self):
         price = PriceFactory()
@@ -203,5 +213,7 @@ class TestClaimFirstPrice:
             lease_until=timezone.now() + timedelta(minutes=1),
         )
 
+        product_row = MirrorRecordFactory(kind=MirrorKind.PRODUCT, object_id=price.product_id)
+
         with lease_heartbeats.keep_alive("worker-2"):
-            assert claim_first_price(price.product, "worker-1") is None
+            assert claim_first_price(product_row, "worker-1", timezone.now()) is None

@@ -35,6 +35,8 @@ def _push(kind: str, object_id: int, **row):
         kind=kind, object_id=object_id, **row
     )
     leased = acquire(record.pk, OWNER)
+    if leased is WAITING:  # a price whose product is not in Stripe: no lease, nothing sent
+        return leased
     return PUSHERS[kind](leased, OWNER)
 
 

@@ -10,12 +10,17 @@ real worker pushing to the emulator, killed midway or racing another, in tests/j
 tests/journeys/test_mirror_faults.py.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 import stripe
+from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.catalog import services as catalog
 from apps.payments.gateway.errors import StripeUnavailable
 from apps.payments.mirror import lease_heartbeats, sync
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
@@ -289,3 +294,49 @@ class TestPricesAndTheirProduct:
             assert mirror_sync(record_id=row.pk) == SyncOutcome.SYNCED
 
         assert _syncs(queued_tasks) == []
+
+
+@contextmanager
+def round_trips() -> Iterator[dict]:
+    """Round trips to PostgreSQL and commits that write while inside: each statement; each transaction's BEGIN
+    and COMMIT (psycopg sends BEGIN on its own); a write outside a transaction is its own commit."""
+    counts = {"round_trips": 0, "commits": 0, "statements": []}
+
+    def count(execute, sql, params, many, context):
+        counts["round_trips"] += 1
+        counts["statements"].append(("" if connection.in_atomic_block else "autocommit ") + sql[:100])
+        if not connection.in_atomic_block and not sql.lstrip().upper().startswith("SELECT"):
+            counts["commits"] += 1
+        return execute(sql, params, many, context)
+
+    commit = connection.commit
+
+    def counted_commit():
+        counts["round_trips"] += 2  # its BEGIN and itself
+        counts["commits"] += 1
+        counts["statements"].append("BEGIN ... COMMIT")
+        return commit()
+
+    with connection.execute_wrapper(count), patch.object(connection, "commit", counted_commit):
+        yield counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_made_in_stripe_with_its_price_costs_the_worker_14_round_trips_and_2_commits(
+    stripe_stand_in, queued_tasks
+):
+    """The lease, the read, the claim of its first price, one Stripe write, then everything Stripe answered
+    recorded at once: both rows, dj-stripe's two copies and the watermark."""
+    with transaction.atomic():
+        product = catalog.product_create(name="Teapot")
+        price = catalog.price_create(product=product, unit_amount=4500, currency="eur")
+    row = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
+    stripe_stand_in.always("products.create", _product)
+
+    with round_trips() as counted:
+        assert mirror_sync(record_id=row.pk) == SyncOutcome.SYNCED
+
+    assert MirrorRecord.objects.get(kind=MirrorKind.PRICE, object_id=price.pk).stripe_id == "price_first"
+    assert _fresh(row).state == MirrorState.SYNCED
+    assert counted["round_trips"] <= 14, "\n".join(counted["statements"])
+    assert counted["commits"] <= 2, "\n".join(counted["statements"])
