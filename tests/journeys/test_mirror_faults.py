@@ -107,6 +107,41 @@ def test_a_worker_killed_during_a_stripe_call_leaves_no_duplicate(mirror, mirror
     assert record.lease_owner.startswith("task:")
 
 
+@pytest.mark.parametrize(
+    ("phase", "edited"),
+    [("before", True), ("answer", False), ("answer", True)],
+    ids=["killed-before-stripe-made-it-then-edited", "killed-after-stripe-made-it", "killed-after-then-edited"],
+)
+def test_a_worker_killed_during_a_first_create_leaves_one_object_whatever_is_edited_before_the_retry(
+    mirror, mirror_worker, phase, edited
+):
+    """The retry's create carries the same key whatever changed: Stripe answers the object it made, or refuses
+    the changed request, and the next attempt finds the object by its `app_ref` and adopts it."""
+    mirror.add_fault(
+        latency_ms=2500, count=1, path_prefix="/v1/products", method="POST", **({"phase": phase} if phase else {})
+    )
+    with transaction.atomic():
+        product = catalog.product_create(name="Kettle")
+        price = catalog.price_create(product=product, unit_amount=3000, currency="eur")
+    wait_until(
+        lambda: (
+            MirrorRecord.objects.filter(kind=MirrorKind.PRODUCT, object_id=product.pk).exclude(lease_owner="").exists()
+        ),
+        message="the task to start its Stripe call",
+    )
+    time.sleep(0.5)  # the create is now in flight in the emulator (before or after it made the product)
+
+    for pid in mirror_worker.payments.child_pids():
+        os.kill(pid, signal.SIGKILL)
+    if edited:
+        catalog.product_update(product=product, data={"name": "Kettle, blue"})
+
+    wait_until(settled, timeout=90, message="the redelivered task")
+    _assert_each_exactly_once(mirror, [product], [price], [])
+    (stripe_id,) = stripe_objects_by_ref(mirror, "products")[f"catalog.product:{product.pk}"]
+    assert _client(mirror).v1.products.retrieve(stripe_id).name == ("Kettle, blue" if edited else "Kettle")
+
+
 def test_a_product_saved_while_the_broker_is_down_is_mirrored_once_it_is_back(mirror):
     with broker_unreachable(), transaction.atomic():
         product = catalog.product_create(name="Saved during an outage")

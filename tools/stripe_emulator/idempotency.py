@@ -2,8 +2,9 @@
 
 Per API key: the first response to a POST with a given key is remembered (errors
 included, once the endpoint has started) and replayed to a retry with the same
-parameters; other parameters get 400 `idempotency_error`; a retry while the
-first is still running gets 409 `idempotency_key_in_use`. Keys live 24 hours.
+parameters; other parameters get 400 `idempotency_error`; any request with the
+key while the first is still running gets 409 `idempotency_key_in_use`, before
+its parameters are compared. Keys live 24 hours.
 """
 
 import threading
@@ -46,13 +47,7 @@ class IdempotencyCache:
             if saved is None or time.time() - saved.created > TTL_SECONDS:
                 self._entries[(api_key, key)] = Saved(fingerprint, time.time(), request_id)
                 return None
-            if saved.fingerprint != fingerprint:
-                raise UnsavedError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters they were first used "
-                    f"with. Try using a key other than '{key}' if you meant to execute a different request.",
-                    type="idempotency_error",
-                )
+            # While the first runs, any request with its key waits its turn, whatever it asks.
             if saved.status is None:
                 raise UnsavedError(
                     409,
@@ -60,6 +55,13 @@ class IdempotencyCache:
                     "idempotency key). Please try again later.",
                     type="idempotency_error",
                     code="idempotency_key_in_use",
+                )
+            if saved.fingerprint != fingerprint:
+                raise UnsavedError(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used "
+                    f"with. Try using a key other than '{key}' if you meant to execute a different request.",
+                    type="idempotency_error",
                 )
             return saved
 
