@@ -2,9 +2,17 @@
 
 import json
 
+import pytest
 from django.conf import settings
 
+from tools.bench import verdict
 from tools.bench.verdict import finish
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(verdict, "RESULTS", tmp_path / "bench")
+    return tmp_path / "bench"
 
 
 def _database_url() -> str:
@@ -35,3 +43,11 @@ def test_the_environment_names_the_commit_the_machine_and_postgresqls_settings(c
     assert environment["commit"] not in ("", "unknown")
     assert {"django", "psycopg", "celery"} <= set(environment["packages"])
     assert {"fsync", "synchronous_commit", "autovacuum", "shared_buffers"} <= set(environment["postgresql"])
+
+
+def test_the_report_is_left_where_the_docs_take_their_figures_from(capsys, results):
+    finish({"benchmark": "mirror", "objects_per_second": 61.8}, {"nothing_lost": True})
+
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((results / "mirror.json").read_text()) == printed
+    assert printed["environment"]["date"].count("-") == 2

@@ -2,7 +2,8 @@
 
 A benchmark builds its report, names the checks that must hold (a target met, nothing lost or duplicated,
 every answer the expected one) and ends with `return finish(report, checks)`: the JSON gets `environment`,
-`checks` and `failed`, and the exit status is 1 when any check failed.
+`checks` and `failed`, and the exit status is 1 when any check failed. The report is also left in
+`var/bench/<benchmark>.json`.
 """
 
 import json
@@ -10,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -69,6 +71,7 @@ def environment(database_url: str | None = None) -> dict:
         except metadata.PackageNotFoundError:
             continue
     found = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "commit": _commit(),
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -80,11 +83,19 @@ def environment(database_url: str | None = None) -> dict:
     return found
 
 
+# Where each run leaves its report, as `<benchmark>.json`: the docs' figures are written from copies of these
+# kept in docs/benchmarks/ (`python -m tools.docs.tables`), never typed by hand.
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR", ROOT / "var" / "bench"))
+
+
 def finish(report: dict, checks: dict[str, bool], database_url: str | None = None) -> int:
-    """Print the report with its environment and checks; 1 when a check failed, else 0."""
+    """Print the report with its environment and checks, and leave it in `RESULTS`; 1 when a check failed."""
     failed = sorted(name for name, held in checks.items() if not held)
     report = {**report, "environment": environment(database_url), "checks": checks, "failed": failed}
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{report.get('benchmark', 'benchmark')}.json").write_text(text + "\n")
     if failed:
         print(f"{report.get('benchmark', 'benchmark')}: failed {', '.join(failed)}", file=sys.stderr)
         return 1
