@@ -753,7 +753,7 @@ def workers_verdict(workers: dict) -> dict[str, bool]:
 def _shared_budget(args, client, env: dict, emulator) -> dict:
     """Four workers whose events each need a read from Stripe share a budget of 20 reads a second: every
     second event of a product carries the same `updated` as the first, so only Stripe knows which is last."""
-    products = [client.v1.products.create(params={"name": f"Budget {n}"}).to_dict() for n in range(200)]
+    products = mirrored_products(client, "Budget", 200)
     limit = 20
     _control(args.emulator_url, "rate_limit", {"per_second": 100, "per_endpoint_per_second": limit})
     twins = []
@@ -779,7 +779,8 @@ def _shared_budget(args, client, env: dict, emulator) -> dict:
         "most_reads_in_any_one_second": busiest,
         "allowed_in_one_second_with_the_burst": allowed,
         "rate_limited_429": refused,
-        "held": busiest <= allowed and refused == 0,
+        # One read a product (its second event is in doubt), never past the budget.
+        "held": reads == len(products) and busiest <= allowed and refused == 0,
     }
 
 
