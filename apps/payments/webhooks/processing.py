@@ -65,13 +65,17 @@ EVENT_LOCKS = 0x57455654
 CANDIDATES = 4 * BATCH_SIZE
 
 
-def claim(now: datetime, *, size: int = BATCH_SIZE, only: list[int] | None = None) -> list[WebhookEvent]:
+def claim(
+    now: datetime, *, size: int = BATCH_SIZE, only: list[int] | None = None, set_aside: bool = False
+) -> list[WebhookEvent]:
     """Take up to `size` ready events no other drain holds (of `only`, when given), for this transaction.
 
     Each is held by an advisory lock on its id, not a row lock: a redelivery's acknowledgement counts itself on
     the row and must never wait for a batch being applied. The rows are read again once locked, so an event a
     drain finished between this statement's start and its lock is left alone."""
-    ready = next_ready(now)
+    # An event set aside while its drain reads Stripe for it waits for that drain alone (`set_aside`).
+    ready = next_ready(now) if not set_aside else WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED)
+    ready = ready.order_by("pk")
     if only is not None:
         ready = ready.filter(pk__in=only)
     if connection.vendor != "postgresql":  # one process (`make run`): nobody to share with
@@ -166,6 +170,8 @@ def _apply_in_order(failed: _Attempt) -> list[tuple[int, Outcome]]:
         )
         if ahead:
             done += _apply_ids(ahead)
+        if failed.needed is not None:
+            _set_aside(stopped)
         if (alone := _process_alone(stopped, first_read=failed.needed)) is not None:
             done.append(alone)
         if not rest:
@@ -190,13 +196,27 @@ def _apply_ids(ids: list[int]) -> list[tuple[int, Outcome]]:
     return _apply_in_order(attempt)
 
 
+# How long an event waits for the drain that reads Stripe for it before any drain may take it (a drain killed
+# meanwhile): longer than a read may take, budget wait and retries included.
+SET_ASIDE_SECONDS = 60
+
+
+def _set_aside(record_id: int) -> None:
+    """Keep other drains off an event while this one reads Stripe for it with nothing held: each would read it
+    again (the undone batch released it, and it is the oldest waiting)."""
+    WebhookEvent.objects.filter(pk=record_id, state=WebhookEventState.RECEIVED).update(
+        retry_at=timezone.now() + timedelta(seconds=SET_ASIDE_SECONDS)
+    )
+
+
 def _process_alone(record_id: int, first_read: reads.ReadFirst | None = None) -> tuple[int, Outcome] | None:
     """One event in a transaction of its own, its reads from Stripe made before it (`first_read`: the one it
     is known to need); a failure is noted for a retry. None when another drain has taken it meanwhile."""
 
     def apply() -> tuple[int, Outcome] | None:
         with transaction.atomic():
-            record = next(iter(claim(timezone.now(), size=1, only=[record_id])), None)
+            held = claim(timezone.now(), size=1, only=[record_id], set_aside=first_read is not None)
+            record = next(iter(held), None)
             if record is None:
                 return None
             outcome = _process(record, _payloads([record]))

@@ -512,6 +512,41 @@ class TestReadsFromStripe:
         # The batch stopped at the read: evt_a again with those ahead, evt_read alone after its read, evt_c after.
         assert runs == ["evt_a", "evt_read", "evt_a", "evt_read", "evt_c"]
 
+    def test_while_a_drain_reads_for_an_event_no_other_drain_takes_it(self, mirror_on, stripe_client, monkeypatch):
+        """The undone batch released it and it is the oldest waiting: another drain would read it again."""
+        teapot = stripe_client.v1.products.create(params={"name": "Teapot"})
+        taken_meanwhile: list[list[str]] = []
+
+        def handle(event: dict):
+            gw = gateway()
+            gw.call(lambda options: gw.v1.products.retrieve(teapot.id, options=options))
+            return ShopOutcome.DONE.of(event=event["id"])
+
+        def another_drain() -> None:
+            try:
+                with transaction.atomic():
+                    taken_meanwhile.append([record.stripe_id for record in processing.claim(timezone.now())])
+            finally:
+                connection.close()
+
+        send = stripe.RequestsClient.request
+
+        def read_while_another_drain_looks(client, method, url, headers, post_data=None):
+            thread = threading.Thread(target=another_drain)
+            thread.start()
+            thread.join(timeout=10)
+            return send(client, method, url, headers, post_data)
+
+        monkeypatch.setitem(processing.HANDLERS, TYPE, handle)
+        _stored("evt_read")
+        monkeypatch.setattr(stripe.RequestsClient, "request", read_while_another_drain_looks)
+
+        done = processing.process_batch()
+
+        assert [str(outcome) for _, outcome in done] == ["done with evt_read"]
+        assert taken_meanwhile == [[]]
+        assert _now(WebhookEvent.objects.get(stripe_id="evt_read")).retry_at is None
+
     def test_a_handler_never_writes_to_stripe(self, mirror_on, network, monkeypatch):
         def handle(event: dict):
             gw = gateway()
