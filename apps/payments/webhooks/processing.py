@@ -170,9 +170,9 @@ def _apply_in_order(failed: _Attempt) -> list[tuple[int, Outcome]]:
         )
         if ahead:
             done += _apply_ids(ahead)
-        if failed.needed is not None:
-            _set_aside(stopped)
-        if (alone := _process_alone(stopped, first_read=failed.needed)) is not None:
+        # An event to be read from Stripe is this drain's once set aside; another that set it aside reads it.
+        mine = failed.needed is None or _set_aside(stopped)
+        if mine and (alone := _process_alone(stopped, first_read=failed.needed)) is not None:
             done.append(alone)
         if not rest:
             break
@@ -201,11 +201,15 @@ def _apply_ids(ids: list[int]) -> list[tuple[int, Outcome]]:
 SET_ASIDE_SECONDS = 60
 
 
-def _set_aside(record_id: int) -> None:
+def _set_aside(record_id: int) -> bool:
     """Keep other drains off an event while this one reads Stripe for it with nothing held: each would read it
-    again (the undone batch released it, and it is the oldest waiting)."""
-    WebhookEvent.objects.filter(pk=record_id, state=WebhookEventState.RECEIVED).update(
-        retry_at=timezone.now() + timedelta(seconds=SET_ASIDE_SECONDS)
+    again (the undone batch released it, and it is the oldest waiting). False when another drain, whose batch
+    met it at the same moment, set it aside first: that one reads it."""
+    now = timezone.now()
+    return bool(
+        WebhookEvent.objects.filter(pk=record_id, state=WebhookEventState.RECEIVED)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .update(retry_at=now + timedelta(seconds=SET_ASIDE_SECONDS))
     )
 
 

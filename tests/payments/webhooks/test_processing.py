@@ -547,6 +547,14 @@ class TestReadsFromStripe:
         assert taken_meanwhile == [[]]
         assert _now(WebhookEvent.objects.get(stripe_id="evt_read")).retry_at is None
 
+    def test_of_two_drains_whose_batches_met_the_same_event_one_reads_it(self, handler):
+        """Both undid their batches at once; the first to set it aside reads it, the other leaves it."""
+        record = _stored("evt_read")
+
+        assert processing._set_aside(record.pk) is True
+        assert processing._set_aside(record.pk) is False
+        assert processing.claim(timezone.now()) == []  # nor does any other drain's next batch take it
+
     def test_a_handler_never_writes_to_stripe(self, mirror_on, network, monkeypatch):
         def handle(event: dict):
             gw = gateway()
