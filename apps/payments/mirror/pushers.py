@@ -93,10 +93,12 @@ def note_stripe_state(stripe_id: str, updated: int | None) -> None:
         return
     quote = connection.ops.quote_name
     table = quote(StripeWatermark._meta.db_table)
+    larger = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # `make run`'s SQLite says MAX
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (stripe_id, updated, deleted, seen_at) VALUES (%s, %s, false, %s) "  # noqa: S608
-            f"ON CONFLICT (stripe_id) DO UPDATE SET updated = GREATEST({table}.updated, EXCLUDED.updated), "
+            f"ON CONFLICT (stripe_id) DO UPDATE SET "
+            f"updated = {larger}(COALESCE({table}.updated, EXCLUDED.updated), EXCLUDED.updated), "
             "seen_at = EXCLUDED.seen_at",
             [stripe_id, updated, timezone.now()],
         )
