@@ -11,6 +11,8 @@ A generated block sits between `<!-- generated: NAME -->` and `<!-- end generate
   app acts on, each with its handler and the slice that owns it.
 - `metrics` (docs/operating.md): every metric `config/metrics.py` and `apps/operations/metrics.py` declare,
   with its help text, and the suggested alert kept in `ALERTS` below.
+- `bench-webhooks`, `bench-workers` (docs/scaling.md): the figures of the benchmark reports kept in
+  docs/benchmarks/ (`tools.docs.benchmarks`).
 
 The code is read as text (its syntax tree), never imported: no Django setup, no settings module chosen.
 """
@@ -22,6 +24,8 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.docs import benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS_DIR = ROOT / "config" / "settings"
@@ -173,7 +177,7 @@ def settings_reads() -> list[SettingRead]:
                 continue
             try:
                 name = _env_read_name(node)
-            except TableError as error:
+            except (TableError, benchmarks.MissingReport) as error:
                 raise TableError(f"{path.relative_to(ROOT)}: {error}") from None
             if name is None:
                 continue
@@ -366,6 +370,8 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "settings": ("docs/configuration.md", settings_table),
     "webhook-events": ("docs/webhooks.md", webhook_events_table),
     "metrics": ("docs/operating.md", metrics_table),
+    "bench-webhooks": ("docs/scaling.md", benchmarks.webhooks_table),
+    "bench-workers": ("docs/scaling.md", benchmarks.workers_table),
 }
 
 
@@ -413,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             if updated != text:
                 path.write_text(updated)
                 sys.stdout.write(f"{page}: the {name} table written\n")
-    except TableError as error:
+    except (TableError, benchmarks.MissingReport) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
     return 0
