@@ -65,17 +65,13 @@ EVENT_LOCKS = 0x57455654
 CANDIDATES = 4 * BATCH_SIZE
 
 
-def claim(
-    now: datetime, *, size: int = BATCH_SIZE, only: list[int] | None = None, set_aside: bool = False
-) -> list[WebhookEvent]:
+def claim(now: datetime, *, size: int = BATCH_SIZE, only: list[int] | None = None) -> list[WebhookEvent]:
     """Take up to `size` ready events no other drain holds (of `only`, when given), for this transaction.
 
     Each is held by an advisory lock on its id, not a row lock: a redelivery's acknowledgement counts itself on
     the row and must never wait for a batch being applied. The rows are read again once locked, so an event a
     drain finished between this statement's start and its lock is left alone."""
-    # An event set aside while its drain reads Stripe for it waits for that drain alone (`set_aside`).
-    ready = next_ready(now) if not set_aside else WebhookEvent.objects.filter(state=WebhookEventState.RECEIVED)
-    ready = ready.order_by("pk")
+    ready = next_ready(now)
     if only is not None:
         ready = ready.filter(pk__in=only)
     if connection.vendor != "postgresql":  # one process (`make run`): nobody to share with
@@ -215,12 +211,12 @@ def _set_aside(record_id: int) -> bool:
 
 def _process_alone(record_id: int, first_read: reads.ReadFirst | None = None) -> tuple[int, Outcome] | None:
     """One event in a transaction of its own, its reads from Stripe made before it (`first_read`: the one it
-    is known to need); a failure is noted for a retry. None when another drain has taken it meanwhile."""
+    is known to need, the event set aside for this drain); a failure is noted for a retry. None when another
+    drain has taken it meanwhile."""
 
     def apply() -> tuple[int, Outcome] | None:
         with transaction.atomic():
-            held = claim(timezone.now(), size=1, only=[record_id], set_aside=first_read is not None)
-            record = next(iter(held), None)
+            record = _take_set_aside(record_id) if first_read is not None else _take(record_id)
             if record is None:
                 return None
             outcome = _process(record, _payloads([record]))
@@ -232,6 +228,17 @@ def _process_alone(record_id: int, first_read: reads.ReadFirst | None = None) ->
         return reads.run(apply, first_read=first_read)
     except Exception as error:  # noqa: BLE001 - any handler's failure is noted, and the event retried
         return record_id, note_failure(webhook_event_id=record_id, error=error, traceback=format_exc())
+
+
+def _take(record_id: int) -> WebhookEvent | None:
+    return next(iter(claim(timezone.now(), size=1, only=[record_id])), None)
+
+
+def _take_set_aside(record_id: int) -> WebhookEvent | None:
+    """An event set aside for this drain: another drain's batch that took it a moment before leaves it to us
+    (`_set_aside` tells it so), so wait for that batch to let go rather than skip it."""
+    _hold(record_id)
+    return WebhookEvent.objects.filter(pk=record_id, state=WebhookEventState.RECEIVED).first()
 
 
 def _payloads(records: list[WebhookEvent]) -> dict[str, dict]:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.catalog.models import Product
+from apps.payments.gateway import reads
 from apps.payments.gateway.client import gateway
 from apps.payments.mirror import djstripe_copies
 from apps.payments.mirror.models import MirrorKind, MirrorState, StripeWatermark
@@ -297,6 +298,16 @@ class TestProcessEvent:
         assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
 
 
+class _AnsweredAtOnce:
+    """For a read the race below does not turn on: Stripe's answer, at once."""
+
+    def request(self, method, url, headers, post_data=None):
+        return "{}", 200, {}
+
+
+_NO_READ_LEFT = reads.ReadFirst(_AnsweredAtOnce(), "get", "/v1/products/prod_1", {})
+
+
 class OtherDrain(threading.Thread):
     """Another drain holding `event` (claimed in its batch's transaction) until told to let go."""
 
@@ -569,3 +580,18 @@ class TestReadsFromStripe:
 
         assert network == []
         assert "must not write to Stripe" in _now(record).last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_set_aside_for_a_drain_is_taken_by_it_once_another_batch_lets_go(handler, queued_tasks):
+    """Another drain's batch took the event a moment before this drain set it aside to read it; that batch
+    leaves it (it lost the setting aside), and this drain waits for it to let go instead of skipping it."""
+    record = _stored("evt_read")
+
+    with OtherDrain(record) as other:
+        assert processing._set_aside(record.pk) is True
+        threading.Timer(0.3, other.done.set).start()
+        taken = processing._process_alone(record.pk, first_read=_NO_READ_LEFT)
+
+    assert taken == (record.pk, ShopOutcome.DONE.of(event="evt_read"))
+    assert _now(record).state == WebhookEventState.PROCESSED
