@@ -523,7 +523,9 @@ class TestReadsFromStripe:
         # The batch stopped at the read: evt_a again with those ahead, evt_read alone after its read, evt_c after.
         assert runs == ["evt_a", "evt_read", "evt_a", "evt_read", "evt_c"]
 
-    def test_while_a_drain_reads_for_an_event_no_other_drain_takes_it(self, mirror_on, stripe_client, monkeypatch):
+    def test_while_a_drain_reads_for_an_event_no_other_drain_takes_it(
+        self, mirror_on, stripe_client, monkeypatch, queued_tasks
+    ):
         """The undone batch released it and it is the oldest waiting: another drain would read it again."""
         teapot = stripe_client.v1.products.create(params={"name": "Teapot"})
         taken_meanwhile: list[list[str]] = []
@@ -558,7 +560,7 @@ class TestReadsFromStripe:
         assert taken_meanwhile == [[]]
         assert _now(WebhookEvent.objects.get(stripe_id="evt_read")).retry_at is None
 
-    def test_of_two_drains_whose_batches_met_the_same_event_one_reads_it(self, handler):
+    def test_of_two_drains_whose_batches_met_the_same_event_one_reads_it(self, handler, queued_tasks):
         """Both undid their batches at once; the first to set it aside reads it, the other leaves it."""
         record = _stored("evt_read")
 
@@ -566,7 +568,7 @@ class TestReadsFromStripe:
         assert processing._set_aside(record.pk) is False
         assert processing.claim(timezone.now()) == []  # nor does any other drain's next batch take it
 
-    def test_a_handler_never_writes_to_stripe(self, mirror_on, network, monkeypatch):
+    def test_a_handler_never_writes_to_stripe(self, mirror_on, network, monkeypatch, queued_tasks):
         def handle(event: dict):
             gw = gateway()
             gw.call(lambda options: gw.v1.products.create(params={"name": "Made by an event"}, options=options))
