@@ -151,6 +151,8 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("=id", "email", "user__email", "checkout_session_id", "payment_intent_id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
+    # A filtered page counts what it shows, not the whole table as well ("of 1,000,000 total").
+    show_full_result_count = False
     inlines = (OrderLineInline, PaymentInline, OrderTransitionInline, OrderRefundInline, RefundRequestInline)
     actions = ("refund_in_full", "cancel", "accept_payment")
     readonly_fields = (
@@ -289,6 +291,7 @@ class PaymentAdmin(RecordAdmin):
     list_display = ("id", "order", "status", "amount", "refunded", "card", "decline_code", "created_at")
     list_filter = ("status", "currency", "decline_code", ("created_at", admin.DateFieldListFilter))
     search_fields = ("=id", "=order__id", "payment_intent_id", "checkout_session_id", "order__email")
+    show_full_result_count = False
     list_select_related = ("order",)
     date_hierarchy = "created_at"
 
