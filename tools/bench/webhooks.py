@@ -73,13 +73,34 @@ def _events(products: list[dict], unique: int, duplicates: int, prefix: str) -> 
     return batch
 
 
+def _post_signed(local, parts, payload: bytes) -> int:
+    """POST one signed event on this thread's kept-alive connection (`local.connection`), opening a new one when
+    the server has closed it; the answer's status."""
+    import http.client
+
+    headers = {"Stripe-Signature": _sign(payload), "Content-Type": "application/json"}
+    for attempt in range(2):
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            local.connection.request("POST", parts.path, body=payload, headers=headers)
+            response = local.connection.getresponse()
+            response.read()
+            return response.status
+        except (http.client.HTTPException, OSError):
+            local.connection.close()  # the server closed a kept-alive connection: open a new one
+            del local.connection
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _fire_part(args) -> list[tuple[float, int]]:
     """One client process: `threads` threads posting their share of the events; (latency, status) each.
 
     Plain `http.client` with one kept-alive connection per thread: the client must cost
     little, since it shares the two cores with the server it measures.
     """
-    import http.client
     import threading
     from concurrent.futures import ThreadPoolExecutor
     from urllib.parse import urlsplit
@@ -89,21 +110,9 @@ def _fire_part(args) -> list[tuple[float, int]]:
     local = threading.local()
 
     def post(payload: bytes) -> tuple[float, int]:
-        if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        headers = {"Stripe-Signature": _sign(payload), "Content-Type": "application/json"}
         started = time.perf_counter()
-        try:
-            local.connection.request("POST", parts.path, body=payload, headers=headers)
-            response = local.connection.getresponse()
-            response.read()
-        except (http.client.HTTPException, OSError):
-            local.connection.close()  # the server closed a kept-alive connection: open a new one
-            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-            local.connection.request("POST", parts.path, body=payload, headers=headers)
-            response = local.connection.getresponse()
-            response.read()
-        return time.perf_counter() - started, response.status
+        status = _post_signed(local, parts, payload)
+        return time.perf_counter() - started, status
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(post, payloads))
@@ -285,7 +294,6 @@ def _fire_at_rate_part(args) -> list[tuple[float, float, int]]:
     """One client process's share of an open-loop run: event `i` is due at `start + i / rate` whatever the
     answers before it; latency runs from when it was due, so a server that falls behind is charged for the
     wait (no coordinated omission)."""
-    import http.client
     import threading
     from concurrent.futures import ThreadPoolExecutor
     from urllib.parse import urlsplit
@@ -299,20 +307,8 @@ def _fire_at_rate_part(args) -> list[tuple[float, float, int]]:
         due = start + index / rate
         if (wait := due - time.time()) > 0:
             time.sleep(wait)
-        if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        headers = {"Stripe-Signature": _sign(payload), "Content-Type": "application/json"}
-        try:
-            local.connection.request("POST", parts.path, body=payload, headers=headers)
-            response = local.connection.getresponse()
-            response.read()
-        except (http.client.HTTPException, OSError):
-            local.connection.close()  # the server closed a kept-alive connection: open a new one
-            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-            local.connection.request("POST", parts.path, body=payload, headers=headers)
-            response = local.connection.getresponse()
-            response.read()
-        return due, time.time() - due, response.status
+        status = _post_signed(local, parts, payload)
+        return due, time.time() - due, status
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(post, indexed))
