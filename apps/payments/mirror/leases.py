@@ -176,7 +176,7 @@ def complete_together(owner: str, pushes: list[tuple[MirrorRecord, int, Pushed]]
     price). Each row as `complete` would leave it; a row whose lease another took is left alone. Raises
     `IntegrityError` when a Stripe object already mirrors another row (`complete` then names the conflict)."""
     if connection.vendor != "postgresql":  # `make run`'s SQLite: one by one
-        return {record.pk: complete(record.pk, owner, version, result) for record, version, result in pushes}
+        return {row.pk: complete(row.pk, owner, version, result) for row, version, result in pushes}
     now = timezone.now()
     quote = connection.ops.quote_name
     table = quote(MirrorRecord._meta.db_table)

@@ -207,7 +207,9 @@ def _create_product(gw, record, owner, product, fields, pushed, claimed) -> Push
             completions = _record_creation(owner, record, stripe_product, product_pushed, claimed, price_pushed)
     except IntegrityError:
         # Stripe's product or price mirrors another row already: recorded one by one, the conflict named.
-        completions = _record_creation_one_by_one(owner, record, stripe_product, product_pushed, claimed, price_pushed)
+        completions = _record_creation(
+            owner, record, stripe_product, product_pushed, claimed, price_pushed, together=False
+        )
     if claimed is not None and completions[claimed[0].pk] == Completion.AGAIN:
         # The price changed while its product was created: its own task takes over.
         leases.finish(claimed[0].pk, owner)
@@ -215,26 +217,18 @@ def _create_product(gw, record, owner, product, fields, pushed, claimed) -> Push
     return Pushed(stripe_product.id, pushed, recorded=completions[record.pk])
 
 
-def _record_creation(owner, record, stripe_product, product_pushed, claimed, price_pushed) -> dict:
-    """dj-stripe's copies, the watermark and both rows' completions: what Stripe answered, kept at once."""
+def _record_creation(owner, record, stripe_product, product_pushed, claimed, price_pushed, *, together=True) -> dict:
+    """dj-stripe's copies, the watermark and both rows' completions: what Stripe answered, kept at once (or, with
+    `together` False, each row completed on its own, so that a conflict is named for the row it is about)."""
     djstripe_copies.store(djstripe_models.Product, stripe_product)
     note_stripe_state(stripe_product.id, stripe_product.updated)
     pushes = [(record, record.version, product_pushed)]
     if claimed is not None:
         djstripe_copies.store(djstripe_models.Price, stripe_product.default_price, product_stored=True)
         pushes.insert(0, (claimed[0], claimed[0].version, price_pushed))
-    return leases.complete_together(owner, pushes)
-
-
-def _record_creation_one_by_one(owner, record, stripe_product, product_pushed, claimed, price_pushed) -> dict:
-    djstripe_copies.store(djstripe_models.Product, stripe_product)
-    note_stripe_state(stripe_product.id, stripe_product.updated)
-    completions = {}
-    if claimed is not None:
-        djstripe_copies.store(djstripe_models.Price, stripe_product.default_price)
-        completions[claimed[0].pk] = leases.complete(claimed[0].pk, owner, claimed[0].version, price_pushed)
-    completions[record.pk] = leases.complete(record.pk, owner, record.version, product_pushed)
-    return completions
+    if together:
+        return leases.complete_together(owner, pushes)
+    return {row.pk: leases.complete(row.pk, owner, version, pushed) for row, version, pushed in pushes}
 
 
 # --- prices ------------------------------------------------------------------------------------------
