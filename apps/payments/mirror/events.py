@@ -14,6 +14,8 @@ older state is not applied over it. A change that came from Stripe is applied in
 What each kind should hold is the mirror's spec (`mirror.specs`), read here the other way.
 """
 
+from contextlib import nullcontext
+
 import stripe
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -156,7 +158,9 @@ def on_product(event: dict) -> Outcome:
     if watermark.updated is not None and obj["updated"] < watermark.updated:
         return CatalogOutcome.PRODUCT_STALE.of()
     superseded = CatalogOutcome.PRODUCT_SUPERSEDED.of()
-    if reason := _not_ours_to_apply(record, obj, superseded=superseded):
+    reason = _not_ours_to_apply(record, obj, superseded=superseded)
+    ours_on_its_way = reason == CatalogOutcome.LOCAL_CHANGE_PENDING.of() and _only_our_ref_on_its_way(record, product)
+    if reason is not None and not ours_on_its_way:
         return reason
     if watermark.updated is not None and obj["updated"] == watermark.updated:
         local = product or (Product.objects.filter(pk=record.object_id).first() if record else None)
@@ -166,15 +170,26 @@ def on_product(event: dict) -> Outcome:
         obj = _fetch("products", obj["id"])
         if obj is None:
             return _archive_product(event["data"]["object"])
-    outcome = _apply_product(obj, record, product)
+    outcome = _apply_product(obj, record, product, from_stripe=not ours_on_its_way)
     watermark.updated = max(obj["updated"], watermark.updated or 0)
     watermark.save(update_fields=["updated"])
     return outcome
 
 
-def _apply_product(obj: dict, record: MirrorRecord | None, locked: Product | None = None) -> Outcome:
+def _only_our_ref_on_its_way(record: MirrorRecord, product: Product | None) -> bool:
+    """The local change on its way is only our `app_ref` for a product made from Stripe's: the product still
+    holds what Stripe said last (dj-stripe's copy), so a newer Stripe state loses nothing edited here."""
+    local = product or Product.objects.filter(pk=record.object_id).first()
+    copy = djstripe_models.Product.objects.filter(id=record.stripe_id).values_list("stripe_data", flat=True).first()
+    return local is not None and copy is not None and specs.PRODUCT.matches(local, copy)
+
+
+def _apply_product(
+    obj: dict, record: MirrorRecord | None, locked: Product | None = None, *, from_stripe: bool = True
+) -> Outcome:
     """Stripe's product into the catalog: made if it has no local product, else updated (`locked`: the local
-    product as this transaction read and locked it)."""
+    product as this transaction read and locked it). `from_stripe` False: applied as a local change, so the
+    push already on its way carries it (with our `app_ref`) instead of writing the older state back."""
     product = locked or (Product.objects.filter(pk=record.object_id).first() if record else None)
     djstripe_copies.store(djstripe_models.Product, obj)
     try:
@@ -184,7 +199,7 @@ def _apply_product(obj: dict, record: MirrorRecord | None, locked: Product | Non
             _adopt(MirrorKind.PRODUCT, product.pk, obj["id"])
             _push_app_ref(MirrorKind.PRODUCT, product.pk)
             return CatalogOutcome.PRODUCT_CREATED.of(product=product.pk)
-        with changes_from_stripe():
+        with changes_from_stripe() if from_stripe else nullcontext():
             before = product.updated_at
             product = catalog.product_update(product=product, data=specs.PRODUCT.held(obj), locked=locked is not None)
         updated = product.updated_at != before

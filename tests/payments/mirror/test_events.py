@@ -11,6 +11,7 @@ tests/journeys/test_webhook_processing.py (echoes, dashboard edits, out-of-order
 import pytest
 from djstripe import models as djstripe_models
 
+from apps.catalog import services as catalog
 from apps.catalog.models import Price, Product
 from apps.payments.mirror import events
 from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState, StripeWatermark
@@ -136,6 +137,38 @@ class TestProducts:
         assert (row.stripe_id, row.state) == ("prod_dash", MirrorState.PENDING)  # one write: our app_ref
         assert queued_tasks == [(MIRROR_SYNC_TASK, (row.pk,), settings.MIRROR_COALESCE_SECONDS)]
         assert djstripe_models.Product.objects.filter(id="prod_dash").exists()
+
+    def test_a_dashboard_edit_behind_its_products_creation_is_applied_and_sent_with_our_ref(
+        self, stripe_stand_in, queued_tasks
+    ):
+        """Two drains, the created event first: the newer edit meets our app_ref on its way. Nothing was edited
+        here, so the edit is applied, and the one write to Stripe carries it: the older name never goes back."""
+        made = {"id": "prod_dash", "object": "product", "name": "Kettle", "description": None, "active": True}
+        events.on_product(_event("product.created", {**made, "updated": UPDATED, "metadata": {}}))
+
+        outcome = events.on_product(
+            _event("product.updated", {**made, "name": "Blue kettle", "updated": UPDATED + 5, "metadata": {}}, "evt_2")
+        )
+
+        product = Product.objects.get(pk=MirrorRecord.objects.get(stripe_id="prod_dash").object_id)
+        row = MirrorRecord.objects.get(kind=MirrorKind.PRODUCT, object_id=product.pk)
+        assert outcome == CatalogOutcome.PRODUCT_UPDATED.of()
+        assert product.name == "Blue kettle"
+        assert row.state == MirrorState.PENDING  # the push of our app_ref, now with the newer name
+        assert StripeWatermark.objects.get(stripe_id="prod_dash").updated == UPDATED + 5
+
+    def test_a_dashboard_edit_over_a_local_edit_on_its_way_waits(self, stripe_stand_in, queued_tasks):
+        made = {"id": "prod_dash", "object": "product", "name": "Kettle", "description": None, "active": True}
+        events.on_product(_event("product.created", {**made, "updated": UPDATED, "metadata": {}}))
+        product = Product.objects.get(name="Kettle")
+        catalog.product_update(product=product, data={"name": "Kettle, renamed here"})
+
+        outcome = events.on_product(
+            _event("product.updated", {**made, "name": "Blue kettle", "updated": UPDATED + 5, "metadata": {}}, "evt_2")
+        )
+
+        assert outcome == CatalogOutcome.LOCAL_CHANGE_PENDING.of()
+        assert Product.objects.get(pk=product.pk).name == "Kettle, renamed here"
 
     def test_a_product_of_another_installation_is_left_alone(self, stripe_stand_in):
         theirs = {
