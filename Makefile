@@ -12,7 +12,7 @@ EMULATOR_PUBLISHABLE_KEY := pk_test_localEmulatorKey000000000000
 
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
-.PHONY: run test check bytecode docs lock lint migrate services browser screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
+.PHONY: run test check bytecode docs lock lint migrate services browser pgbouncer screenshots clean help bench-emulator bench-mirror bench-webhooks bench-dashboard bench-scale soak fuzz audit
 
 help:
 	@echo "make run    - web, worker and beat on embedded defaults (SQLite, no broker server)"
@@ -123,6 +123,15 @@ browser:
 			apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null 2>&1; } \
 		|| echo "Chromium could not be installed: the browser tests will be skipped." >&2; }
 
+# One journey runs every process through a real PgBouncer in transaction mode (tests/journeys/test_pgbouncer.py):
+# Debian's package, installed here when missing.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "Installing PgBouncer for the pooler's journey"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null 2>&1; } \
+		|| echo "PgBouncer could not be installed: its journey will fail and say how to install it." >&2; }
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -132,7 +141,7 @@ lint: $(VENV)/.dev
 # Celery workers and ports; most of a journey's time is spent waiting on other processes, so more workers than
 # cores pays. TEST_WORKERS=0 runs them in this one process (with ARGS="-x --pdb", say).
 TEST_WORKERS ?= 4
-test: $(VENV)/.dev services browser lint bytecode
+test: $(VENV)/.dev services browser pgbouncer lint bytecode
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 # The suite starts a few hundred Python processes (workers, servers, production starts): compiled once here, the

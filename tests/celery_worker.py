@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from celery import Celery
+
 from config.celery import app as celery_app
 from tests.processes import child_pids, stop
 
@@ -36,10 +38,23 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited with {self.process.returncode}")
-            if celery_app.control.ping(destination=[self.name], timeout=0.5):
-                RUNNING.add(self.name)
+            if self._answers():
+                if self.broker == celery_app.conf.broker_url:
+                    RUNNING.add(self.name)
                 return self
         raise RuntimeError("the Celery worker did not answer within 30 s")
+
+    @property
+    def broker(self) -> str:
+        return self.environment.get("CELERY_BROKER_URL", celery_app.conf.broker_url)
+
+    def _answers(self) -> bool:
+        if self.broker == celery_app.conf.broker_url:
+            return bool(celery_app.control.ping(destination=[self.name], timeout=0.5))
+        # A worker on a broker of its own is asked there (Celery's `connection=` argument does not reach the
+        # replies: they are awaited on this process's broker).
+        with Celery("asking", broker=self.broker) as elsewhere:
+            return bool(elsewhere.control.ping(destination=[self.name], timeout=0.5))
 
     def child_pids(self) -> list[int]:
         """The pool processes that run the tasks."""

@@ -145,6 +145,23 @@ def test_the_health_check_asks_as_the_proxy_would():
     assert "X-Forwarded-Proto" in check
 
 
+def test_the_pooler_is_an_option_every_app_process_connects_through_when_told():
+    pooled = {**REAL_ENV, "DATABASE_HOST": "pgbouncer", "DATABASE_TRANSACTION_POOLING": "true"}
+    services = _interpolate(_compose()["services"], pooled)
+
+    assert services["pgbouncer"]["profiles"] == ["pgbouncer"]
+    assert services["pgbouncer"]["environment"]["POOL_MODE"] == "transaction"
+    assert services["pgbouncer"]["environment"]["DATABASE_URL"] == (
+        "postgres://commerce:a-database-password@postgres:5432/commerce"
+    )
+    for name in APP_SERVICES:
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"] == "postgres://commerce:a-database-password@pgbouncer:5432/commerce"
+        assert environment["DATABASE_TRANSACTION_POOLING"] == "true"
+    unpooled = _interpolate(_compose()["services"]["web"], REAL_ENV)["environment"]
+    assert unpooled["DATABASE_TRANSACTION_POOLING"] == "false"
+
+
 def test_only_the_web_port_is_published_and_on_loopback_unless_told():
     services = _interpolate(_compose()["services"], REAL_ENV)
 

@@ -370,3 +370,16 @@ def test_where_processes_coordinate(variables, expected):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr(expected)
+
+
+@pytest.mark.parametrize(("pooling", "without_cursors"), [("", "False"), ("true", "True")])
+def test_behind_a_transaction_pooler_no_server_side_cursor_is_opened(pooling, without_cursors):
+    # A cursor declared on one PostgreSQL session would be read on another one a moment later behind PgBouncer.
+    variables = {**REAL, **({"DATABASE_TRANSACTION_POOLING": pooling} if pooling else {})}
+    result = _boot(
+        "config.settings.production",
+        "from django.conf import settings; print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])",
+        **variables,
+    )
+
+    assert result.stdout.strip() == without_cursors, result.stderr

@@ -122,6 +122,9 @@ else:
     #: seconds a process keeps a database connection open between requests or tasks (not with SQLite)
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    #: set when a pooler in transaction mode (PgBouncer's `pool_mode = transaction`) stands between the processes
+    #: and PostgreSQL: no server-side cursor then, as nothing may outlive its transaction (docs/scaling.md)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

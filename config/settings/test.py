@@ -21,6 +21,8 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres:///postgres
 # The test process opens a connection per test; the workers it starts keep theirs as production's do.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The processes a test starts behind PgBouncer (tests/journeys/test_pgbouncer.py) are told so, as production's are.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
 
 
 def _migrations_fingerprint() -> str:

@@ -107,6 +107,19 @@ class ReconcileRun(models.Model):
         return f"reconcile {self.kind} #{self.pk} ({self.phase})"
 
 
+class ReconcileHold(models.Model):
+    """Which run of `stripe_reconcile` holds a kind, until when. A run renews its hold at every checkpoint; one
+    that was killed gives the kind back when its hold runs out. A row, not a PostgreSQL session lock: a
+    connection pooler in transaction mode (PgBouncer) hands a session to another client between statements."""
+
+    kind = models.CharField(max_length=20, choices=MirrorKind.choices, primary_key=True)
+    holder = models.CharField(max_length=64)
+    held_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} held by {self.holder} until {self.held_until:%H:%M:%S}"
+
+
 class StripeWatermark(models.Model):
     """The newest state of one Stripe object applied here, so an older event never overwrites a newer one."""
 

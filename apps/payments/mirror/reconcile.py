@@ -17,7 +17,7 @@ catalog's size. Every page is a checkpoint (`ReconcileRun`): a run that is stopp
 continues from its last page when started again.
 """
 
-import zlib
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ from django.utils import timezone
 from apps.payments.gateway.client import gateway
 from apps.payments.gateway.installation import APP_REF_KEY, NAMESPACE_KEY, is_ours
 from apps.payments.mirror import outbox, sync
-from apps.payments.mirror.models import MirrorRecord, MirrorState, ReconcilePhase, ReconcileRun
+from apps.payments.mirror.models import MirrorRecord, MirrorState, ReconcileHold, ReconcilePhase, ReconcileRun
 from apps.payments.mirror.outcomes import SyncOutcome
 from apps.payments.mirror.specs import SPECS
 
@@ -40,6 +40,8 @@ LOCAL_CHUNK = 1000
 EXAMPLES_KEPT = 50  # refs kept per drift to report; the counts are whole
 # A stopped run is continued within this long; Stripe's list cursors stay valid, but an older run is stale.
 RESUMABLE_FOR = timedelta(hours=23)
+# How long a run holds its kind past its last checkpoint: longer than one page through a busy budget takes.
+HOLD_FOR = timedelta(minutes=2)
 
 
 class ReconcileBusy(Exception):
@@ -145,22 +147,49 @@ def stripe_pages(kind: str, after: str = "") -> Iterable[list]:
             return
 
 
-@contextmanager
-def _alone(kind: str) -> Iterator[None]:
-    """One run per kind at a time: a PostgreSQL session lock, which a killed process gives back at once."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    key = zlib.crc32(f"stripe_reconcile:{kind}".encode())
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        if not cursor.fetchone()[0]:
-            raise ReconcileBusy(f"another stripe_reconcile of {kind} is running; wait for it to finish")
-    try:
-        yield
-    finally:
+class _Hold:
+    """This run's hold on its kind (`ReconcileHold`): taken in one statement, renewed at every checkpoint, given
+    back at the end. Each is a statement of its own, so it works through a pooler in transaction mode."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.holder = uuid.uuid4().hex
+        self.table = connection.ops.quote_name(ReconcileHold._meta.db_table)
+
+    def take(self) -> bool:
+        now = timezone.now()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            cursor.execute(
+                f"INSERT INTO {self.table} (kind, holder, held_until) VALUES (%s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT (kind) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until "
+                f"WHERE {self.table}.held_until < %s RETURNING holder",
+                [self.kind, self.holder, now + HOLD_FOR, now],
+            )
+            return cursor.fetchone() is not None
+
+    def keep(self) -> None:
+        """Renewed; a run whose hold ran out and was taken by another stops rather than run beside it."""
+        taken = ReconcileHold.objects.filter(kind=self.kind, holder=self.holder)
+        if not taken.update(held_until=timezone.now() + HOLD_FOR):
+            raise ReconcileBusy(f"this run of {self.kind} was idle past its hold and another run took it over")
+
+    def give_back(self) -> None:
+        ReconcileHold.objects.filter(kind=self.kind, holder=self.holder).delete()
+
+
+@contextmanager
+def _alone(kind: str) -> Iterator[_Hold]:
+    """One run per kind at a time, whatever process or machine runs it."""
+    hold = _Hold(kind)
+    if not hold.take():
+        raise ReconcileBusy(
+            f"another stripe_reconcile of {kind} is running; wait for it to finish (a run that was killed gives "
+            f"the kind back {HOLD_FOR.seconds} s after its last checkpoint)"
+        )
+    try:
+        yield hold
+    finally:
+        hold.give_back()
 
 
 def _run_for(kind: str, repair: bool, restart: bool) -> tuple[ReconcileRun, bool]:
@@ -180,8 +209,13 @@ def reconcile(
 ) -> Drift:
     """Compare (and with `repair`, repair) one kind; a stopped run of the same kind and mode is continued
     unless `restart`. `on_step` is told how many objects have been compared so far."""
-    with _alone(kind):
-        return _reconcile(kind, repair, restart, on_step)
+    with _alone(kind) as hold:
+
+        def step(done: int) -> None:
+            hold.keep()
+            on_step(done)
+
+        return _reconcile(kind, repair, restart, step)
 
 
 def _reconcile(kind: str, repair: bool, restart: bool, on_step: Callable[[int], None]) -> Drift:
@@ -194,7 +228,7 @@ def _reconcile(kind: str, repair: bool, restart: bool, on_step: Callable[[int], 
             on_step(drift.stripe + drift.local)
         drift.save_to(run, phase=ReconcilePhase.CLAIMED)
     if run.phase == ReconcilePhase.CLAIMED:
-        _settle_claims(run, drift)
+        _settle_claims(run, drift, on_step)
         drift.save_to(run, phase=ReconcilePhase.LOCAL, claims=[])
     if run.phase == ReconcilePhase.LOCAL:
         for last_pk in _compare_local(run, drift):
@@ -235,13 +269,14 @@ def _compare_page(run: ReconcileRun, drift: Drift, objs: list) -> None:
     MirrorRecord.objects.filter(pk__in=seen).update(seen_by_reconcile=run.pk)
 
 
-def _settle_claims(run: ReconcileRun, drift: Drift) -> None:
+def _settle_claims(run: ReconcileRun, drift: Drift, on_step: Callable[[int], None]) -> None:
     """Extra objects are retired. A Stripe object naming a local object whose own mirror was found (or pushed
     since the run began) is a second one (extra); if its mirror was not found, the first live such object is
     adopted as its mirror (Stripe lacked it: missing) and the rest are extra. Safe to run again after a stop:
     an adopted object is the mirror then, and retiring twice is retiring once."""
     adopted: set[int] = set()
     for claim in sorted(run.claims, key=lambda claim: "retire" in claim or not claim["live"]):
+        on_step(drift.stripe + drift.local)  # each claim may call Stripe: the run's hold is renewed before it
         if "retire" in claim:
             if run.repair:
                 _retire(run.kind, claim["retire"])

@@ -261,19 +261,22 @@ class TestStripeReconcile:
             # local, stripe, missing, extra, differing, repaired, not repaired
             assert summary[1:] == ["3", "3", "0", "0", "1", "0", "0"]
 
-    def test_a_second_run_of_the_same_kind_is_refused_while_one_runs(self, mirror_on, existing_data):
-        import zlib
-
+    def test_a_second_run_of_the_same_kind_is_refused_while_one_runs(self, mirror_on, existing_data, transactional_db):
+        # Committed as the command commits: a refused run's statement leaves no lock on the other's row behind.
         import psycopg
         from django.db import connection
 
-        key = zlib.crc32(b"stripe_reconcile:catalog.product")
-        with psycopg.connect(**connection.get_connection_params()) as other_process:
-            other_process.execute("SELECT pg_advisory_lock(%s)", [key])
-
-            with pytest.raises(Exception, match=r"another stripe_reconcile of catalog\.product is running"):
-                _run("stripe_reconcile", "--model", "catalog.product")
-            _run("stripe_reconcile", "--model", "users.user", "--dry-run")  # another kind may run
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other_process:
+            other_process.execute(
+                "INSERT INTO payments_reconcilehold (kind, holder, held_until) "
+                "VALUES ('catalog.product', 'another process', now() + interval '2 minutes')"
+            )
+            try:
+                with pytest.raises(Exception, match=r"another stripe_reconcile of catalog\.product is running"):
+                    _run("stripe_reconcile", "--model", "catalog.product")
+                _run("stripe_reconcile", "--model", "users.user", "--dry-run")  # another kind may run
+            finally:
+                other_process.execute("DELETE FROM payments_reconcilehold")
 
     def test_an_object_naming_a_local_object_whose_mirror_is_gone_is_adopted_once(self, mirror_on, existing_data):
         products, _ = existing_data

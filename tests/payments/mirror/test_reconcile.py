@@ -11,12 +11,14 @@ their lease, a price replaced while a run is stopped) are covered in tests/payme
 """
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
-from apps.payments.mirror.reconcile import ReconcileBusy, _alone, reconcile
+from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState, ReconcileHold
+from apps.payments.mirror.reconcile import HOLD_FOR, ReconcileBusy, _alone, reconcile
 from tests.catalog.factories import ProductFactory
 from tests.payments.factories import MirrorRecordFactory
 from tests.payments.stripe_stand_in import missing, sdk_list
@@ -184,3 +186,43 @@ def test_a_second_run_of_a_kind_is_refused_while_one_runs(stripe_stand_in):
         thread.join(timeout=10)
 
     assert stripe_stand_in.paths == ["customers.list"]  # another kind is not held back
+
+
+def test_a_run_that_was_killed_gives_its_kind_back_when_its_hold_runs_out(stripe_stand_in):
+    stripe_stand_in.always("products.list", [])
+    ReconcileHold.objects.create(kind=MirrorKind.PRODUCT, holder="killed", held_until=timezone.now() + HOLD_FOR)
+    with pytest.raises(ReconcileBusy, match=r"gives the kind back 120 s after its last checkpoint"):
+        reconcile(MirrorKind.PRODUCT, repair=False)
+
+    ReconcileHold.objects.filter(holder="killed").update(held_until=timezone.now() - timedelta(seconds=1))
+    drift = reconcile(MirrorKind.PRODUCT, repair=False)
+
+    assert drift.stripe == 0
+    assert not ReconcileHold.objects.exists()  # given back at the end
+
+
+def test_a_run_renews_its_hold_at_each_page_and_stops_if_another_took_it_over(stripe_stand_in):
+    ids = [_local(f"Product {n}", f"prod_{n}") for n in range(2)]
+    pages = {
+        "": sdk_list([_stripe_product("prod_0", ids[0], "Product 0")], has_more=True),
+        "prod_0": sdk_list([_stripe_product("prod_1", ids[1], "Product 1")]),
+    }
+    stripe_stand_in.always("products.list", lambda call: pages[call.params.get("starting_after", "")])
+    renewed = []
+
+    def idle_past_its_hold(done: int) -> None:
+        hold = ReconcileHold.objects.get(kind=MirrorKind.PRODUCT)
+        renewed.append(hold.held_until - timezone.now())
+        hold.holder = "a later run"  # this run was idle past its hold, and another run took the kind
+        hold.save()
+
+    with pytest.raises(ReconcileBusy, match="idle past its hold and another run took it over"):
+        reconcile(MirrorKind.PRODUCT, repair=False, on_step=idle_past_its_hold)
+
+    assert len(renewed) == 1
+    assert renewed[0] > HOLD_FOR - timedelta(seconds=5)
+    assert [call.params.get("starting_after", "") for call in stripe_stand_in.calls_to("products.list")] == [
+        "",
+        "prod_0",
+    ]
+    assert ReconcileHold.objects.get().holder == "a later run"  # the other run's hold is left to it
