@@ -6,6 +6,7 @@ import math
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import InvalidPage
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, filters, pagination, permissions, routers, serializers, throttling
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.bounded_count import COUNTED_UP_TO, BoundedCountPaginator
 from config.days import day_end, day_start
 from config.errors import Conflict, DomainError, Unavailable, UpstreamRefused
 from config.request_id import current_request_id
@@ -122,6 +124,48 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if given is not None and given not in self.last_page_strings and not (given.isascii() and given.isdigit()):
             raise exceptions.ValidationError({self.page_query_param: ["Enter a page number."]})
         return super().get_page_number(request, paginator)
+
+
+class BoundedPageNumberPagination(PageNumberPagination):
+    """Page numbers over a table that grows without end: `count` is exact up to 10,000 rows (`count_exact`
+    false beyond, where it says "at least"), and pages reach that deep; older rows are found by narrowing the
+    list (`date_to`, a status, an email). Every page costs the same at any table size (config/bounded_count.py)."""
+
+    django_paginator_class = BoundedCountPaginator
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        paginator = self.django_paginator_class(queryset, self.get_page_size(request))
+        number = self.get_page_number(request, paginator)
+        if paginator.beyond_the_bound(number):
+            raise exceptions.ValidationError(
+                {
+                    self.page_query_param: [
+                        f"Lists reach {paginator.limit:,} rows deep: narrow this one (date_to, a status, an email) "
+                        "to reach older rows."
+                    ]
+                }
+            )
+        try:
+            self.page = paginator.page(number)
+        except InvalidPage as error:
+            raise exceptions.NotFound(self.invalid_page_message) from error
+        self.display_page_controls = paginator.num_pages > 1
+        return list(self.page)
+
+    def get_paginated_response(self, data):
+        answer = super().get_paginated_response(data)
+        answer.data["count_exact"] = not self.page.paginator.capped
+        return answer
+
+    def get_paginated_response_schema(self, schema):
+        described = super().get_paginated_response_schema(schema)
+        described["properties"]["count_exact"] = {
+            "type": "boolean",
+            "description": f"False when more than {COUNTED_UP_TO:,} rows match: `count` is then a lower bound.",
+        }
+        described["required"] = [*described.get("required", []), "count_exact"]
+        return described
 
 
 class StrictCharField(serializers.CharField):

@@ -26,7 +26,7 @@ from apps.payments.orders.models import (
 )
 from apps.payments.orders.refunds import order_refund
 from apps.payments.orders.sessions import order_cancel
-from config.admin_conventions import RecordAdmin
+from config.admin_conventions import GrowingTableAdmin, RecordAdmin, recent_values_filter
 from config.errors import DomainError
 
 
@@ -137,22 +137,19 @@ class OrderRefundForm(forms.Form):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(GrowingTableAdmin):
     """Orders with their lines, audit trail and refunds; operators refund and cancel through the same services."""
 
     list_display = ("id", "status", "user", "email", "amount", "charged", "refunded", "created_at", "paid_at")
     list_filter = (
         NeedsReviewFilter,
         "status",
-        "currency",
+        recent_values_filter("currency", "currency"),
         ("created_at", admin.DateFieldListFilter),
         ("paid_at", admin.DateFieldListFilter),
     )
     search_fields = ("=id", "email", "user__email", "checkout_session_id", "payment_intent_id")
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
-    # A filtered page counts what it shows, not the whole table as well ("of 1,000,000 total").
-    show_full_result_count = False
     inlines = (OrderLineInline, PaymentInline, OrderTransitionInline, OrderRefundInline, RefundRequestInline)
     actions = ("refund_in_full", "cancel", "accept_payment")
     readonly_fields = (
@@ -285,15 +282,18 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(RecordAdmin):
+class PaymentAdmin(RecordAdmin, GrowingTableAdmin):
     """Each attempt to pay an order, as Stripe's events told it: read-only, since Stripe holds the truth."""
 
     list_display = ("id", "order", "status", "amount", "refunded", "card", "decline_code", "created_at")
-    list_filter = ("status", "currency", "decline_code", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status",
+        recent_values_filter("currency", "currency"),
+        recent_values_filter("decline_code", "decline code"),
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("=id", "=order__id", "payment_intent_id", "checkout_session_id", "order__email")
-    show_full_result_count = False
     list_select_related = ("order",)
-    date_hierarchy = "created_at"
 
     @admin.display(description="amount", ordering="amount")
     def amount(self, payment: Payment) -> str:

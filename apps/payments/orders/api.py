@@ -33,7 +33,7 @@ from apps.payments.orders.serializers import (
     sells_plans,
 )
 from apps.payments.orders.sessions import order_cancel, order_sync
-from config.api_conventions import CreatedBetweenFilterSet, is_staff_with, staff_with
+from config.api_conventions import BoundedPageNumberPagination, CreatedBetweenFilterSet, is_staff_with, staff_with
 
 
 def cart_lines(lines: list[dict]) -> list[CartLine]:
@@ -176,6 +176,7 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     permission_classes = (permissions.IsAuthenticated,)
     serializer_class = PaymentSerializer
     filterset_class = PaymentFilter
+    pagination_class = BoundedPageNumberPagination
     lookup_value_regex = r"\d+"
     ordering_fields = ("created_at", "amount")
     search_fields = ("=order__id", "=payment_intent_id", "=checkout_session_id", "order__email")
@@ -193,6 +194,7 @@ class OrderViewSet(MoneyApiView, mixins.ListModelMixin, mixins.RetrieveModelMixi
     permission_classes = (permissions.IsAuthenticated,)
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
+    pagination_class = BoundedPageNumberPagination
     ordering_fields = ("created_at", "amount_total")
     search_fields = ("=id", "email", "lines__product_name", "=payment_intent_id", "=checkout_session_id")
 

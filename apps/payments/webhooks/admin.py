@@ -7,10 +7,11 @@ from djstripe import models as djstripe_models
 
 from apps.payments.webhooks.drain import replay
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
+from config.admin_conventions import GrowingTableAdmin, recent_values_filter
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(GrowingTableAdmin):
     """Every Stripe event received: processed, ignored, or parked as failed with its traceback."""
 
     list_display = (
@@ -24,10 +25,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "processed_at",
         "outcome",
     )
-    list_filter = ("state", "type", ("received_at", admin.DateFieldListFilter))
+    list_filter = ("state", recent_values_filter("type", "type"), ("received_at", admin.DateFieldListFilter))
     search_fields = ("=stripe_id", "type", "last_error")
-    # A filtered page counts what it shows, not the whole table as well ("of 1,000,000 total").
-    show_full_result_count = False
     actions = ("process_again",)
     readonly_fields = [field.name for field in WebhookEvent._meta.fields] + ["payload"]
 
