@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -283,11 +284,126 @@ def catalog_traffic(products: list[dict], unique: int, duplicate_share: float, p
         if n % 3 == 0 and len(events) < unique:
             events.append(event_payload(f"evt_{prefix}{len(events):06d}", obj))
         n += 1
+    return with_redeliveries(events, duplicate_share)
+
+
+def with_redeliveries(events: list[bytes], duplicate_share: float) -> list[bytes]:
+    """`events` with `duplicate_share` of them delivered again, each some time after its first delivery."""
     redelivered = random.sample(range(len(events)), int(len(events) * duplicate_share))
     stream = list(events)
-    for index in sorted(redelivered, reverse=True):  # a redelivery comes some time after the first
+    for index in sorted(redelivered, reverse=True):
         stream.insert(min(len(stream), index + random.randint(1, 200)), events[index])  # noqa: S311
     return stream
+
+
+def interleaved(first: list[bytes], second: list[bytes]) -> list[bytes]:
+    """Two streams arriving together: each keeps its own order, and they mix evenly."""
+    slots = [0] * len(first) + [1] * len(second)
+    random.shuffle(slots)
+    streams = [iter(first), iter(second)]
+    return [next(streams[slot]) for slot in slots]
+
+
+# Where an order's money goes when it is paid: what `money_traffic` makes and checks.
+MONEY_EVENT_TYPES = (
+    "checkout.session.completed",
+    "payment_intent.succeeded",
+    "charge.succeeded",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+)
+REFUNDED_IN_PART = 500
+UNUSABLE_PASSWORD = "!"  # Django's mark of a password no one can log in with  # noqa: S105
+
+
+class MoneyTraffic:
+    """Orders paid as a shop's are, and the events Stripe sent about them: two in three paid on Stripe's
+    Checkout page, the rest by an app's payment intent, every fourth then refunded in part from the dashboard.
+    Made through our own services against the emulator, whose events are delivered to no one: they are read
+    from its event log, in the order it made them, and sent by the benchmark under ids of its prefix."""
+
+    def __init__(self, client, emulator_url: str, product: dict, prefix: str, orders: int):
+        self.client, self.emulator_url, self.prefix = client, emulator_url, prefix
+        newest = client.v1.events.list(params={"limit": 1, "types": list(MONEY_EVENT_TYPES)}).data
+        self.after = newest[0].id if newest else None
+        self.orders = self._pay(product, orders)
+        self.events = self._events_since()
+
+    def _pay(self, product: dict, count: int) -> dict[int, bool]:
+        from apps.catalog.models import Price
+        from apps.payments.mirror.models import MirrorRecord
+        from apps.payments.orders.checkout import checkout_for_cart
+        from apps.payments.orders.intents import intent_for_cart
+        from apps.payments.orders.lifecycle import CartLine
+        from apps.users.models import User
+
+        product_id = MirrorRecord.objects.get(stripe_id=product["id"]).object_id
+        (price,) = Price.objects.bulk_create([Price(product_id=product_id, unit_amount=2500, currency="eur")])
+        buyers = User.objects.bulk_create(
+            User(email=f"{self.prefix}{n}@bench.example", password=UNUSABLE_PASSWORD) for n in range(count)
+        )
+        refunded = {}
+        for n, buyer in enumerate(buyers):
+            lines = [CartLine(price=price, quantity=1)]
+            if n % 3 == 2:
+                started = intent_for_cart(user=buyer, lines=lines)
+                order, intent = started.order, started.payment.payment_intent_id
+                self.client.v1.payment_intents.confirm(intent, params={"payment_method": "pm_card_visa"})
+            else:
+                order = checkout_for_cart(
+                    user=buyer, lines=lines, success_url="https://shop.example/", cancel_url="https://shop.example/"
+                )
+                intent = self._control(f"checkout/sessions/{order.checkout_session_id}/complete")["payment_intent"]
+            if n % 4 == 0:
+                self.client.v1.refunds.create(params={"payment_intent": intent, "amount": REFUNDED_IN_PART})
+            refunded[order.pk] = n % 4 == 0
+        return refunded
+
+    def _control(self, path: str) -> dict:
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - the emulator this benchmark started
+            f"{self.emulator_url}/_emulator/{path}", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    def _events_since(self) -> list[bytes]:
+        newest_first = []
+        for event in self.client.v1.events.list(
+            params={"limit": 100, "types": list(MONEY_EVENT_TYPES)}
+        ).auto_paging_iter():
+            if event.id == self.after:
+                break
+            newest_first.append(event.to_dict())
+        return [
+            json.dumps({**event, "id": f"evt_{self.prefix}m{n:06d}"}).encode()
+            for n, event in enumerate(reversed(newest_first))
+        ]
+
+    def types(self) -> dict[str, int]:
+        mix: dict[str, int] = {}
+        for payload in self.events:
+            kind = json.loads(payload)["type"]
+            mix[kind] = mix.get(kind, 0) + 1
+        return mix
+
+    def settled_as_stripe_says(self) -> bool:
+        """Every order paid; the refunded ones refunded in part, by exactly what went back."""
+        from apps.payments.orders.models import Order, OrderStatus
+
+        held = {
+            pk: (status, refunded)
+            for pk, status, refunded in Order.objects.filter(pk__in=self.orders).values_list(
+                "pk", "status", "amount_refunded"
+            )
+        }
+        wanted = {
+            pk: (OrderStatus.PARTIALLY_REFUNDED, REFUNDED_IN_PART) if refunded else (OrderStatus.PAID, 0)
+            for pk, refunded in self.orders.items()
+        }
+        return held == wanted
 
 
 def _fire_at_rate_part(args) -> list[tuple[float, float, int]]:
@@ -364,13 +480,10 @@ def _ours_round(args, client, url: str, label: str) -> dict:
     unique = int(args.events / (1 + args.duplicate_share))
     products = mirrored_products(client, f"Cap {label}", 200)
     estimate, _ = _fire(url, catalog_traffic(products, unique, args.duplicate_share, f"est{label}_"), args.clients)
-    products = mirrored_products(client, f"Cap {label}", 200)
     sustained = int(args.capacity_events / (1 + args.duplicate_share))
-    overload = fire_at_rate(
-        url,
-        catalog_traffic(products, sustained, args.duplicate_share, f"cap{label}_"),
-        estimate["acknowledged_per_second"] * 1.5,
-    )
+    orders = round(args.orders * args.capacity_events / args.events)  # the rates' mix, at the capacity run's size
+    mix = ProductionMix(client, args, f"cap{label}_", sustained, orders)
+    overload = fire_at_rate(url, mix.stream, estimate["acknowledged_per_second"] * 1.5)
     capacity = {
         "closed_loop_16_clients": estimate["acknowledged_per_second"],
         "offered_per_second": overload["arrivals_per_second"],
@@ -381,31 +494,94 @@ def _ours_round(args, client, url: str, label: str) -> dict:
     rates = {}
     for share in SHARES:
         prefix = f"r{label}x{int(share * 100)}_"
-        products = mirrored_products(client, prefix, 200)
-        sent = fire_at_rate(
-            url,
-            catalog_traffic(products, unique, args.duplicate_share, prefix),
-            capacity["acknowledged_per_second"] * share,
-        )
+        mix = ProductionMix(client, args, prefix, unique, args.orders)
+        products, money, catalog_unique = mix.products, mix.money, mix.catalog_unique
+        sent = fire_at_rate(url, mix.stream, capacity["acknowledged_per_second"] * share)
         if not wait_processed():
             raise RuntimeError(f"events still waited 600 s after the run at {share:.0%}")
         rates[f"{int(share * 100)}%"] = {
             **sent,
             **processing_of(f"evt_{prefix}"),
             **lag_of(f"evt_{prefix}"),
-            "unique_events": unique,
+            "unique_events": catalog_unique + len(money.events),
+            "event_types": {"product.updated": catalog_unique, **money.types()},
             "outcomes": _outcomes(f"evt_{prefix}"),
-            "products_at_their_last_step": _at_last_step(products, prefix, unique),
+            "products_at_their_last_step": _at_last_step(products, prefix, catalog_unique),
+            "orders": len(money.orders),
+            "orders_as_stripe_left_them": money.settled_as_stripe_says(),
         }
     return {"capacity": capacity, "rates": rates}
 
 
+class ProductionMix:
+    """What a shop's endpoint receives: `MoneyTraffic`'s orders among dashboard edits of 200 mirrored products
+    (every third echoed), `unique` events in all, with redeliveries of both."""
+
+    def __init__(self, client, args, prefix: str, unique: int, orders: int):
+        self.products = mirrored_products(client, prefix, 200)
+        self.money = MoneyTraffic(client, args.emulator_url, self.products[0], prefix, orders)
+        self.catalog_unique = max(0, unique - len(self.money.events))
+        self.stream = interleaved(
+            catalog_traffic(self.products, self.catalog_unique, args.duplicate_share, prefix),
+            with_redeliveries(self.money.events, args.duplicate_share),
+        )
+
+
+COST_SAMPLE = 12  # events of each kind whose cost is counted
+
+
+def costs_per_event(client, args) -> dict:
+    """What acknowledging and processing one event of each kind of the mix costs: round trips to PostgreSQL,
+    commits, Redis round trips and Stripe calls, counted (tools/bench/costs.py) while this process runs the code
+    the web and worker processes run, with theirs stopped. Each kind is processed as a batch, in the order
+    Stripe sends the kinds (an edit before its echo, a session before its intent, its charge, its refund)."""
+    from apps.payments.webhooks import ingest, processing
+    from tools.bench.costs import counted
+
+    products = mirrored_products(client, "Cost", COST_SAMPLE)
+    edits = [{**product, "name": f"{product['name']} v1", "updated": product["updated"] + 1} for product in products]
+    kinds: dict[str, list[bytes]] = {
+        "product.updated (a dashboard edit)": [event_payload(f"evt_coste{n}", obj) for n, obj in enumerate(edits)],
+        "product.updated (an echo)": [event_payload(f"evt_costc{n}", obj) for n, obj in enumerate(edits)],
+    }
+    money = MoneyTraffic(client, args.emulator_url, products[0], "cost_", COST_SAMPLE)
+    for payload in money.events:
+        kinds.setdefault(json.loads(payload)["type"], []).append(payload)
+    ordered = [*list(kinds)[:2], *(kind for kind in MONEY_EVENT_TYPES if kind in kinds)]
+    costs = {}
+    for kind in ordered:
+        payloads = kinds[kind]
+        with counted() as acknowledged:
+            answers = [ingest.acknowledge(payload, _sign(payload))[0] for payload in payloads]
+        with counted() as processed:
+            done = []
+            while batch := processing.process_batch():
+                done.extend(batch)
+        if answers != [200] * len(payloads) or len(done) != len(payloads):
+            raise RuntimeError(f"{kind}: answered {answers}, processed {len(done)} of {len(payloads)}")
+        costs[kind] = {
+            "events": len(payloads),
+            **{f"ack_{name}": _per(acknowledged, name, len(payloads)) for name in COUNTS},
+            **{f"processing_{name}": _per(processed, name, len(payloads)) for name in COUNTS},
+        }
+    return costs
+
+
+COUNTS = ("round_trips", "commits", "redis_round_trips", "stripe_calls")
+
+
+def _per(counts: dict, name: str, events: int) -> float:
+    return round(counts[name] / events, 1)
+
+
 def _outcomes(prefix: str) -> dict[str, int]:
+    """How the events were processed, by kind of outcome (ids and amounts left out: `order N paid`)."""
     from apps.payments.webhooks.models import WebhookEvent
 
     mix: dict[str, int] = {}
     for outcome in WebhookEvent.objects.filter(stripe_id__startswith=prefix).values_list("outcome", flat=True):
-        mix[outcome] = mix.get(outcome, 0) + 1
+        kind = re.sub(r"\d+", "N", re.sub(r"\b[a-z]{2,5}_[A-Za-z0-9]+", "<id>", outcome))
+        mix[kind] = mix.get(kind, 0) + 1
     return mix
 
 
@@ -455,6 +631,7 @@ def main() -> int:
     parser.add_argument("--stock-capacity-events", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=300, help="events sent first, not measured")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (median, min, max)")
+    parser.add_argument("--orders", type=int, default=240, help="orders paid (and some refunded) at each rate")
     args = parser.parse_args()
 
     import redis
@@ -464,13 +641,14 @@ def main() -> int:
         redis.Redis.from_url(url).flushdb()
     emulator_port, web_port = _free_port(), _free_port()
     emulator = _start_emulator(emulator_port)
-    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    emulator_url = args.emulator_url = f"http://127.0.0.1:{emulator_port}"
     client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator_url})
     database_url = _prepare_database("bench_commerce")
     env = {
         **stack_environment(emulator_url, database_url, drainers=0),
         "DJANGO_ROOT_URLCONF": "tools.bench.webhook_urls",
         "STRIPE_MIRROR_ENABLED": "true",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_" + API_KEY.removeprefix("sk_test_"),  # orders paid by an app's intent
         # dj-stripe's stock view reads each object from Stripe inside its request: not held back by the budget.
         "STRIPE_RATE_LIMIT_PER_SECOND": "1000",
         "STRIPE_RATE_LIMIT_PER_ENDPOINT": "1000",
@@ -507,11 +685,10 @@ def main() -> int:
             ours = _ours_round(args, client, ours_url, str(round_))
             stock = _stock_round(args, client, (ours_url, stock_url), stock_products, str(round_))
             rounds.append({"ours": ours, "djstripe_stock_view": stock})
+        _stop(web, worker)  # what is counted next runs here alone
+        costs = costs_per_event(client, args)
     finally:
-        for process in (web, worker):
-            process.send_signal(signal.SIGTERM)
-        for process in (web, worker):
-            process.wait(timeout=30)
+        _stop(web, worker)
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
 
@@ -541,7 +718,9 @@ def main() -> int:
         "setup": {
             "events_per_rate": args.events,
             "duplicate_share": args.duplicate_share,
-            "event_mix": "product.updated of mirrored products: dashboard edits, every third echoed, redeliveries",
+            "event_mix": "at each rate, orders paid by Checkout and by intents, every fourth refunded in part "
+            "(their checkout, intent, charge and refund events as Stripe sent them), among dashboard edits of "
+            "mirrored products, every third echoed; redeliveries of both (the closed-loop estimate: product edits)",
             "load": "open loop at 50%, 80% and 95% of the capacity measured closed-loop in the same round; "
             "beside the stock view, both at 80% of its capacity",
             "web": " ".join(setup["web"]),
@@ -563,6 +742,7 @@ def main() -> int:
             ),
         },
         "p99_ratio_stock_over_ours_at_80%_of_the_stock_views_capacity": _spread([round(ratio, 1) for ratio in ratios]),
+        "cost_per_event": costs,
         "rounds": rounds,
     }
     every_rate = [rate for one in rounds for rate in one["ours"]["rates"].values()]
@@ -584,8 +764,17 @@ def main() -> int:
             rate["processed"] == rate["unique_events"] and rate["failed"] == 0 for rate in every_rate
         ),
         "every_product_at_its_last_edit": all(rate["products_at_their_last_step"] for rate in every_rate),
+        "every_order_paid_and_refunded_as_in_stripe": all(rate["orders_as_stripe_left_them"] for rate in every_rate),
     }
     return finish(report, checks, database_url)
+
+
+def _stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=30)
 
 
 def _spread(values: list[float]) -> dict:

@@ -10,14 +10,11 @@ real worker pushing to the emulator, killed midway or racing another, in tests/j
 tests/journeys/test_mirror_faults.py.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 import stripe
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog import services as catalog
@@ -31,6 +28,7 @@ from tests.catalog.factories import PriceFactory, ProductFactory
 from tests.payments.factories import MirrorRecordFactory
 from tests.payments.stripe_stand_in import refused, unreachable
 from tests.users.factories import UserFactory
+from tools.bench.costs import counted
 
 pytestmark = pytest.mark.django_db
 
@@ -296,29 +294,8 @@ class TestPricesAndTheirProduct:
         assert _syncs(queued_tasks) == []
 
 
-@contextmanager
-def round_trips() -> Iterator[dict]:
-    """Round trips to PostgreSQL and commits that write while inside: each statement; each transaction's BEGIN
-    and COMMIT (psycopg sends BEGIN on its own); a write outside a transaction is its own commit."""
-    counts = {"round_trips": 0, "commits": 0, "statements": []}
-
-    def count(execute, sql, params, many, context):
-        counts["round_trips"] += 1
-        counts["statements"].append(("" if connection.in_atomic_block else "autocommit ") + sql[:100])
-        if not connection.in_atomic_block and not sql.lstrip().upper().startswith("SELECT"):
-            counts["commits"] += 1
-        return execute(sql, params, many, context)
-
-    commit = connection.commit
-
-    def counted_commit():
-        counts["round_trips"] += 2  # its BEGIN and itself
-        counts["commits"] += 1
-        counts["statements"].append("BEGIN ... COMMIT")
-        return commit()
-
-    with connection.execute_wrapper(count), patch.object(connection, "commit", counted_commit):
-        yield counts
+# Each statement, each transaction's BEGIN and COMMIT, Redis commands and Stripe calls (tools/bench/costs.py).
+round_trips = counted
 
 
 @pytest.mark.django_db(transaction=True)
