@@ -52,9 +52,9 @@ def webhooks_table() -> str:
         where_it_ran(found),
         "",
         f"Web: `{setup['web']}`; worker: `{setup['worker']}` (cpu_shares {setup['worker_cpu_shares']}, nice "
-        f"{setup['worker_nice_for_those_shares']} here), the default drains. Sustained capacity "
-        f"{_spread(found['capacity_acks_per_second'], '/s')}; {setup['events_per_rate']:,} events at each rate, "
-        f"medians of {setup['rounds']} rounds (range in brackets).",
+        f"{setup['worker_nice_for_those_shares']} here), the default drains. Events: {setup['event_mix']}. "
+        f"Sustained capacity {_spread(found['capacity_acks_per_second'], '/s')}; {setup['events_per_rate']:,} "
+        f"events at each rate, medians of {setup['rounds']} rounds (range in brackets).",
         "",
         "| arrivals | a second | ack p50 | ack p99 | processed a second | lag p50 | lag p99 |",
         "|---|---|---|---|---|---|---|",
@@ -75,6 +75,22 @@ def webhooks_table() -> str:
         f"{_spread(stock['ours_ack_latency_p99_ms_at_that_rate'], ' ms')} at the same rate: "
         f"x{_spread(ratio)}.",
     ]
+    costs = found.get("cost_per_event")
+    if costs:
+        rows += [
+            "",
+            "What one event costs, counted (not timed: these do not depend on the machine), its acknowledgement "
+            "and its share of a processing batch:",
+            "",
+            "| event | ack: round trips / commits / Redis | processing: round trips / commits / Redis / Stripe calls |",
+            "|---|---|---|",
+        ]
+        for kind, cost in costs.items():
+            rows.append(
+                f"| {kind} | {cost['ack_round_trips']:g} / {cost['ack_commits']:g} / {cost['ack_redis_round_trips']:g}"
+                f" | {cost['processing_round_trips']:g} / {cost['processing_commits']:g} / "
+                f"{cost['processing_redis_round_trips']:g} / {cost['processing_stripe_calls']:g} |"
+            )
     return "\n".join(rows)
 
 
@@ -108,4 +124,53 @@ def workers_table() -> str:
         f"one second ({budget['allowed_in_one_second_with_the_burst']} allowed with the burst), "
         f"{budget['rate_limited_429']} answered 429.",
     ]
+    return "\n".join(rows)
+
+
+def data_growth_table() -> str:
+    """bench-scale's history, pages and reconcile parts: each cost at a small size and at a large one."""
+    found = report("scale")
+    rows = [where_it_ran(found), "", "| what | small | large |", "|---|---|---|"]
+    history = found.get("webhooks")
+    if history:
+        first, *_, last = history["levels"]
+        for label, metric in (
+            (
+                "webhook ack p50 / p99",
+                lambda level: f"{level['ack_latency_p50_ms']:g} / {level['ack_latency_p99_ms']:g} ms",
+            ),
+            ("events processed a second", lambda level: f"{level['processed_per_second']:g}"),
+        ):
+            rows.append(
+                f"| {label} ({history['events_per_level']:,} events, {history['clients']} clients) | "
+                f"{first['events_stored_before']:,} stored: {metric(first)} | "
+                f"{last['events_stored_before']:,} stored: {metric(last)} |"
+            )
+    pages = found.get("pages")
+    if pages:
+        small, large = pages["sizes"]
+        rows.append(
+            f"| *pages* | {small['products']:,} products, {small['orders']:,} orders | "
+            f"{large['products']:,} products, {large['orders']:,} orders |"
+        )
+        for name, page in large["pages"].items():
+            before = small["pages"][name]
+            rows.append(
+                f"| {name}: p50 / p99 (queries) | {before['p50_ms']:g} / {before['p99_ms']:g} ms ({before['queries']}) "
+                f"| {page['p50_ms']:g} / {page['p99_ms']:g} ms ({page['queries']}) |"
+            )
+    reconcile = found.get("reconcile")
+    if reconcile:
+        small, large = reconcile["runs"]
+        rows.append(
+            f"| `stripe_reconcile`, products and prices (the read limit allows) | {small['products_and_prices']:,}: "
+            f"{small['seconds']:g} s ({small['seconds_the_read_limit_allows']:g} s), {small['peak_rss_mb']:g} MB | "
+            f"{large['products_and_prices']:,}: {large['seconds']:g} s ({large['seconds_the_read_limit_allows']:g} s), "
+            f"{large['peak_rss_mb']:g} MB |"
+        )
+        killed = reconcile["killed_and_continued"]
+        rows.append(
+            f"| ... killed after {killed['killed_after_seconds']:g} s, then run again | | continued in "
+            f"{killed['continued_seconds']:g} s; {killed['pages_read_twice']} list page(s) read twice |"
+        )
     return "\n".join(rows)

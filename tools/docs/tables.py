@@ -372,6 +372,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "metrics": ("docs/operating.md", metrics_table),
     "bench-webhooks": ("docs/scaling.md", benchmarks.webhooks_table),
     "bench-workers": ("docs/scaling.md", benchmarks.workers_table),
+    "bench-scale": ("docs/scaling.md", benchmarks.data_growth_table),
 }
 
 
