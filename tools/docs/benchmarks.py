@@ -100,7 +100,13 @@ def workers_table() -> str:
     rows = [
         where_it_ran(found),
         "",
-        f"{workers['events_per_level']:,} events at each level, fresh work of one kind "
+        f"{workers['events_per_level']:,} events at each level, "
+        + (
+            f"{workers['webhook_drainers']} drains at once (the shipped `WEBHOOK_DRAINERS`), "
+            if "webhook_drainers" in workers
+            else ""
+        )
+        + "fresh work of one kind "
         f"(same work at every level: {'yes' if workers['same_work_at_every_level'] else 'no'}); medians of the "
         "rounds (range in brackets). CPU counts every process that does the work: the workers, PostgreSQL, "
         "Redis and the emulator.",
