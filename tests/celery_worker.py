@@ -52,8 +52,9 @@ class WorkerProcess:
         if self.broker == celery_app.conf.broker_url:
             return bool(celery_app.control.ping(destination=[self.name], timeout=0.5))
         # A worker on a broker of its own is asked there (Celery's `connection=` argument does not reach the
-        # replies: they are awaited on this process's broker).
-        with Celery("asking", broker=self.broker) as elsewhere:
+        # replies: they are awaited on this process's broker). Not made the current app: tasks sent by name
+        # afterwards would go to that broker, where no worker of the other tests listens.
+        with Celery("asking", broker=self.broker, set_as_current=False) as elsewhere:
             return bool(elsewhere.control.ping(destination=[self.name], timeout=0.5))
 
     def child_pids(self) -> list[int]:
