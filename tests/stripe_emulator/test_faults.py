@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -91,9 +92,10 @@ def test_bad_fault_is_400(emulator):
 
 
 def test_rate_limiter_per_endpoint_and_per_account(emulator, stripe_client):
-    emulator.control("POST", "rate_limit", {"per_second": 100, "per_endpoint_per_second": 10})
+    emulator.control("POST", "rate_limit", {"per_second": 100, "per_endpoint_per_second": 3})
 
     outcomes = {"customers": [], "products": []}
+    started = time.monotonic()
     for _ in range(15):
         for name, call in (
             ("customers", stripe_client.v1.customers.list),
@@ -104,10 +106,13 @@ def test_rate_limiter_per_endpoint_and_per_account(emulator, stripe_client):
                 outcomes[name].append(200)
             except stripe.RateLimitError as error:
                 outcomes[name].append(error.headers["Stripe-Rate-Limited-Reason"])
+    elapsed = time.monotonic() - started
 
-    # Each endpoint has its own budget of 10 a second, so each fails on its own count.
+    # Each endpoint has its own budget of 3 a second, so each fails on its own count: its burst, and what came
+    # back while the calls went on (a busy machine makes them slower, not the budget larger).
     for results in outcomes.values():
-        assert 8 <= results.count(200) <= 12
+        assert 2 <= results.count(200) <= 4 + math.ceil(elapsed * 3)
+        assert "endpoint-rate" in results
         assert set(results) <= {200, "endpoint-rate"}
     assert emulator.control("GET", "rate_limit")["rejected"] == sum(len(r) - r.count(200) for r in outcomes.values())
 
