@@ -176,12 +176,12 @@ def _store_history(first: int, last: int) -> None:
 
 def _processing_plans(product: dict, prefix: str) -> list[dict]:
     """What processing one event asks PostgreSQL, explained (the event stored and processed here)."""
-    from apps.payments.webhooks import drain, ingest
+    from apps.payments.webhooks import ingest, processing
 
     event = json.loads(_events([product], 1, 0, prefix)[0])
     with statements() as queries:
         ingest.webhook_receive(event=event)
-        drain.process_next()
+        processing.process_batch()  # what a drain runs
     return explain(queries)
 
 
