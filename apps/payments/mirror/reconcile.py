@@ -17,6 +17,8 @@ catalog's size. Every page is a checkpoint (`ReconcileRun`): a run that is stopp
 continues from its last page when started again.
 """
 
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -153,10 +155,28 @@ class _Hold:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.holder = uuid.uuid4().hex
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.table = connection.ops.quote_name(ReconcileHold._meta.db_table)
 
     def take(self) -> bool:
+        return self._insert() or (self._holder_died_here() and self._insert())
+
+    def _holder_died_here(self) -> bool:
+        """The hold of a run that was killed on this machine is given back at once, not when it runs out."""
+        held = ReconcileHold.objects.filter(kind=self.kind).values_list("holder", flat=True).first()
+        host, _, rest = (held or "").partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname()[:40] or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return bool(ReconcileHold.objects.filter(kind=self.kind, holder=held).delete()[0])
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+    def _insert(self) -> bool:
         now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(
@@ -183,8 +203,8 @@ def _alone(kind: str) -> Iterator[_Hold]:
     hold = _Hold(kind)
     if not hold.take():
         raise ReconcileBusy(
-            f"another stripe_reconcile of {kind} is running; wait for it to finish (a run that was killed gives "
-            f"the kind back {HOLD_FOR.seconds} s after its last checkpoint)"
+            f"another stripe_reconcile of {kind} is running; wait for it to finish (a run killed on another machine "
+            f"gives the kind back {HOLD_FOR.seconds} s after its last checkpoint)"
         )
     try:
         yield hold

@@ -10,6 +10,8 @@ their lease, a price replaced while a run is stopped) are covered in tests/payme
 (`TestStripeReconcile`).
 """
 
+import socket
+import subprocess
 import threading
 from datetime import timedelta
 
@@ -191,7 +193,7 @@ def test_a_second_run_of_a_kind_is_refused_while_one_runs(stripe_stand_in):
 def test_a_run_that_was_killed_gives_its_kind_back_when_its_hold_runs_out(stripe_stand_in):
     stripe_stand_in.always("products.list", [])
     ReconcileHold.objects.create(kind=MirrorKind.PRODUCT, holder="killed", held_until=timezone.now() + HOLD_FOR)
-    with pytest.raises(ReconcileBusy, match=r"gives the kind back 120 s after its last checkpoint"):
+    with pytest.raises(ReconcileBusy, match=r"killed on another machine gives the kind back 120 s after"):
         reconcile(MirrorKind.PRODUCT, repair=False)
 
     ReconcileHold.objects.filter(holder="killed").update(held_until=timezone.now() - timedelta(seconds=1))
@@ -226,3 +228,33 @@ def test_a_run_renews_its_hold_at_each_page_and_stops_if_another_took_it_over(st
         "prod_0",
     ]
     assert ReconcileHold.objects.get().holder == "a later run"  # the other run's hold is left to it
+
+
+def test_a_run_killed_on_this_machine_gives_its_kind_back_at_once(stripe_stand_in):
+    stripe_stand_in.always("products.list", [])
+    dead = subprocess.Popen(["true"])  # a process that is gone: its pid names no one now
+    dead.wait()
+    here = socket.gethostname()[:40]
+    ReconcileHold.objects.create(
+        kind=MirrorKind.PRODUCT, holder=f"{here}:{dead.pid}:killed", held_until=timezone.now() + HOLD_FOR
+    )
+
+    drift = reconcile(MirrorKind.PRODUCT, repair=False)
+
+    assert drift.stripe == 0
+    assert not ReconcileHold.objects.exists()
+
+
+def test_a_live_run_on_this_machine_keeps_its_kind(stripe_stand_in):
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        ReconcileHold.objects.create(
+            kind=MirrorKind.PRODUCT,
+            holder=f"{socket.gethostname()[:40]}:{alive.pid}:running",
+            held_until=timezone.now() + HOLD_FOR,
+        )
+        with pytest.raises(ReconcileBusy, match=r"another stripe_reconcile of catalog\.product is running"):
+            reconcile(MirrorKind.PRODUCT, repair=False)
+    finally:
+        alive.kill()
+        alive.wait()
