@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
-from tools.bench.mirror import BROKER_URL, BUDGET_URL, _environment, _prepare_database  # noqa: E402
+from tools.bench.mirror import BROKER_URL, BUDGET_URL, _control, _environment, _prepare_database  # noqa: E402
 from tools.bench.verdict import finish  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
@@ -354,20 +354,12 @@ class MoneyTraffic:
                 order = checkout_for_cart(
                     user=buyer, lines=lines, success_url="https://shop.example/", cancel_url="https://shop.example/"
                 )
-                intent = self._control(f"checkout/sessions/{order.checkout_session_id}/complete")["payment_intent"]
+                paid = f"checkout/sessions/{order.checkout_session_id}/complete"
+                intent = _control(self.emulator_url, "POST", paid, {})["payment_intent"]
             if n % 4 == 0:
                 self.client.v1.refunds.create(params={"payment_intent": intent, "amount": REFUNDED_IN_PART})
             refunded[order.pk] = n % 4 == 0
         return refunded
-
-    def _control(self, path: str) -> dict:
-        import urllib.request
-
-        request = urllib.request.Request(  # noqa: S310 - the emulator this benchmark started
-            f"{self.emulator_url}/_emulator/{path}", data=b"{}", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            return json.loads(answer.read())
 
     def _events_since(self) -> list[bytes]:
         newest_first = []

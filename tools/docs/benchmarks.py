@@ -160,19 +160,13 @@ def data_growth_table() -> str:
             f"{large['products']:,} products, {large['orders']:,} orders |"
         )
         for name, page in large["pages"].items():
-            before = small["pages"][name]
-            rows.append(
-                f"| {name}: p50 / p99 (queries) | {before['p50_ms']:g} / {before['p99_ms']:g} ms ({before['queries']}) "
-                f"| {page['p50_ms']:g} / {page['p99_ms']:g} ms ({page['queries']}) |"
-            )
+            rows.append(f"| {name}: p50 / p99 (queries) | {_page(small['pages'][name])} | {_page(page)} |")
     reconcile = found.get("reconcile")
     if reconcile:
         small, large = reconcile["runs"]
         rows.append(
-            f"| `stripe_reconcile`, products and prices (the read limit allows) | {small['products_and_prices']:,}: "
-            f"{small['seconds']:g} s ({small['seconds_the_read_limit_allows']:g} s), {small['peak_rss_mb']:g} MB | "
-            f"{large['products_and_prices']:,}: {large['seconds']:g} s ({large['seconds_the_read_limit_allows']:g} s), "
-            f"{large['peak_rss_mb']:g} MB |"
+            "| `stripe_reconcile`, products and prices (the read limit allows) | "
+            f"{_reconcile_run(small)} | {_reconcile_run(large)} |"
         )
         killed = reconcile["killed_and_continued"]
         rows.append(
@@ -180,3 +174,14 @@ def data_growth_table() -> str:
             f"{killed['continued_seconds']:g} s; {killed['pages_read_twice']} list page(s) read twice |"
         )
     return "\n".join(rows)
+
+
+def _page(page: dict) -> str:
+    return f"{page['p50_ms']:g} / {page['p99_ms']:g} ms ({page['queries']})"
+
+
+def _reconcile_run(run: dict) -> str:
+    return (
+        f"{run['products_and_prices']:,}: {run['seconds']:g} s ({run['seconds_the_read_limit_allows']:g} s), "
+        f"{run['peak_rss_mb']:g} MB"
+    )
