@@ -69,9 +69,10 @@ class WorkerProcess:
 class ProductionWorkers:
     """The workers as docker-compose.yml runs them: one for payments (webhooks, mirror, the rest), one for mail."""
 
-    def __init__(self, environment: dict[str, str]):
-        self.payments = WorkerProcess(environment, name="payments-worker", queues="webhooks,mirror,payments")
-        self.mail = WorkerProcess(environment, name="mail-worker", queues="mail")
+    def __init__(self, environment: dict[str, str], label: str = ""):
+        # `label` tells a second set apart from the session's: stopping one must not forget the other's names.
+        self.payments = WorkerProcess(environment, name=f"{label}payments-worker", queues="webhooks,mirror,payments")
+        self.mail = WorkerProcess(environment, name=f"{label}mail-worker", queues="mail")
 
     def start(self) -> "ProductionWorkers":
         self.payments.start()

@@ -65,7 +65,7 @@ def stack(pgbouncer, own_redis, emulator, smtp_sink, transactional_db):
         STRIPE_WEBHOOK_SECRET=endpoint.secret,
     )
     web.environment = environment
-    workers = ProductionWorkers(environment)
+    workers = ProductionWorkers(environment, label="pooled-")
     try:
         workers.start()
         web.start()
