@@ -5,7 +5,7 @@ rows, and pages that reach that deep and no deeper, cost the same at any table s
 narrowing the list (a date range, a status, an email), as an operator does anyway.
 """
 
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 COUNTED_UP_TO = 10_000
@@ -25,11 +25,9 @@ class BoundedCountPaginator(Paginator):
         return min(counted, self.limit)
 
     def beyond_the_bound(self, number) -> bool:
-        """A page past the last one counted, where rows were left uncounted."""
+        """A page past the last one counted, where rows were left uncounted (not page 0, nor a non-number: the
+        caller answers those as it answers any page that is not there)."""
         try:
-            self.validate_number(number)
-        except EmptyPage:
-            return self.capped
-        except PageNotAnInteger:  # the caller's own check answers it
+            return int(number) > self.num_pages and self.capped  # num_pages counts, which sets `capped`
+        except (TypeError, ValueError):
             return False
-        return False

@@ -51,6 +51,7 @@ def test_pages_reach_the_bound_and_a_deeper_page_is_a_clear_400(staff, bound_of_
     deeper = staff.get("/api/v1/orders", {"page_size": 2, "page": 4})
     older = staff.get("/api/v1/orders", {"page_size": 2, "page": 2, "date_to": "2000-01-01"})
 
+    assert staff.get("/api/v1/orders", {"page_size": 2, "page": 0}).status_code == 404  # not "too deep"
     assert last.status_code == 200
     assert last.json()["previous"].endswith("page=2&page_size=2")
     assert deeper.status_code == 400
