@@ -8,6 +8,7 @@ import pytest
 import stripe
 from django.conf import settings
 from django.core.cache import cache
+from django.core.management import call_command
 from django.core.management.commands import flush
 from django.db import OperationalError
 from django.db.backends.postgresql.operations import DatabaseOperations
@@ -208,6 +209,17 @@ def _flush_by_delete_and_outlast_a_deadlock():
         patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
         patch.setattr(flush, "emit_post_migrate_signal", lambda *args, **kwargs: None)
         yield
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, _flush_by_delete_and_outlast_a_deadlock):
+    """The test database `--reuse-db` kept, emptied once before the first test.
+
+    A test that commits is emptied after it ends; a run stopped during one (Ctrl-C, a killed CI run) leaves its
+    rows behind, and the next run on this machine would meet them in tests that expect an empty shop. No migration
+    makes rows other than those the flush keeps, so an empty database is what a fresh one holds."""
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0, reset_sequences=False)
 
 
 @pytest.fixture(autouse=True)
