@@ -248,11 +248,16 @@ def start_shipped(env: dict[str, str], port: int) -> tuple[subprocess.Popen, sub
 
 def mirrored_products(client, label: str, count: int) -> list[dict]:
     """`count` catalog products, each mirrored by its own Stripe product, as a shop has them once the mirror
-    has run: what a dashboard edit then updates and what our own writes echo."""
+    has run (its record, dj-stripe's copy and the watermark of what it wrote): what a dashboard edit then
+    updates and what our own writes echo."""
+    from django.db import transaction
     from django.utils import timezone
+    from djstripe import models as djstripe_models
 
     from apps.catalog.models import Product
+    from apps.payments.mirror import djstripe_copies
     from apps.payments.mirror.models import MirrorKind, MirrorRecord, MirrorState
+    from apps.payments.mirror.pushers import note_stripe_state
 
     made = [client.v1.products.create(params={"name": f"{label} {n}"}).to_dict() for n in range(count)]
     local = Product.objects.bulk_create(Product(name=product["name"]) for product in made)
@@ -269,6 +274,10 @@ def mirrored_products(client, label: str, count: int) -> list[dict]:
         )
         for product, stripe_product in zip(local, made, strict=True)
     )
+    with transaction.atomic():
+        for stripe_product in made:
+            djstripe_copies.store(djstripe_models.Product, stripe_product)
+            note_stripe_state(stripe_product["id"], stripe_product["updated"])
     return made
 
 
