@@ -510,13 +510,19 @@ def fire_at_rate(url: str, payloads: list[bytes], rate: float, processes: int = 
     with multiprocessing.Pool(processes) as pool:
         results = [item for part in pool.map(_fire_at_rate_part, parts) for item in part]
     latencies = sorted(latency for _, latency, _ in results)
-    last_answer = max(due + latency for due, latency, _ in results)
+    answered_at = sorted(due + latency for due, latency, _ in results)
+    # Once the first quarter is answered: the pace the server keeps, not the one it starts at (idle drains, an
+    # empty backlog), which overstated the capacity by up to half and made "80%" of it an overload.
+    settled = len(answered_at) // 4
     statuses: dict[int, int] = {}
     for _, _, status in results:
         statuses[status] = statuses.get(status, 0) + 1
     return {
         "arrivals_per_second": round(rate, 1),
-        "answered_per_second": round(len(results) / (last_answer - start), 1),
+        "answered_per_second": round(len(results) / (answered_at[-1] - start), 1),
+        "answered_per_second_after_the_first_quarter": round(
+            (len(answered_at) - settled) / (answered_at[-1] - answered_at[settled]), 1
+        ),
         "events_sent": len(results),
         "statuses": statuses,
         "ack_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
@@ -545,9 +551,9 @@ SHARES = (0.5, 0.8, 0.95)
 
 
 def _ours_round(args, client, url: str, label: str) -> dict:
-    """Our endpoint: its sustained capacity, the answers a second while events arrive half again faster than
-    16 closed-loop clients get answered (with the drains at work beside it all along), then open-loop runs at
-    each share of it."""
+    """Our endpoint: its sustained capacity, the answers a second (once the first quarter is answered) while
+    events arrive half again faster than 16 closed-loop clients get answered (with the drains at work beside it
+    all along), then open-loop runs at each share of it."""
     unique = int(args.events / (1 + args.duplicate_share))
     products = mirrored_products(client, f"Cap {label}", 200)
     estimate, _ = _fire(url, catalog_traffic(products, unique, args.duplicate_share, f"est{label}_"), args.clients)
@@ -558,7 +564,8 @@ def _ours_round(args, client, url: str, label: str) -> dict:
     capacity = {
         "closed_loop_16_clients": estimate["acknowledged_per_second"],
         "offered_per_second": overload["arrivals_per_second"],
-        "acknowledged_per_second": overload["answered_per_second"],
+        "acknowledged_per_second": overload["answered_per_second_after_the_first_quarter"],
+        "acknowledged_per_second_from_the_start": overload["answered_per_second"],
     }
     if not wait_processed():
         raise RuntimeError("events still waited 600 s after the capacity run")
