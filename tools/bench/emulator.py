@@ -2,7 +2,7 @@
 
 Two client processes (the SDK's own CPU cost would otherwise be what is measured)
 of several threads each create customers, then retrieve them, against an emulator
-started for the run on a free port.
+started for each round on a free port; `--repeat` rounds (3: median, min and max).
 """
 
 import argparse
@@ -97,13 +97,8 @@ def _summary(phase: str, per_process: list[dict]) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=4000, help="customers created (and then retrieved)")
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
-    args = parser.parse_args()
-
+def _round(args) -> tuple[dict, dict]:
+    """Creates, then retrieves, against an emulator started for the round: each phase's figures."""
     port = _free_port()
     emulator = _start_emulator(port)
     try:
@@ -118,17 +113,43 @@ def main() -> int:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
+    return _summary("create", per_process), _summary("retrieve", per_process)
 
-    create = _summary("create", per_process)
-    retrieve = _summary("retrieve", per_process)
+
+def _spread(rounds: list[dict]) -> dict:
+    """Each figure of a phase as median, min and max over the rounds; errors added up."""
+    spread = {
+        name: {
+            "median": round(statistics.median(one[name] for one in rounds), 2),
+            "min": min(one[name] for one in rounds),
+            "max": max(one[name] for one in rounds),
+        }
+        for name in rounds[0]
+        if name != "errors"
+    }
+    return {**spread, "errors": sum(one["errors"] for one in rounds)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=4000, help="customers created (and then retrieved)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, each with a new emulator (median, min, max)")
+    args = parser.parse_args()
+
+    rounds = [_round(args) for _ in range(args.repeat)]
+    create = _spread([created for created, _ in rounds])
+    retrieve = _spread([retrieved for _, retrieved in rounds])
     report = {
         "benchmark": "stripe-emulator",
         "clients": {"processes": args.processes, "threads_per_process": args.threads, "sdk": "stripe-python"},
+        "rounds": args.repeat,
         "customer_create": create,
         "customer_retrieve": retrieve,
         "target_requests_per_second": TARGET_RPS,
     }
-    slower = min(create["requests_per_second"], retrieve["requests_per_second"])
+    slower = min(create["requests_per_second"]["median"], retrieve["requests_per_second"]["median"])
     checks = {
         f"at_least_{TARGET_RPS}_requests_per_second": slower >= TARGET_RPS,
         "every_request_answered": create["errors"] == 0 and retrieve["errors"] == 0,

@@ -4,12 +4,14 @@
 catalog services, and 1,000 users, mirrored by two Celery workers into the Stripe
 emulator with its limiter at Stripe's live limits (100/s account, 25/s per endpoint)
 and the budget configured to match. Runs on a database of its own (kept between runs,
-emptied at the start), Redis databases 11 and 12, and an emulator started for the run.
+emptied at the start of each round), Redis databases 11 and 12, and an emulator started for
+each round; `--repeat` rounds (3: median, min and max).
 """
 
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -158,16 +160,8 @@ def _rate(entries: list[dict]) -> float:
     return (len(entries) - 1) / span if span else 0.0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--products", type=int, default=2000)
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
-    parser.add_argument("--concurrency", type=int, default=8, help="threads (or processes) per worker")
-    parser.add_argument("--timeout", type=int, default=900)
-    args = parser.parse_args()
-
+def _round(args) -> tuple[dict, dict[str, bool], str]:
+    """One run from a fresh emulator and an empty database: the round's report, its checks, the database."""
     import redis
 
     for url in (BROKER_URL, BUDGET_URL):
@@ -244,16 +238,6 @@ def main() -> int:
     account_rate = _rate([e for e in seen if e["status"] == 200])
     synced = states.get(MirrorState.SYNCED, 0)
     report = {
-        "benchmark": "mirror",
-        "setup": {
-            "products_with_one_price": args.products,
-            "users": args.users,
-            "workers": args.workers,
-            "pool": args.pool,
-            "concurrency_per_worker": args.concurrency,
-            "stripe_limits": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
-            "budget": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
-        },
         "seconds": {"queueing_locally": round(created - creating, 1), "until_all_mirrored": round(elapsed, 1)},
         "objects_mirrored": synced,
         "objects_per_second": round(synced / elapsed, 1),
@@ -284,6 +268,59 @@ def main() -> int:
         "nothing_lost_in_stripe": lost == 0,
         "no_duplicate_in_stripe": duplicates == 0,
         "no_429_from_stripe": not rejected,
+    }
+    return report, checks, database_url
+
+
+# What the summary gives as median, min and max over the rounds.
+SUMMARISED = ("objects_per_second", "stripe_requests_per_object", "limit_used", "cpu_ms_per_object")
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def _summary(rounds: list[dict]) -> dict:
+    summary = {}
+    for name in SUMMARISED:
+        first = rounds[0][name]
+        if isinstance(first, dict):
+            summary[name] = {key: _spread([one[name][key] for one in rounds]) for key in first}
+        else:
+            summary[name] = _spread([one[name] for one in rounds])
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--concurrency", type=int, default=8, help="threads (or processes) per worker")
+    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, each from empty (median, min, max)")
+    args = parser.parse_args()
+
+    rounds, checks = [], {}
+    for _ in range(args.repeat):
+        report, held, database_url = _round(args)
+        rounds.append(report)
+        checks = {name: checks.get(name, True) and passed for name, passed in held.items()}
+    report = {
+        "benchmark": "mirror",
+        "setup": {
+            "products_with_one_price": args.products,
+            "users": args.users,
+            "workers": args.workers,
+            "pool": args.pool,
+            "concurrency_per_worker": args.concurrency,
+            "stripe_limits": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
+            "budget": {"account_per_second": ACCOUNT_LIMIT, "endpoint_per_second": ENDPOINT_LIMIT},
+            "rounds": args.repeat,
+        },
+        **_summary(rounds),
+        "rounds": rounds,
     }
     return finish(report, checks, database_url)
 

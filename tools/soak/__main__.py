@@ -324,6 +324,9 @@ def main() -> int:
         or report["check"]["mismatches"]
         or report["settled"]["seconds"] is None
     )
+    from tools.bench.verdict import environment as measured_in
+
+    report["environment"] = measured_in(database_url)
     text = json.dumps(report, indent=2)
     (out / "summary.json").write_text(text)
     print(text)
