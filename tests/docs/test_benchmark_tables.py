@@ -59,3 +59,45 @@ def test_the_data_growth_table_shows_each_part_the_report_holds(tmp_path, monkey
     assert "| staff: all orders: p50 / p99 (queries) | 5 / 9 ms (3) | 6 / 11 ms (3) |" in table
     assert "1,000,000 orders" in table
     assert "stripe_reconcile" not in table  # a part the run left out is not shown empty
+
+
+def _report_in(tmp_path, monkeypatch, name: str, change) -> None:
+    report = json.loads((benchmarks.REPORTS / f"{name}.json").read_text())
+    change(report)
+    (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    monkeypatch.setattr(benchmarks, "REPORTS", tmp_path)
+
+
+def test_the_soak_table_says_what_the_checker_found_and_each_endpoints_times(tmp_path, monkeypatch):
+    def one_mismatch(report):
+        report["check"]["mismatches"] = [{"kind": "orders", "what": "paid here, open in Stripe"}]
+        report["ok"] = False
+
+    _report_in(tmp_path, monkeypatch, "soak", one_mismatch)
+
+    table = benchmarks.soak_table()
+
+    assert "; the checker found 1 mismatch (the run failed)." in table.splitlines()[0]
+    endpoints = json.loads((tmp_path / "soak.json").read_text())["requests"]["by_endpoint"]
+    for name, endpoint in endpoints.items():
+        if not name.startswith("emulator"):
+            assert f"| `{name}` | {endpoint['count']:,} | {endpoint['p50_ms']:g} | {endpoint['p99_ms']:g} |" in table
+
+
+def test_the_mirror_table_gives_the_limits_used_as_percent(tmp_path, monkeypatch):
+    def nearly_all(report):
+        report["limit_used"]["POST /v1/products"] = {"median": 0.987, "min": 0.95, "max": 1.0}
+
+    _report_in(tmp_path, monkeypatch, "mirror", nearly_all)
+
+    assert "| per-endpoint limit used (`POST /v1/products`) | 99% (95-100) |" in benchmarks.mirror_table()
+
+
+def test_the_dashboard_table_has_a_row_for_each_range_with_its_queries():
+    report = json.loads((benchmarks.REPORTS / "dashboard.json").read_text())
+
+    table = benchmarks.dashboard_table()
+
+    for name, full in report["with_orders"].items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name.replace('_', ' ')} |"))
+        assert row.endswith(f"| {full['queries']['median']:g} |") or f"| {full['queries']['median']:g} (" in row

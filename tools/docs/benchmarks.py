@@ -5,6 +5,7 @@ at the commit it names; `python -m tools.docs.tables` writes the tables from the
 """
 
 import json
+from collections import Counter
 from pathlib import Path
 
 REPORTS = Path(__file__).resolve().parent.parent.parent / "docs" / "benchmarks"
@@ -56,14 +57,16 @@ def webhooks_table() -> str:
         f"Sustained capacity {_spread(found['capacity_acks_per_second'], '/s')}; {setup['events_per_rate']:,} "
         f"events at each rate, medians of {setup['rounds']} rounds (range in brackets).",
         "",
-        "| arrivals | a second | ack p50 | ack p99 | processed a second | lag p50 | lag p99 |",
-        "|---|---|---|---|---|---|---|",
+        "| arrivals | a second | ack p50 | ack p99 | of it, the client sending late: p99 | processed a second | "
+        "lag p50 | lag p99 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for share, rate in found["ours"].items():
+        late = _spread(rate["sent_late_p99_ms"], " ms") if "sent_late_p99_ms" in rate else "not measured"
         rows.append(
             f"| {share} of capacity | {_spread(rate['arrivals_per_second'])} | "
             f"{_spread(rate['ack_latency_p50_ms'], ' ms')} | {_spread(rate['ack_latency_p99_ms'], ' ms')} | "
-            f"{_spread(rate['processed_per_second'])} | {_spread(rate['lag_p50_ms'], ' ms')} | "
+            f"{late} | {_spread(rate['processed_per_second'])} | {_spread(rate['lag_p50_ms'], ' ms')} | "
             f"{_spread(rate['lag_p99_ms'], ' ms')} |"
         )
     stock = found["djstripe_stock_view"]
@@ -185,3 +188,140 @@ def _reconcile_run(run: dict) -> str:
         f"{run['products_and_prices']:,}: {run['seconds']:g} s ({run['seconds_the_read_limit_allows']:g} s), "
         f"{run['peak_rss_mb']:g} MB"
     )
+
+
+def mirror_table() -> str:
+    """bench-mirror: how fast the mirror empties a full queue at Stripe's live limits, and what it costs."""
+    found = report("mirror")
+    setup = found["setup"]
+    limit = found["limit_used"]
+    cpu = found["cpu_ms_per_object"]
+    rows = [
+        where_it_ran(found),
+        "",
+        f"{setup['products_with_one_price']:,} products with one price each and {setup['users']:,} users, queued "
+        f"first, then mirrored by {setup['workers']} workers of {setup['concurrency_per_worker']} "
+        f"{setup['pool']} against the emulator limited as Stripe's live mode "
+        f"({setup['stripe_limits']['account_per_second']}/s for the account, "
+        f"{setup['stripe_limits']['endpoint_per_second']}/s per endpoint); medians of {setup['rounds']} rounds "
+        "(range in brackets).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| objects mirrored a second | {_spread(found['objects_per_second'])} |",
+        f"| Stripe requests per object | {_spread(found['stripe_requests_per_object'])} |",
+        f"| per-endpoint limit used (`POST /v1/products`) | {_share(limit['POST /v1/products'])} |",
+        f"| account limit used | {_share(limit['account'])} |",
+    ]
+    for process, spread in cpu.items():
+        rows.append(f"| CPU per object: {process} | {_spread(spread, ' ms')} |")
+    return "\n".join(rows)
+
+
+def _share(values: dict) -> str:
+    """A share of a limit as percent: `98% (95-100)`."""
+    percent = {name: round(value * 100) for name, value in values.items()}
+    return _spread(percent, "%")
+
+
+def dashboard_table() -> str:
+    """bench-dashboard: the admin dashboard's time over each range, empty and full, and its queries."""
+    found = report("dashboard")
+    setup = found["setup"]
+    rows = [
+        where_it_ran(found),
+        "",
+        f"{setup['page']}, through Django's test client on production settings; {setup['orders']:,} orders "
+        f"({found['data']['payments']:,} payments, {found['data']['refunds']:,} refunds) over "
+        f"{found['data']['days']} days; {setup['requests_each_round']} requests a round, medians of "
+        f"{setup['rounds']} rounds (range in brackets); target p95 under {found['target_p95_ms']} ms.",
+        "",
+        "| range | empty: p50 / p95 | with the orders: p50 / p95 | queries |",
+        "|---|---|---|---|",
+    ]
+    for name, full in found["with_orders"].items():
+        empty = found["empty"][name]
+        rows.append(
+            f"| {name.replace('_', ' ')} | {_spread(empty['p50_ms'], ' ms')} / {_spread(empty['p95_ms'], ' ms')} | "
+            f"{_spread(full['p50_ms'], ' ms')} / {_spread(full['p95_ms'], ' ms')} | {_spread(full['queries'])} |"
+        )
+    return "\n".join(rows)
+
+
+def emulator_table() -> str:
+    """bench-emulator: the emulator's requests a second through the SDK."""
+    found = report("stripe-emulator")
+    clients = found["clients"]
+    rows = [
+        where_it_ran(found),
+        "",
+        f"{clients['processes']} client processes of {clients['threads_per_process']} threads ({clients['sdk']}); "
+        f"medians of {found['rounds']} rounds (range in brackets); target at least "
+        f"{found['target_requests_per_second']} a second.",
+        "",
+        "| | requests a second | p50 | p99 |",
+        "|---|---|---|---|",
+    ]
+    for name in ("customer_create", "customer_retrieve"):
+        phase = found[name]
+        rows.append(
+            f"| {name.replace('_', ' ')} | {_spread(phase['requests_per_second'])} | "
+            f"{_spread(phase['latency_p50_ms'], ' ms')} | {_spread(phase['latency_p99_ms'], ' ms')} |"
+        )
+    return "\n".join(rows)
+
+
+def soak_table() -> str:
+    """`make soak`: what the load did, what the faults were, and what the checker found, from its summary."""
+    found = report("soak")
+    environment, soak, requests = found["environment"], found["soak"], found["requests"]
+    counts, mismatches = found["check"]["counts"], found["check"]["mismatches"]
+    minutes = f"{soak['duration_s'] / 60:g} min"
+    verdict = {0: "the checker found no mismatch", 1: "the checker found 1 mismatch"}.get(
+        len(mismatches), f"the checker found {len(mismatches)} mismatches"
+    )
+    kills = Counter(kill["worker"] for kill in found["kills"])
+    orders = dict(counts["orders"])
+    total = orders.pop("total")
+    webhooks = counts["webhooks"]
+    mail = counts["mail"]
+    rows = [
+        f"Measured {environment['date']} at commit `{environment['commit']}` on {environment['cpus']} cores "
+        f"({environment['cpu_model']}), everything on the same cores, Locust included; {verdict}"
+        f"{'' if found['ok'] else ' (the run failed)'}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| requests | {requests['total']:,} in {minutes} ({requests['per_second']:g} a second): "
+        f"{requests['server_errors_5xx']} answered 5xx, {requests['unanswered']} unanswered, "
+        f"{requests['unexpected']} unexpected |",
+        f"| orders | {total:,}: " + ", ".join(f"{count:,} {status}" for status, count in sorted(orders.items())) + " |",
+        f"| refunds | {counts['refunds']['stripe']:,} in Stripe, {counts['refunds']['local']:,} recorded here |",
+        "| Stripe faults injected | "
+        + ", ".join(f"{rule}: {hits:,}" for rule, hits in found["faults_injected"].items())
+        + " |",
+        f"| workers killed | {sum(kills.values())} (SIGKILL every {soak['kill_every_s']:g} s: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(kills.items()))
+        + ") |",
+        f"| webhooks | {webhooks['events']:,} events sent, {webhooks['deliveries']:,} deliveries (duplicates and "
+        f"shuffling), {webhooks['stored']:,} stored: "
+        + ", ".join(f"{count:,} {state}" for state, count in sorted(webhooks["states"].items()))
+        + " |",
+        "| mirror | "
+        + ", ".join(f"{count:,} {resource}" for resource, count in counts["mirror"].items())
+        + ": one Stripe object each |",
+        f"| mail | {mail['received']:,} messages received ({mail['receipts']:,} receipts, "
+        f"{mail['refund_notices']:,} refund notices); {mail['received_again_after_a_kill']} received again after "
+        "a mail worker was killed mid-send |",
+        f"| settled after the load | {found['settled']['seconds']} s |",
+        "",
+        "Each endpoint in that run (ms; the machine is saturated):",
+        "",
+        "| endpoint | count | p50 | p99 |",
+        "|---|---|---|---|",
+    ]
+    endpoints = sorted(requests["by_endpoint"].items(), key=lambda item: -item[1]["count"])
+    for name, endpoint in endpoints:
+        if not name.startswith("emulator"):
+            rows.append(f"| `{name}` | {endpoint['count']:,} | {endpoint['p50_ms']:g} | {endpoint['p99_ms']:g} |")
+    return "\n".join(rows)

@@ -11,8 +11,8 @@ A generated block sits between `<!-- generated: NAME -->` and `<!-- end generate
   app acts on, each with its handler and the slice that owns it.
 - `metrics` (docs/operating.md): every metric `config/metrics.py` and `apps/operations/metrics.py` declare,
   with its help text, and the suggested alert kept in `ALERTS` below.
-- `bench-webhooks`, `bench-workers` (docs/scaling.md): the figures of the benchmark reports kept in
-  docs/benchmarks/ (`tools.docs.benchmarks`).
+- `bench-webhooks`, `bench-workers`, `bench-scale`, `bench-mirror`, `bench-dashboard`, `bench-emulator` and
+  `soak` (docs/scaling.md): the figures of the reports kept in docs/benchmarks/ (`tools.docs.benchmarks`).
 
 The code is read as text (its syntax tree), never imported: no Django setup, no settings module chosen.
 """
@@ -373,6 +373,10 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "bench-webhooks": ("docs/scaling.md", benchmarks.webhooks_table),
     "bench-workers": ("docs/scaling.md", benchmarks.workers_table),
     "bench-scale": ("docs/scaling.md", benchmarks.data_growth_table),
+    "bench-mirror": ("docs/scaling.md", benchmarks.mirror_table),
+    "bench-dashboard": ("docs/scaling.md", benchmarks.dashboard_table),
+    "bench-emulator": ("docs/scaling.md", benchmarks.emulator_table),
+    "soak": ("docs/scaling.md", benchmarks.soak_table),
 }
 
 
