@@ -172,15 +172,9 @@ def _measure(client, requests: int, days: int) -> dict:
 
 def _rounds(client, args, days: int) -> dict:
     """`args.repeat` rounds of `args.requests` requests: each figure's median over the rounds, with its range."""
-    rounds = [_measure(client, args.requests, days) for _ in range(args.repeat)]
-    return {
-        name: {
-            "median": round(statistics.median(one[name] for one in rounds), 2),
-            "min": min(one[name] for one in rounds),
-            "max": max(one[name] for one in rounds),
-        }
-        for name in rounds[0]
-    }
+    from tools.bench.verdict import spread_each
+
+    return spread_each([_measure(client, args.requests, days) for _ in range(args.repeat)])
 
 
 def main() -> int:

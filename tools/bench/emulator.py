@@ -17,7 +17,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tools.bench.verdict import finish
+from tools.bench.verdict import finish, spread_each
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk_test_benchmarkKey00000000000000000"
@@ -118,16 +118,8 @@ def _round(args) -> tuple[dict, dict]:
 
 def _spread(rounds: list[dict]) -> dict:
     """Each figure of a phase as median, min and max over the rounds; errors added up."""
-    spread = {
-        name: {
-            "median": round(statistics.median(one[name] for one in rounds), 2),
-            "min": min(one[name] for one in rounds),
-            "max": max(one[name] for one in rounds),
-        }
-        for name in rounds[0]
-        if name != "errors"
-    }
-    return {**spread, "errors": sum(one["errors"] for one in rounds)}
+    figures = spread_each([{name: value for name, value in one.items() if name != "errors"} for one in rounds])
+    return {**figures, "errors": sum(one["errors"] for one in rounds)}
 
 
 def main() -> int:

@@ -11,7 +11,6 @@ each round; `--repeat` rounds (3: median, min and max).
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools.bench.cpu import CpuMeter, descendants, named  # noqa: E402
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
-from tools.bench.verdict import finish  # noqa: E402
+from tools.bench.verdict import finish, spread  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
 ACCOUNT_LIMIT, ENDPOINT_LIMIT = 100, 25
@@ -276,18 +275,14 @@ def _round(args) -> tuple[dict, dict[str, bool], str]:
 SUMMARISED = ("objects_per_second", "stripe_requests_per_object", "limit_used", "cpu_ms_per_object")
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
-
-
 def _summary(rounds: list[dict]) -> dict:
     summary = {}
     for name in SUMMARISED:
         first = rounds[0][name]
         if isinstance(first, dict):
-            summary[name] = {key: _spread([one[name][key] for one in rounds]) for key in first}
+            summary[name] = {key: spread([one[name][key] for one in rounds]) for key in first}
         else:
-            summary[name] = _spread([one[name] for one in rounds])
+            summary[name] = spread([one[name] for one in rounds])
     return summary
 
 

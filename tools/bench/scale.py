@@ -48,7 +48,7 @@ from tools.bench.mirror import (  # noqa: E402
     PRODUCTION,
     _prepare_database,
 )
-from tools.bench.verdict import finish  # noqa: E402
+from tools.bench.verdict import finish, spread  # noqa: E402
 from tools.bench.webhooks import (  # noqa: E402
     API_KEY,
     _events,
@@ -717,10 +717,6 @@ def _level(args, client, env: dict, emulator, count: int, label: str) -> dict:
 LEVELS = (1, 2, 4)
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
-
-
 def workers_part(args, emulator, database_url: str) -> dict:
     """Events processed a second by 1, 2 and 4 worker processes, each level on fresh work of the same kind,
     `--repeat` times; the median of each level and of the ratios taken within each round."""
@@ -745,7 +741,7 @@ def workers_part(args, emulator, database_url: str) -> dict:
                 for name in ("events_per_second", "cpu_ms_per_event", "machine_busy_share")
             },
             "spread": {
-                name: _spread([run[name] for run in runs])
+                name: spread([run[name] for run in runs])
                 for name in ("events_per_second", "cpu_ms_per_event", "machine_busy_share")
             },
             "stripe_reads": sum(run["stripe_reads"] for run in runs),

@@ -9,6 +9,7 @@ every answer the expected one) and ends with `return finish(report, checks)`: th
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -81,6 +82,16 @@ def environment(database_url: str | None = None) -> dict:
     if database_url:
         found["postgresql"] = _postgres(database_url)
     return found
+
+
+def spread(values: list[float]) -> dict:
+    """A figure over the rounds of a run: its median, min and max."""
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def spread_each(rounds: list[dict]) -> dict:
+    """Each figure of the rounds' results (dicts with the same keys) as its spread."""
+    return {name: spread([one[name] for one in rounds]) for name in rounds[0]}
 
 
 # Where each run leaves its report, as `<benchmark>.json`: the docs' figures are written from copies of these

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools.bench.emulator import _free_port, _start_emulator  # noqa: E402
 from tools.bench.mirror import BROKER_URL, BUDGET_URL, _control, _environment, _prepare_database  # noqa: E402
-from tools.bench.verdict import finish  # noqa: E402
+from tools.bench.verdict import finish, spread  # noqa: E402
 
 API_KEY = "sk_test_benchmarkKey00000000000000000"
 SECRET = "whsec_benchmarkSecret00000000000000000"  # noqa: S105 - signs the benchmark's own events
@@ -783,7 +783,7 @@ def main() -> int:
     for share in SHARES:
         name = f"{int(share * 100)}%"
         summary[name] = {
-            metric: _spread([one["ours"]["rates"][name][metric] for one in rounds])
+            metric: spread([one["ours"]["rates"][name][metric] for one in rounds])
             for metric in (
                 "arrivals_per_second",
                 "ack_latency_p50_ms",
@@ -794,7 +794,7 @@ def main() -> int:
                 "lag_p99_ms",
             )
         }
-    stock_p99 = _spread([one["djstripe_stock_view"]["80%"]["ack_latency_p99_ms"] for one in rounds])
+    stock_p99 = spread([one["djstripe_stock_view"]["80%"]["ack_latency_p99_ms"] for one in rounds])
     ratios = [
         one["djstripe_stock_view"]["80%"]["ack_latency_p99_ms"]
         / one["djstripe_stock_view"]["ours_at_the_same_rate"]["ack_latency_p99_ms"]
@@ -818,18 +818,18 @@ def main() -> int:
             "webhook_drainers": "the default",
             "rounds": args.repeat,
         },
-        "capacity_acks_per_second": _spread([one["ours"]["capacity"]["acknowledged_per_second"] for one in rounds]),
+        "capacity_acks_per_second": spread([one["ours"]["capacity"]["acknowledged_per_second"] for one in rounds]),
         "ours": summary,
         "djstripe_stock_view": {
-            "capacity_acks_per_second": _spread(
+            "capacity_acks_per_second": spread(
                 [one["djstripe_stock_view"]["capacity"]["acknowledged_per_second"] for one in rounds]
             ),
             "ack_latency_p99_ms_at_80%_of_its_capacity": stock_p99,
-            "ours_ack_latency_p99_ms_at_that_rate": _spread(
+            "ours_ack_latency_p99_ms_at_that_rate": spread(
                 [one["djstripe_stock_view"]["ours_at_the_same_rate"]["ack_latency_p99_ms"] for one in rounds]
             ),
         },
-        "p99_ratio_stock_over_ours_at_80%_of_the_stock_views_capacity": _spread([round(ratio, 1) for ratio in ratios]),
+        "p99_ratio_stock_over_ours_at_80%_of_the_stock_views_capacity": spread([round(ratio, 1) for ratio in ratios]),
         "cost_per_event": costs,
         "rounds": rounds,
     }
@@ -863,10 +863,6 @@ def _stop(*processes: subprocess.Popen) -> None:
             process.send_signal(signal.SIGTERM)
     for process in processes:
         process.wait(timeout=30)
-
-
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 if __name__ == "__main__":
