@@ -134,8 +134,13 @@ def _fire(url: str, payloads: list[bytes], clients: int, processes: int = 2) -> 
         "statuses": statuses,
         "acknowledged_per_second": round(len(results) / elapsed, 1),
         "ack_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "ack_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "ack_latency_p99_ms": _p99_ms(latencies),
     }, elapsed
+
+
+def _p99_ms(seconds: list[float]) -> float:
+    """The 99th percentile of sorted durations in seconds, in milliseconds."""
+    return round(seconds[int(len(seconds) * 0.99) - 1] * 1000, 1)
 
 
 def stack_environment(emulator_url: str, database_url: str, drainers: int) -> dict[str, str]:
@@ -438,18 +443,17 @@ class MoneyTraffic:
         from apps.payments.billing.store import invoice_subscription_id
 
         checkouts = SubscriptionCheckout.objects.filter(pk__in=self.subscriptions)
-        started = [
+        started = {
             checkout.subscription_id
             for checkout in checkouts
             if checkout.status == SubscriptionCheckoutStatus.COMPLETE and checkout.subscription_id
-        ]
+        }
         active = djstripe_models.Subscription.objects.filter(id__in=started, stripe_data__status="active").count()
+        paid_invoices = djstripe_models.Invoice.objects.filter(stripe_data__status="paid")
         paid = {
-            invoice_subscription_id(invoice)
-            for invoice in djstripe_models.Invoice.objects.filter(stripe_data__status="paid").values_list(
-                "stripe_data", flat=True
-            )
-            if invoice_subscription_id(invoice) in started
+            subscription
+            for invoice in paid_invoices.values_list("stripe_data", flat=True)
+            if (subscription := invoice_subscription_id(invoice)) in started
         }
         return len(started) == active == len(paid) == len(self.subscriptions)
 
@@ -530,8 +534,8 @@ def fire_at_rate(url: str, payloads: list[bytes], rate: float, processes: int = 
         "events_sent": len(results),
         "statuses": statuses,
         "ack_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "ack_latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-        "sent_late_p99_ms": round(late[int(len(late) * 0.99) - 1] * 1000, 1),
+        "ack_latency_p99_ms": _p99_ms(latencies),
+        "sent_late_p99_ms": _p99_ms(late),
     }
 
 
