@@ -8,11 +8,12 @@ secret: the secrets come from settings only (dj-stripe's own view, which trusts 
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.http import JsonResponse
 from django.utils import timezone
@@ -20,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from djstripe import models as djstripe_models
 
-from apps.payments.webhooks.drain import schedule_drain_on_commit
+from apps.payments.webhooks.drain import schedule_drain, schedule_drain_on_commit
 from apps.payments.webhooks.models import WebhookEvent, WebhookEventState
 from config import logs, metrics
 from config import request_id as request_ids
@@ -96,12 +97,12 @@ def without_client_secret(event: dict) -> dict:
     return json.loads(json.dumps(event).replace(secret, "[redacted]"))
 
 
-def webhook_receive(*, event: dict) -> bool:
-    """Store the event unless it is stored already; True when it is new (and its processing is queued)."""
+def webhook_receive(*, event: dict, wake_drain: Callable[[], None] = schedule_drain_on_commit) -> bool:
+    """Store the event unless it is stored already; True when it is new (and `wake_drain` was called for it)."""
     store = _store_postgresql if connection.vendor == "postgresql" else _store_portable
     _, new = store(without_client_secret(event))
     if new:
-        schedule_drain_on_commit()  # a broker that is down must not fail the acknowledgement
+        wake_drain()  # a broker that is down must not fail the acknowledgement
     return new
 
 
@@ -149,13 +150,29 @@ def _store_postgresql(event: dict) -> tuple[int, bool]:
         now,
         *(fields[column] for column in plain),
     ]
+    kept = connection.connection is not None and not connection.in_atomic_block
+    try:
+        return _first_row(sql, parameters)
+    except (OperationalError, InterfaceError):
+        if not kept:
+            raise
+    # A connection kept from an earlier delivery died while idle (a database restart, a pooler or a firewall that
+    # closed it): run the statement once more on a new one. Being one statement, it ran whole or not at all, and
+    # again it stores the event once; had it run, this delivery is counted twice and answered as a duplicate (the
+    # beat wakes a drain for the event, as when the broker is down).
+    connection.close()
+    return _first_row(sql, parameters)
+
+
+def _first_row(sql: str, parameters: list) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(sql, parameters)
-        record_id, inserted = cursor.fetchone()
-    return record_id, inserted
+        return cursor.fetchone()
 
 
-def acknowledge(payload: bytes, signature: str | None) -> tuple[int, dict]:
+def acknowledge(
+    payload: bytes, signature: str | None, wake_drain: Callable[[], None] = schedule_drain_on_commit
+) -> tuple[int, dict]:
     """Verify and store one delivery: the HTTP status and JSON body to answer with."""
     try:
         event = verify(payload, signature, settings.STRIPE_WEBHOOK_SECRETS, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
@@ -163,7 +180,7 @@ def acknowledge(payload: bytes, signature: str | None) -> tuple[int, dict]:
         log.warning("webhook refused reason=%s", error)
         metrics.WEBHOOKS_RECEIVED.labels("invalid").inc()
         return 400, {"error": "invalid webhook"}
-    new = webhook_receive(event=event)
+    new = webhook_receive(event=event, wake_drain=wake_drain)
     metrics.WEBHOOKS_RECEIVED.labels("stored" if new else "duplicate").inc()
     return 200, {"received": True, "duplicate": not new}
 
@@ -200,9 +217,13 @@ def webhook_wsgi_app(environ, start_response):
     """The same endpoint as a bare WSGI application, which `config.wsgi` serves without Django's
     middleware and routing: a webhook needs no session, CSRF or auth, and every delivery is on the hot path."""
     close_old_connections()  # what Django does around each request, for persistent connections
+    # The delivery's one statement checks its connection itself (`_store_postgresql` runs it again on a new one when
+    # a kept one has died): Django's check (`CONN_HEALTH_CHECKS`, a `SELECT 1`) would be a second round trip.
+    connection.health_check_done = True
     request_id = request_ids.begin(environ.get("HTTP_X_REQUEST_ID"))
     logs.begin_request(None)
     started = time.perf_counter()
+    stored: list[bool] = []
     try:
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
@@ -210,7 +231,7 @@ def webhook_wsgi_app(environ, start_response):
             status, body = refusal
         else:
             payload = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"))
+            status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"), lambda: stored.append(True))
     finally:
         close_old_connections()
     content = json.dumps(body).encode()
@@ -225,4 +246,22 @@ def webhook_wsgi_app(environ, start_response):
     # The same series as the view's under Django (`stripe-webhook`), so a dashboard sees one endpoint either way.
     method = "POST" if status != 405 else "other"
     metrics.HTTP_REQUESTS.labels("stripe-webhook", method, f"{status // 100}xx").observe(time.perf_counter() - started)
-    return [content]
+    return _AnswerThenWakeDrain(content) if stored else [content]
+
+
+class _AnswerThenWakeDrain:
+    """The answer to a delivery of a new event, which wakes a drain once the server has sent it (PEP 3333: the
+    server calls `close()` after the last byte): Stripe's answer does not wait on Redis. The event is committed
+    already; a process that dies before `close()` leaves it to the beat, as a broker that is down does."""
+
+    def __init__(self, content: bytes):
+        self.content = content
+
+    def __iter__(self):
+        yield self.content
+
+    def close(self) -> None:
+        try:
+            schedule_drain()
+        except Exception:
+            log.exception("no drain woken after the answer (the beat will wake one)")

@@ -213,8 +213,13 @@ def _wsgi(method: str, path: str, payload: bytes = b"", sig: str | None = None, 
     def start_response(status, headers):
         answer["status"], answer["headers"] = status, dict(headers)
 
-    body = b"".join(application(environ, start_response))
-    return answer["status"], answer["headers"], body
+    answer_body = application(environ, start_response)
+    try:
+        content = b"".join(answer_body)
+    finally:
+        if hasattr(answer_body, "close"):
+            answer_body.close()  # what every WSGI server does once the answer is sent (PEP 3333)
+    return answer["status"], answer["headers"], content
 
 
 @pytest.mark.django_db(transaction=True)
@@ -308,6 +313,90 @@ class TestDeployedWsgiPath:
             {"error": "body larger than 262144 bytes"},
         )
         assert list(WebhookEvent.objects.values_list("stripe_id", flat=True)) == ["evt_default_limit"]
+
+
+@pytest.fixture
+def kept_connection():
+    """The database connection kept between requests, as deployed (`CONN_MAX_AGE`; the tests' own is 0)."""
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 60
+    yield connection
+    connection.settings_dict["CONN_MAX_AGE"] = 0
+    connection.close()
+
+
+@pytest.fixture
+def statements_sent(kept_connection):
+    """Every statement sent to PostgreSQL on the kept connection, Django's own `SELECT 1` health check included
+    (which Django's query log does not see)."""
+    from unittest.mock import patch
+
+    sent: list[str] = []
+    kept_connection.ensure_connection()
+    cursor_class = kept_connection.connection.cursor_factory
+    execute = cursor_class.execute
+
+    def counted(self, query, *args, **kwargs):
+        sent.append(str(query).strip()[:40])
+        return execute(self, query, *args, **kwargs)
+
+    with patch.object(cursor_class, "execute", counted):
+        yield sent
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_worker_busy_at_the_flush")
+class TestOneRoundTripADelivery:
+    """Each delivery is one statement to PostgreSQL, and Stripe's answer waits for nothing else: no health check
+    before it (the statement is its own), no drain woken in Redis before the answer is sent."""
+
+    def test_a_delivery_on_a_kept_connection_sends_one_statement(self, statements_sent):
+        first, second = (body(event("product.updated", PRODUCT, event_id=f"evt_kept_{n}")) for n in range(2))
+        _wsgi("POST", URL, first, signature(first))
+        statements_sent.clear()
+
+        status, _, _ = _wsgi("POST", URL, second, signature(second))
+
+        assert status == "200 OK"
+        assert len(statements_sent) == 1, statements_sent
+        assert statements_sent[0].startswith("WITH doc AS")
+
+    def test_a_kept_connection_that_died_while_idle_costs_the_delivery_nothing(self, kept_connection):
+        import psycopg
+
+        first, second = (body(event("product.updated", PRODUCT, event_id=f"evt_dead_{n}")) for n in range(2))
+        _wsgi("POST", URL, first, signature(first))
+        backend = kept_connection.connection.info.backend_pid
+        with psycopg.connect(dbname=kept_connection.settings_dict["NAME"], autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+        status, _, content = _wsgi("POST", URL, second, signature(second))
+
+        assert (status, json.loads(content)) == ("200 OK", {"received": True, "duplicate": False})
+        assert kept_connection.connection.info.backend_pid != backend
+        assert WebhookEvent.objects.filter(stripe_id="evt_dead_1", deliveries=1).count() == 1
+        assert djstripe_models.Event.objects.filter(id="evt_dead_1").exists()
+
+    def test_the_drain_is_woken_once_the_answer_is_sent(self, settings, queued_tasks):
+        from config.wsgi import application
+
+        settings.COORDINATION_REDIS_URL = ""  # no drain slots: every new event wakes a drain
+        new, again = (body(event("product.updated", PRODUCT, event_id="evt_woken")) for _ in range(2))
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": URL, "CONTENT_LENGTH": str(len(new))}
+
+        answer = application(
+            {**environ, "wsgi.input": io.BytesIO(new), "HTTP_STRIPE_SIGNATURE": signature(new)}, lambda *_: None
+        )
+        sent = b"".join(answer)
+        woken_before_close = list(queued_tasks)
+        answer.close()
+        _wsgi("POST", URL, again, signature(again))  # a redelivery wakes nothing
+
+        assert json.loads(sent) == {"received": True, "duplicate": False}
+        assert woken_before_close == []
+        assert [name for name, _, _ in queued_tasks] == ["apps.payments.tasks.drain_webhook_events_task"]
 
 
 @pytest.mark.django_db
