@@ -46,11 +46,6 @@ def _spread(values: dict, unit: str = "") -> str:
     return f"{values['median']:g}{unit} ({values['min']:g}-{values['max']:g})"
 
 
-def _capacity_before(found: dict, share: str) -> dict:
-    capacities = found["capacity_acks_per_second"]
-    return capacities if "median" in capacities else capacities[share]  # a report from before 2026-12-08: one
-
-
 def webhooks_table() -> str:
     found = report("webhooks")
     setup = found["setup"]
@@ -68,7 +63,7 @@ def webhooks_table() -> str:
     ]
     for share, rate in found["ours"].items():
         late = _spread(rate["sent_late_p99_ms"], " ms") if "sent_late_p99_ms" in rate else "not measured"
-        capacity = _spread(_capacity_before(found, share), "/s")
+        capacity = _spread(found["capacity_acks_per_second"][share], "/s")
         rows.append(
             f"| {share} of capacity | {capacity} | {_spread(rate['arrivals_per_second'])} | "
             f"{_spread(rate['ack_latency_p50_ms'], ' ms')} | {_spread(rate['ack_latency_p99_ms'], ' ms')} | "
