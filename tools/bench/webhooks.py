@@ -575,7 +575,7 @@ def _ours_round(args, client, url: str, label: str) -> dict:
     rates = {}
     for share in SHARES:
         prefix = f"r{label}x{int(share * 100)}_"
-        probe = ProductionMix(client, args, f"cap{label}x{int(share * 100)}_", probe_unique, probe_orders)
+        probe = ProductionMix(client, args, f"cap{prefix}", probe_unique, probe_orders)
         mix = ProductionMix(client, args, prefix, unique, args.orders)
         capacity = _capacity(url, probe.stream, estimate["acknowledged_per_second"])
         if not wait_processed():

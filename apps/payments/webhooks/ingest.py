@@ -223,7 +223,6 @@ def webhook_wsgi_app(environ, start_response):
     request_id = request_ids.begin(environ.get("HTTP_X_REQUEST_ID"))
     logs.begin_request(None)
     started = time.perf_counter()
-    stored: list[bool] = []
     try:
         if environ["REQUEST_METHOD"] != "POST":
             status, body = 405, {"error": "POST only"}
@@ -231,7 +230,7 @@ def webhook_wsgi_app(environ, start_response):
             status, body = refusal
         else:
             payload = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"), lambda: stored.append(True))
+            status, body = acknowledge(payload, environ.get("HTTP_STRIPE_SIGNATURE"), wake_drain=_after_the_answer)
     finally:
         close_old_connections()
     content = json.dumps(body).encode()
@@ -246,7 +245,11 @@ def webhook_wsgi_app(environ, start_response):
     # The same series as the view's under Django (`stripe-webhook`), so a dashboard sees one endpoint either way.
     method = "POST" if status != 405 else "other"
     metrics.HTTP_REQUESTS.labels("stripe-webhook", method, f"{status // 100}xx").observe(time.perf_counter() - started)
-    return _AnswerThenWakeDrain(content) if stored else [content]
+    return _AnswerThenWakeDrain(content) if status == 200 and not body["duplicate"] else [content]
+
+
+def _after_the_answer() -> None:
+    """A new event's drain is woken by the answer itself (`_AnswerThenWakeDrain`), not before it is sent."""
 
 
 class _AnswerThenWakeDrain:
